@@ -1,0 +1,99 @@
+"""Sanic application factory: wires settings, database, event bus and the blueprints once."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+
+from api.http import json
+from core import runtime
+from core.errors import (
+    Conflict,
+    DomainError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    ValidationFailed,
+)
+from core.settings import Settings
+from db.setup import close_db, init_db
+
+log = logging.getLogger("helpdesk.api")
+
+_app_counter = 0
+
+
+def render_domain_error(exc: DomainError):
+    if isinstance(exc, ValidationFailed):
+        return json(exc.errors, status=400)
+    if isinstance(exc, NotAuthenticated):
+        return json({"detail": exc.message}, status=401, headers={"WWW-Authenticate": "Token"})
+    if isinstance(exc, PermissionDenied):
+        return json({"detail": exc.message}, status=403)
+    if isinstance(exc, NotFound):
+        return json({"detail": exc.message}, status=404)
+    if isinstance(exc, Conflict):
+        return json({"error": exc.message}, status=400)
+    if isinstance(exc, Throttled):
+        return json(
+            {"detail": exc.message}, status=429, headers={"Retry-After": str(exc.retry_after)}
+        )
+    return json({"detail": exc.message}, status=400)
+
+
+def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
+    """Build the API app. Every process (and every test) gets its own app instance."""
+    global _app_counter
+    _app_counter += 1
+    app = Sanic(name or f"helpdesk{_app_counter}")
+    app.config.REQUEST_MAX_SIZE = settings.max_upload_bytes + 1024 * 1024
+    app.config.KEEP_ALIVE_TIMEOUT = 30
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.OAS_UI_DEFAULT = "swagger"
+    app.ctx.settings = settings
+    runtime.configure(settings)
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        runtime.configure(app.ctx.settings)
+        await init_db(app.ctx.settings.database_url)
+        for hook in getattr(app.ctx, "startup_hooks", []):
+            await hook(app)
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        for hook in reversed(getattr(app.ctx, "shutdown_hooks", [])):
+            try:
+                await hook(app)
+            except Exception:
+                log.exception("shutdown hook failed")
+        await close_db()
+
+    @app.exception(DomainError)
+    async def domain_error(request: Request, exc: DomainError):
+        return render_domain_error(exc)
+
+    @app.exception(SanicException)
+    async def sanic_error(request: Request, exc: SanicException):
+        status = getattr(exc, "status_code", 500) or 500
+        messages = {
+            404: "Не найдено.",
+            405: f'Метод "{request.method}" не разрешен.',
+            413: f"Файл слишком большой. Максимум {settings.max_upload_mb} МБ.",
+        }
+        return json({"detail": messages.get(status, str(exc))}, status=status)
+
+    @app.exception(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.error("unhandled error on %s %s\n%s", request.method, request.path, traceback.format_exc())
+        return json({"detail": "Внутренняя ошибка сервера."}, status=500)
+
+    from api.routes import auth, chats, communications, customer, requests
+
+    for module in (auth, requests, chats, communications, customer):
+        app.blueprint(module.get_blueprint())
+    return app

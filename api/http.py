@@ -1,0 +1,110 @@
+"""HTTP helpers shared by the routes: auth, JSON bodies, query params, DRF envelopes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from core.errors import NotAuthenticated, ValidationFailed
+from core.users import user_for_token
+from db.models import User
+
+
+def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return HTTPResponse(
+        orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def token_from(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() in ("token", "bearer") and key.strip():
+        return key.strip()
+    return request.args.get("token") or None
+
+
+async def authenticate(request: Request) -> User:
+    """The caller, from `Authorization: Token <key>` (or `?token=`). 401 otherwise."""
+    cached = getattr(request.ctx, "user", None)
+    if cached is not None:
+        return cached
+    key = token_from(request)
+    if not key:
+        raise NotAuthenticated("Учетные данные не были предоставлены.")
+    user = await user_for_token(key)
+    if user is None:
+        raise NotAuthenticated("Недопустимый токен.")
+    request.ctx.user = user
+    return user
+
+
+def body(request: Request) -> dict[str, Any]:
+    """The JSON (or form) body as a dict; 400 for anything else."""
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return {k: v[0] if len(v) == 1 else v for k, v in request.form.items()}
+    raw = request.body or b""
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed({"detail": [f"JSON parse error - {exc}"]}) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(
+            {"non_field_errors": ["Недопустимые данные. Ожидался dictionary, но был получен "
+                                  f"{type(data).__name__}."]}
+        )
+    return data
+
+
+def int_arg(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationFailed({name: ["Введите правильное число."]}) from None
+
+
+def page_number(request: Request) -> int:
+    raw = request.args.get("page")
+    if raw in (None, ""):
+        return 1
+    if raw == "last":
+        return -1
+    try:
+        return int(raw)
+    except ValueError:
+        from core.errors import NotFound
+
+        raise NotFound("Неправильная страница") from None
+
+
+def paginated(
+    request: Request, total: int, page: int, results: list[Any], page_size: int = 20
+) -> dict[str, Any]:
+    """DRF PageNumberPagination envelope."""
+
+    def link(n: int | None) -> str | None:
+        if n is None:
+            return None
+        params = {k: v[0] for k, v in request.args.items() if k != "page"}
+        if n != 1:
+            params["page"] = str(n)
+        query = urlencode(params)
+        return f"{request.scheme}://{request.host}{request.path}" + (f"?{query}" if query else "")
+
+    last_page = max(1, -(-total // page_size))
+    return {
+        "count": total,
+        "next": link(page + 1) if page < last_page else None,
+        "previous": link(page - 1) if page > 1 else None,
+        "results": results,
+    }

@@ -1,0 +1,215 @@
+"""/api/admin/customer-requests/: the seed's CustomerRequestViewSet (staff only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import empty
+
+from api.http import authenticate, body, int_arg, json, page_number, paginated
+from core import requests as svc
+from core.errors import DomainError, ValidationFailed
+from core.permissions import require_staff
+from core.serializers import message_data, request_data
+from db.models import Source
+
+
+def parse_datetime(name: str, value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                from datetime import timezone
+
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return parsed
+    raise ValidationFailed(
+        {name: ["Неправильный формат datetime. Используйте один из этих форматов: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}
+    )
+
+
+def parse_tags(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValidationFailed({"tags": ["Ожидался список строк."]})
+    return value
+
+
+def check_types(data: dict[str, Any], strings: tuple[str, ...]) -> None:
+    errors = {
+        name: ["Not a valid string."]
+        for name in strings
+        if name in data and data[name] is not None and not isinstance(data[name], str)
+    }
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def request_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """Validate a create/update body into service arguments (DRF error shapes)."""
+    check_types(data, ("title", "description", "priority", "category", "status"))
+    errors: dict[str, list[str]] = {}
+    if not partial:
+        for name in ("title", "description"):
+            if name not in data:
+                errors[name] = ["Обязательное поле."]
+    if errors:
+        raise ValidationFailed(errors)
+    out: dict[str, Any] = {
+        k: data[k] for k in ("title", "description", "priority", "category", "status") if k in data
+    }
+    if "tags" in data:
+        out["tags"] = parse_tags(data["tags"])
+    if "estimated_resolution_time" in data:
+        out["estimated_resolution_time"] = parse_datetime(
+            "estimated_resolution_time", data["estimated_resolution_time"]
+        )
+    return out
+
+
+def filters_from(request: Request) -> svc.RequestFilters:
+    return svc.RequestFilters(
+        status=request.args.get("status") or None,
+        priority=request.args.get("priority") or None,
+        category=request.args.get("category") or None,
+        search=request.args.get("search") or None,
+        assigned_admin_id=int_arg(request, "assigned_admin"),
+        customer_id=int_arg(request, "customer"),
+        unassigned=request.args.get("unassigned") in ("1", "true"),
+    )
+
+
+async def list_page(request: Request, actor) -> dict[str, Any]:
+    page = page_number(request)
+    filters = filters_from(request)
+    if page == -1:
+        total, _ = await svc.list_requests(actor, filters, 1)
+        page = max(1, -(-total // svc.PAGE_SIZE))
+    total, rows = await svc.list_requests(actor, filters, page)
+    return paginated(request, total, page, [request_data(r) for r in rows])
+
+
+def get_blueprint() -> Blueprint:
+    bp = Blueprint("customer_requests", url_prefix="/api/admin/customer-requests")
+
+    async def staff(request: Request):
+        user = await authenticate(request)
+        require_staff(user)
+        return user
+
+    @bp.get("/")
+    async def list_requests(request: Request):
+        return json(await list_page(request, await staff(request)))
+
+    @bp.post("/")
+    async def create_request(request: Request):
+        actor = await staff(request)
+        data = body(request)
+        fields = request_changes(data, partial=False)
+        fields.pop("status", None)
+        customer_id = data.get("customer_id")
+        if customer_id is not None and (not isinstance(customer_id, int) or isinstance(customer_id, bool)):
+            raise ValidationFailed({"customer_id": ["Некорректный тип. Ожидалось значение первичного ключа."]})
+        req = await svc.create_request(
+            actor,
+            title=fields.pop("title"),
+            description=fields.pop("description"),
+            customer_id=customer_id,
+            source=Source.api,
+            **fields,
+        )
+        return json(request_data(req), status=201)
+
+    @bp.get("/stats/")
+    async def stats(request: Request):
+        await staff(request)
+        return json(await svc.stats())
+
+    @bp.get("/<request_id:int>/")
+    async def retrieve(request: Request, request_id: int):
+        actor = await staff(request)
+        return json(request_data(await svc.get_request(actor, request_id)))
+
+    @bp.route("/<request_id:int>/", methods=["PUT", "PATCH"])
+    async def update(request: Request, request_id: int):
+        actor = await staff(request)
+        changes = request_changes(body(request), partial=request.method == "PATCH")
+        return json(request_data(await svc.update_request(actor, request_id, changes)))
+
+    @bp.delete("/<request_id:int>/")
+    async def destroy(request: Request, request_id: int):
+        actor = await staff(request)
+        await svc.delete_request(actor, request_id)
+        return empty(status=204)
+
+    async def action(request: Request, request_id: int, fn):
+        actor = await staff(request)
+        await svc.get_request(actor, request_id)  # 404 before anything else
+        try:
+            req = await fn(actor, request_id)
+        except DomainError as exc:
+            if exc.code in ("conflict", "permission_denied"):
+                return json({"error": exc.message}, status=400 if exc.code == "conflict" else 403)
+            raise
+        return json(request_data(req))
+
+    @bp.post("/<request_id:int>/take/")
+    async def take(request: Request, request_id: int):
+        return await action(request, request_id, svc.take_request)
+
+    @bp.post("/<request_id:int>/complete/")
+    async def complete(request: Request, request_id: int):
+        return await action(request, request_id, svc.complete_request)
+
+    @bp.post("/<request_id:int>/close/")
+    async def close(request: Request, request_id: int):
+        return await action(request, request_id, svc.close_request)
+
+    @bp.post("/<request_id:int>/reopen/")
+    async def reopen(request: Request, request_id: int):
+        return await action(request, request_id, svc.reopen_request)
+
+    @bp.post("/<request_id:int>/reassign/")
+    async def reassign(request: Request, request_id: int):
+        data = body(request)
+        admin_id = data.get("admin_id")
+        if not isinstance(admin_id, int) or isinstance(admin_id, bool):
+            raise ValidationFailed({"admin_id": ["Обязательное поле (id администратора)."]})
+        return await action(
+            request, request_id, lambda actor, rid: svc.reassign_request(actor, rid, admin_id)
+        )
+
+    @bp.get("/<request_id:int>/messages/")
+    async def messages(request: Request, request_id: int):
+        actor = await staff(request)
+        rows = await svc.list_messages(actor, request_id)
+        return json([message_data(m) for m in rows])
+
+    @bp.post("/<request_id:int>/messages/")
+    async def post_message(request: Request, request_id: int):
+        actor = await staff(request)
+        data = body(request)
+        check_types(data, ("content", "message_type"))
+        is_internal = data.get("is_internal", False)
+        if isinstance(is_internal, str):
+            is_internal = is_internal.lower() in ("true", "1", "on")
+        if not isinstance(is_internal, bool):
+            raise ValidationFailed({"is_internal": ["Значение должно быть булевым."]})
+        if "content" not in data:
+            raise ValidationFailed({"content": ["Обязательное поле."]})
+        msg = await svc.post_message(
+            actor,
+            request_id,
+            data["content"],
+            is_internal=is_internal,
+            message_type=data.get("message_type", "text"),
+        )
+        return json(message_data(msg), status=201)
+
+    return bp

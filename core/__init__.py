@@ -1,0 +1,1 @@
+"""The support desk's domain: services, permissions, events, settings. Every channel calls it."""

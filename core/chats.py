@@ -1,0 +1,208 @@
+"""Admin chats (AdminChat / ChatMessage): create, list, messages, join, leave.
+
+Staff only. Messages and membership changes are recorded with events on topic
+"chat:<id>", which the WebSocket hub and the bot's chat bridge consume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.functions import Count, Max
+from tortoise.transactions import in_transaction
+
+from core import events
+from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.permissions import require_staff
+from core.serializers import chat_data, chat_frame, chat_message_data
+from core.texts import t
+from db.models import AdminChat, ChatMessage, ChatType, MessageType, Source, User
+
+
+async def get_chat(actor: User, chat_id: int, *, must_participate: bool = True) -> AdminChat:
+    require_staff(actor)
+    chat = await AdminChat.filter(id=chat_id, is_active=True).first()
+    if chat is None:
+        raise NotFound(t("err_not_found", actor.language))
+    if must_participate and not await is_participant(chat.id, actor.id):
+        raise PermissionDenied(t("err_not_participant", actor.language))
+    return chat
+
+
+async def is_participant(chat_id: int, user_id: int) -> bool:
+    return await AdminChat.filter(id=chat_id, participants__id=user_id).exists()
+
+
+async def list_chats(actor: User) -> list[dict[str, Any]]:
+    """Active chats the actor takes part in, newest first, serialized with participants,
+    last message and unread count. A fixed number of queries whatever the chat count."""
+    require_staff(actor)
+    chats = await AdminChat.filter(participants__id=actor.id, is_active=True).order_by("-created_at")
+    return await _serialize_many(actor, chats)
+
+
+async def _serialize_many(actor: User, chats: list[AdminChat]) -> list[dict[str, Any]]:
+    if not chats:
+        return []
+    ids = [c.id for c in chats]
+    through = await AdminChat.filter(id__in=ids).values("id", "participants__id")
+    user_ids = {r["participants__id"] for r in through if r["participants__id"]}
+    users = {u.id: u for u in await User.filter(id__in=list(user_ids))}
+    members: dict[int, list[User]] = {i: [] for i in ids}
+    for r in through:
+        if r["participants__id"]:
+            members[r["id"]].append(users[r["participants__id"]])
+    last_rows = (
+        await ChatMessage.filter(chat_id__in=ids).group_by("chat_id")
+        .annotate(last_id=Max("id")).values("chat_id", "last_id")
+    )
+    latest = {
+        m.chat_id: m
+        for m in await ChatMessage.filter(id__in=[r["last_id"] for r in last_rows]).select_related("sender")
+    }
+    unread_rows = (
+        await ChatMessage.filter(chat_id__in=ids, is_read=False)
+        .exclude(sender_id=actor.id)
+        .group_by("chat_id")
+        .annotate(n=Count("id"))
+        .values("chat_id", "n")
+    )
+    unread = {r["chat_id"]: r["n"] for r in unread_rows}
+    return [
+        chat_data(c, sorted(members[c.id], key=lambda u: u.id), latest.get(c.id), unread.get(c.id, 0))
+        for c in chats
+    ]
+
+
+async def chat_detail(actor: User, chat_id: int) -> dict[str, Any]:
+    chat = await get_chat(actor, chat_id)
+    return (await _serialize_many(actor, [chat]))[0]
+
+
+async def create_chat(
+    actor: User, *, name: str, chat_type: str = ChatType.general, participant_ids: list[int] | None = None
+) -> AdminChat:
+    """Create a chat; the creator joins it (and any listed staff participants)."""
+    require_staff(actor)
+    errors: dict[str, list[str]] = {}
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = ["Это поле не может быть пустым."]
+    elif len(name) > 100:
+        errors["name"] = ["Убедитесь, что это значение содержит не более 100 символов."]
+    if chat_type not in ChatType.__members__:
+        errors["chat_type"] = [f"Значения {chat_type} нет среди допустимых вариантов."]
+    others: list[User] = []
+    if participant_ids:
+        others = await User.filter(id__in=participant_ids, is_active=True, role__in=["admin", "director"])
+        if len(others) != len(set(participant_ids)):
+            errors["participant_ids"] = ["Участниками могут быть только активные администраторы."]
+    if errors:
+        raise ValidationFailed(errors)
+    async with in_transaction() as conn:
+        chat = await AdminChat.create(name=name.strip(), chat_type=chat_type, created_by=actor, using_db=conn)
+        await chat.participants.add(actor, *[u for u in others if u.id != actor.id], using_db=conn)
+    return chat
+
+
+async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> AdminChat:
+    chat = await get_chat(actor, chat_id)
+    errors: dict[str, list[str]] = {}
+    if "name" in changes and (not isinstance(changes["name"], str) or not changes["name"].strip()
+                              or len(changes["name"]) > 100):
+        errors["name"] = ["Некорректное название."]
+    if "chat_type" in changes and changes["chat_type"] not in ChatType.__members__:
+        errors["chat_type"] = [f"Значения {changes['chat_type']} нет среди допустимых вариантов."]
+    if errors:
+        raise ValidationFailed(errors)
+    allowed = {k: v for k, v in changes.items() if k in ("name", "chat_type", "is_active")}
+    if allowed:
+        await AdminChat.filter(id=chat.id).update(**allowed)
+    return await AdminChat.get(id=chat.id)
+
+
+async def list_chat_messages(actor: User, chat_id: int, limit: int | None = None) -> list[ChatMessage]:
+    chat = await get_chat(actor, chat_id)
+    qs = ChatMessage.filter(chat_id=chat.id).select_related("sender")
+    if limit:
+        rows = await qs.order_by("-created_at", "-id").limit(limit)
+        return list(reversed(rows))
+    return await qs.order_by("created_at", "id")
+
+
+async def post_chat_message(
+    actor: User,
+    chat_id: int,
+    content: str,
+    *,
+    reply_to_id: int | None = None,
+    message_type: str = MessageType.text,
+    source: Source = Source.api,
+) -> ChatMessage:
+    """Save a chat message and announce it (event chat_message, topic chat:<id>)."""
+    chat = await get_chat(actor, chat_id)
+    errors: dict[str, list[str]] = {}
+    if not isinstance(content, str) or not content.strip():
+        errors["content"] = ["Это поле не может быть пустым."]
+    if message_type not in (MessageType.text, MessageType.image, MessageType.file):
+        errors["message_type"] = [f"Значения {message_type} нет среди допустимых вариантов."]
+    if reply_to_id is not None and not await ChatMessage.filter(id=reply_to_id, chat_id=chat.id).exists():
+        errors["reply_to"] = [f'Недопустимый первичный ключ "{reply_to_id}" - объект не существует.']
+    if errors:
+        raise ValidationFailed(errors)
+    async with in_transaction() as conn:
+        msg = await ChatMessage.create(
+            chat_id=chat.id, sender_id=actor.id, content=content, message_type=message_type,
+            reply_to_id=reply_to_id, source=source, using_db=conn,
+        )
+        await events.record_event(
+            events.CHAT_MESSAGE,
+            {**chat_frame(msg, actor), "data": chat_message_data(msg, actor), "source": str(source)},
+            topic=events.chat_topic(chat.id),
+            using_db=conn,
+        )
+    events.committed()
+    msg.sender = actor
+    return msg
+
+
+async def _membership(actor: User, chat_id: int, join: bool) -> None:
+    chat = await get_chat(actor, chat_id, must_participate=not join)
+    key = "chat_joined" if join else "chat_left"
+    async with in_transaction() as conn:
+        if join:
+            if await is_participant(chat.id, actor.id):
+                return
+            await chat.participants.add(actor, using_db=conn)
+        else:
+            await chat.participants.remove(actor, using_db=conn)
+        msg = await ChatMessage.create(
+            chat_id=chat.id, sender_id=actor.id, content=t(key, actor.language, name=actor.full_name),
+            message_type=MessageType.system, using_db=conn,
+        )
+        await events.record_event(
+            events.CHAT_JOIN if join else events.CHAT_LEAVE,
+            {**chat_frame(msg, actor), "data": chat_message_data(msg, actor)},
+            topic=events.chat_topic(chat.id),
+            using_db=conn,
+        )
+    events.committed()
+
+
+async def join_chat(actor: User, chat_id: int) -> None:
+    """Join (idempotent: joining twice writes one system message)."""
+    await _membership(actor, chat_id, True)
+
+
+async def leave_chat(actor: User, chat_id: int) -> None:
+    await _membership(actor, chat_id, False)
+
+
+async def mark_chat_read(actor: User, chat_id: int) -> int:
+    chat = await get_chat(actor, chat_id)
+    return await ChatMessage.filter(chat_id=chat.id, is_read=False).exclude(sender_id=actor.id).update(is_read=True)
+
+
+__all__ = [
+    "create_chat", "get_chat", "list_chats", "chat_detail", "list_chat_messages",
+    "post_chat_message", "join_chat", "leave_chat", "is_participant", "mark_chat_read", "update_chat",
+]

@@ -1,0 +1,139 @@
+"""Internal communications between departments (the seed's InternalCommunication). Staff only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from core.errors import NotFound, ValidationFailed
+from core.permissions import is_director, require_staff
+from core.serializers import communication_data
+from core.texts import t
+from db.models import CommPriority, CommStatus, CustomerRequest, InternalCommunication, User
+
+PAGE_SIZE = 20
+
+
+def _validate(data: dict[str, Any], partial: bool) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    limits = {"from_department": 50, "to_department": 50, "subject": 200, "content": None}
+    for name, limit in limits.items():
+        if name not in data:
+            if not partial:
+                errors[name] = ["Обязательное поле."]
+            continue
+        value = data[name]
+        if not isinstance(value, str) or not value.strip():
+            errors[name] = ["Это поле не может быть пустым."]
+        elif limit and len(value) > limit:
+            errors[name] = [f"Убедитесь, что это значение содержит не более {limit} символов."]
+    if "priority" in data and data["priority"] not in CommPriority.__members__:
+        errors["priority"] = [f"Значения {data['priority']} нет среди допустимых вариантов."]
+    if "status" in data and data["status"] not in CommStatus.__members__:
+        errors["status"] = [f"Значения {data['status']} нет среди допустимых вариантов."]
+    if "participants" in data and (
+        not isinstance(data["participants"], list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in data["participants"])
+    ):
+        errors["participants"] = ["Ожидался список идентификаторов."]
+    if "request" in data and data["request"] is not None and (
+        not isinstance(data["request"], int) or isinstance(data["request"], bool)
+    ):
+        errors["request"] = ["Некорректный тип. Ожидалось значение первичного ключа."]
+    return errors
+
+
+async def _participant_ids(comm_ids: list[int]) -> dict[int, list[int]]:
+    rows = await InternalCommunication.filter(id__in=comm_ids).values("id", "participants__id")
+    out: dict[int, list[int]] = {i: [] for i in comm_ids}
+    for r in rows:
+        if r["participants__id"]:
+            out[r["id"]].append(r["participants__id"])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+async def list_communications(
+    actor: User, *, status: str | None = None, page: int = 1
+) -> tuple[int, list[dict[str, Any]]]:
+    require_staff(actor)
+    if status is not None and status not in CommStatus.__members__:
+        raise ValidationFailed({"status": [f"Значения {status} нет среди допустимых вариантов."]})
+    base = InternalCommunication.all()
+    if not is_director(actor):
+        base = base.filter(Q(sender_id=actor.id) | Q(participants__id=actor.id)).distinct()
+    if status:
+        base = base.filter(status=status)
+    total = await base.count()
+    if page < 1 or (page > 1 and (page - 1) * PAGE_SIZE >= total):
+        raise NotFound("Неправильная страница")
+    rows = await base.order_by("-created_at", "-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    parts = await _participant_ids([r.id for r in rows])
+    return total, [communication_data(r, parts[r.id]) for r in rows]
+
+
+async def get_communication(actor: User, comm_id: int) -> dict[str, Any]:
+    require_staff(actor)
+    comm = await InternalCommunication.filter(id=comm_id).first()
+    if comm is None:
+        raise NotFound(t("err_not_found", actor.language))
+    parts = (await _participant_ids([comm.id]))[comm.id]
+    if not is_director(actor) and comm.sender_id != actor.id and actor.id not in parts:
+        raise NotFound(t("err_not_found", actor.language))
+    return communication_data(comm, parts)
+
+
+async def create_communication(actor: User, data: dict[str, Any]) -> dict[str, Any]:
+    require_staff(actor)
+    errors = _validate(data, partial=False)
+    request_id = data.get("request")
+    if not errors and request_id is not None and not await CustomerRequest.filter(id=request_id).exists():
+        errors["request"] = [f'Недопустимый первичный ключ "{request_id}" - объект не существует.']
+    participant_ids = data.get("participants") or []
+    users: list[User] = []
+    if not errors and participant_ids:
+        users = await User.filter(id__in=participant_ids)
+        if len(users) != len(set(participant_ids)):
+            errors["participants"] = ["Некоторые пользователи не существуют."]
+    if errors:
+        raise ValidationFailed(errors)
+    async with in_transaction() as conn:
+        comm = await InternalCommunication.create(
+            request_id=request_id,
+            from_department=data["from_department"].strip(),
+            to_department=data["to_department"].strip(),
+            subject=data["subject"].strip(),
+            content=data["content"],
+            priority=data.get("priority", CommPriority.medium),
+            sender_id=actor.id,
+            using_db=conn,
+        )
+        if users:
+            await comm.participants.add(*users, using_db=conn)
+    return communication_data(comm, sorted(u.id for u in users))
+
+
+async def update_communication(actor: User, comm_id: int, data: dict[str, Any], partial: bool) -> dict[str, Any]:
+    current = await get_communication(actor, comm_id)
+    errors = _validate(data, partial=partial)
+    if errors:
+        raise ValidationFailed(errors)
+    fields = {
+        k: (v.strip() if isinstance(v, str) and k != "content" else v)
+        for k, v in data.items()
+        if k in ("from_department", "to_department", "subject", "content", "priority", "status")
+    }
+    async with in_transaction() as conn:
+        if fields:
+            await InternalCommunication.filter(id=comm_id).using_db(conn).update(**fields)
+        if "participants" in data:
+            comm = await InternalCommunication.get(id=comm_id, using_db=conn)
+            users = await User.filter(id__in=data["participants"]).using_db(conn)
+            if len(users) != len(set(data["participants"])):
+                raise ValidationFailed({"participants": ["Некоторые пользователи не существуют."]})
+            await comm.participants.clear(using_db=conn)
+            if users:
+                await comm.participants.add(*users, using_db=conn)
+    del current
+    return await get_communication(actor, comm_id)

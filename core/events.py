@@ -1,0 +1,76 @@
+"""Domain events through a transactional outbox.
+
+A service writes its change and an `Event` row in one transaction (`record_event`), then
+calls `committed()`. The process's `OutboxRelay` (started by every process that changes data)
+claims unpublished rows with a conditional UPDATE, so each event is published exactly once
+whichever process claims it, and hands them to the event bus (in-process or Redis).
+A rolled-back change never has an Event row, so it is never announced.
+
+Event types: new_request, request_updated, new_message (topic "admin"; a request's events
+also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from db.models import Event
+
+log = logging.getLogger("helpdesk.events")
+
+NEW_REQUEST = "new_request"
+REQUEST_UPDATED = "request_updated"
+NEW_MESSAGE = "new_message"
+CHAT_MESSAGE = "chat_message"
+CHAT_JOIN = "chat_join"
+CHAT_LEAVE = "chat_leave"
+
+ADMIN_TOPIC = "admin"
+
+
+def chat_topic(chat_id: int) -> str:
+    return f"chat:{chat_id}"
+
+
+async def record_event(
+    type_: str, data: dict[str, Any], *, topic: str = ADMIN_TOPIC, using_db: BaseDBAsyncClient
+) -> Event:
+    """Write an event in the caller's transaction (pass the transaction as `using_db`)."""
+    return await Event.create(type=type_, topic=topic, payload=data, using_db=using_db)
+
+
+def event_message(event: Event) -> dict[str, Any]:
+    """The wire form of an event, as the bus carries it."""
+    return {"id": event.id, "type": event.type, "topic": event.topic, "data": event.payload}
+
+
+# --- after-commit nudge ------------------------------------------------------------------
+# Each process may have one relay; services call committed() so delivery is immediate
+# instead of waiting for the relay's periodic sweep.
+_wakers: list[Callable[[], None]] = []
+
+
+def add_commit_listener(callback: Callable[[], None]) -> None:
+    _wakers.append(callback)
+
+
+def remove_commit_listener(callback: Callable[[], None]) -> None:
+    if callback in _wakers:
+        _wakers.remove(callback)
+
+
+def committed() -> None:
+    """Tell this process's relay that new events were committed."""
+    for wake in list(_wakers):
+        try:
+            wake()
+        except Exception:  # a broken listener must never break the service call
+            log.exception("commit listener failed")
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]

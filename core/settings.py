@@ -1,0 +1,214 @@
+"""One validated settings object, read once at start from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+LANGUAGES = ("ru", "en")
+TELEGRAM_MODES = ("polling", "webhook", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite://data/helpdesk.sqlite3"
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    media_root: Path = Path("media")
+    max_upload_mb: int = 10
+    language: str = "ru"
+    log_format: str = "text"  # text | json
+    log_level: str = "INFO"
+    public_url: str = ""  # used in links the bot sends; defaults to http://HOST:PORT
+    # Telegram
+    telegram_bot_token: str | None = None
+    telegram_admin_chat_id: int | None = None
+    telegram_api_server: str = "https://api.telegram.org"
+    telegram_mode: str = "polling"
+    telegram_webhook_secret: str | None = None
+    telegram_webhook_url: str | None = None
+    # Scheduler
+    scheduler_enabled: bool = True
+    tz: str = "UTC"
+    digest_cron: str = "0 9 * * *"
+    remind_urgent_min: int = 15
+    remind_high_min: int = 60
+    remind_medium_min: int = 240
+    remind_low_min: int = 1440
+    auto_close_days: int = 7
+    # Abuse protection
+    web_rate_limit_per_min: int = 10
+    login_max_failures: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **kwargs: Any) -> Settings:
+        return replace(self, **kwargs)
+
+
+def _int(name: str, raw: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _database_url(raw: str) -> str:
+    raw = raw.strip()
+    if raw.startswith("postgresql://"):
+        raw = "postgres://" + raw[len("postgresql://") :]
+    scheme = urlparse(raw).scheme
+    if scheme not in ("sqlite", "postgres", "asyncpg"):
+        raise SettingsError(
+            f"DATABASE_URL must start with sqlite:// or postgres://, got {raw!r}"
+        )
+    return raw
+
+
+def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
+    """Read KEY=VALUE lines from a .env file if present (no shell expansion)."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in p.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Settings:
+    """Build Settings from the environment; a `.env` file fills in what the environment lacks.
+
+    Raises SettingsError with a message naming the bad variable.
+    """
+    source: dict[str, str] = {}
+    if dotenv:
+        source.update(load_dotenv_file(os.environ.get("HELPDESK_ENV_FILE", ".env")))
+    source.update(os.environ if env is None else env)
+
+    def get(name: str) -> str | None:
+        value = source.get(name)
+        return value if value not in (None, "") else None
+
+    kw: dict[str, Any] = {}
+    if (v := get("DATABASE_URL")) is not None:
+        kw["database_url"] = _database_url(v)
+    if (v := get("REDIS_URL")) is not None:
+        if urlparse(v).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(f"REDIS_URL must start with redis://, got {v!r}")
+        kw["redis_url"] = v
+    if (v := get("HOST")) is not None:
+        kw["host"] = v
+    if (v := get("PORT")) is not None:
+        kw["port"] = _int("PORT", v, 0, 65535)
+    if (v := get("WORKERS")) is not None:
+        kw["workers"] = _int("WORKERS", v, 1, 64)
+    if (v := get("MEDIA_ROOT")) is not None:
+        kw["media_root"] = Path(v)
+    if (v := get("MAX_UPLOAD_MB")) is not None:
+        kw["max_upload_mb"] = _int("MAX_UPLOAD_MB", v, 1, 2048)
+    if (v := get("LANGUAGE")) is not None:
+        if v not in LANGUAGES:
+            raise SettingsError(f"LANGUAGE must be one of {', '.join(LANGUAGES)}, got {v!r}")
+        kw["language"] = v
+    if (v := get("LOG_FORMAT")) is not None:
+        if v not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT must be text or json, got {v!r}")
+        kw["log_format"] = v
+    if (v := get("LOG_LEVEL")) is not None:
+        if v.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {v!r}")
+        kw["log_level"] = v.upper()
+    if (v := get("PUBLIC_URL")) is not None:
+        kw["public_url"] = v
+    if (v := get("TELEGRAM_BOT_TOKEN")) is not None:
+        head, _, tail = v.partition(":")
+        if not head.isdigit() or not tail:
+            raise SettingsError("TELEGRAM_BOT_TOKEN must look like 123456:ABC... (from @BotFather)")
+        kw["telegram_bot_token"] = v
+    if (v := get("TELEGRAM_ADMIN_CHAT_ID")) is not None:
+        kw["telegram_admin_chat_id"] = _int("TELEGRAM_ADMIN_CHAT_ID", v)
+    if (v := get("TELEGRAM_API_SERVER")) is not None:
+        if urlparse(v).scheme not in ("http", "https"):
+            raise SettingsError(f"TELEGRAM_API_SERVER must be an http(s) URL, got {v!r}")
+        kw["telegram_api_server"] = v.rstrip("/")
+    if (v := get("TELEGRAM_MODE")) is not None:
+        if v not in TELEGRAM_MODES:
+            raise SettingsError(f"TELEGRAM_MODE must be one of {', '.join(TELEGRAM_MODES)}, got {v!r}")
+        kw["telegram_mode"] = v
+    if (v := get("TELEGRAM_WEBHOOK_SECRET")) is not None:
+        kw["telegram_webhook_secret"] = v
+    if (v := get("TELEGRAM_WEBHOOK_URL")) is not None:
+        kw["telegram_webhook_url"] = v
+    if (v := get("SCHEDULER_ENABLED")) is not None:
+        kw["scheduler_enabled"] = _bool("SCHEDULER_ENABLED", v)
+    if (v := get("TZ")) is not None:
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(v)
+        except Exception:
+            raise SettingsError(f"TZ must be an IANA time zone like Europe/Moscow, got {v!r}") from None
+        kw["tz"] = v
+    if (v := get("DIGEST_CRON")) is not None:
+        if len(v.split()) != 5:
+            raise SettingsError(f"DIGEST_CRON must be a 5-field crontab expression, got {v!r}")
+        kw["digest_cron"] = v
+    for prio in ("urgent", "high", "medium", "low"):
+        name = f"REMIND_{prio.upper()}_MIN"
+        if (v := get(name)) is not None:
+            kw[f"remind_{prio}_min"] = _int(name, v, 1)
+    if (v := get("AUTO_CLOSE_DAYS")) is not None:
+        kw["auto_close_days"] = _int("AUTO_CLOSE_DAYS", v, 1)
+    if (v := get("WEB_RATE_LIMIT_PER_MIN")) is not None:
+        kw["web_rate_limit_per_min"] = _int("WEB_RATE_LIMIT_PER_MIN", v, 1)
+    settings = Settings(**kw)
+    if settings.telegram_mode == "webhook" and settings.telegram_bot_token and not settings.telegram_webhook_secret:
+        raise SettingsError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
+    return settings
+
+
+SETTING_NAMES = [f.name for f in fields(Settings)]

@@ -1,0 +1,103 @@
+"""Texts the domain writes into threads (system messages), in Russian and English.
+
+Channel texts (bot buttons, web form labels) live with their channel; these are the ones
+stored in the database, written in the language of the user who caused them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_LANGUAGE = "ru"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "ru": {
+        "request_taken": "Запрос взят в работу администратором {name}",
+        "request_completed": "Запрос завершен администратором {name}",
+        "request_closed": "Запрос закрыт директором {name}",
+        "request_auto_closed": "Запрос автоматически закрыт: нет новых сообщений {days} дн.",
+        "request_reopened": "Запрос переоткрыт пользователем {name}",
+        "request_reassigned": "Запрос переназначен администратору {name}",
+        "chat_joined": "{name} присоединился к чату",
+        "chat_left": "{name} покинул чат",
+        "attachment_added": "Вложение: {name}",
+        # errors
+        "err_already_assigned": "Запрос уже назначен другому администратору",
+        "err_already_assigned_to": "Запрос уже взят администратором {name}",
+        "err_complete_foreign": "Вы не можете завершить чужой запрос",
+        "err_not_in_progress": "Завершить можно только запрос в работе (сейчас: {status})",
+        "err_cannot_take_status": "Взять можно только открытый запрос (сейчас: {status})",
+        "err_close_status": "Закрыть можно только выполненный запрос (сейчас: {status})",
+        "err_reopen_status": "Переоткрыть можно только выполненный или закрытый запрос",
+        "err_director_only": "Это действие доступно только директору",
+        "err_staff_only": "Это действие доступно только администраторам",
+        "err_not_found": "Не найдено.",
+        "err_no_permission": "У вас недостаточно прав для выполнения данного действия.",
+        "err_manage_request": "Вы не можете управлять этим запросом",
+        "err_not_participant": "Вы не участник этого чата",
+        "err_bad_assignee": "Назначить можно только администратора или директора",
+        "err_closed": "Запрос закрыт; новые сообщения не принимаются",
+    },
+    "en": {
+        "request_taken": "Request taken by admin {name}",
+        "request_completed": "Request completed by admin {name}",
+        "request_closed": "Request closed by director {name}",
+        "request_auto_closed": "Request closed automatically: no new messages for {days} days",
+        "request_reopened": "Request reopened by {name}",
+        "request_reassigned": "Request reassigned to admin {name}",
+        "chat_joined": "{name} joined the chat",
+        "chat_left": "{name} left the chat",
+        "attachment_added": "Attachment: {name}",
+        "err_already_assigned": "The request is already assigned to another admin",
+        "err_already_assigned_to": "The request has already been taken by {name}",
+        "err_complete_foreign": "You cannot complete someone else's request",
+        "err_not_in_progress": "Only a request in progress can be completed (now: {status})",
+        "err_cannot_take_status": "Only an open request can be taken (now: {status})",
+        "err_close_status": "Only a completed request can be closed (now: {status})",
+        "err_reopen_status": "Only a completed or closed request can be reopened",
+        "err_director_only": "Only a director can do this",
+        "err_staff_only": "Only admins can do this",
+        "err_not_found": "Not found.",
+        "err_no_permission": "You do not have permission to perform this action.",
+        "err_manage_request": "You cannot manage this request",
+        "err_not_participant": "You are not a participant of this chat",
+        "err_bad_assignee": "Only an admin or a director can be assigned",
+        "err_closed": "The request is closed; no new messages are accepted",
+    },
+}
+
+STATUS_LABELS = {
+    "ru": {"open": "Открыт", "in_progress": "В работе", "completed": "Выполнен", "closed": "Закрыт"},
+    "en": {"open": "Open", "in_progress": "In progress", "completed": "Completed", "closed": "Closed"},
+}
+PRIORITY_LABELS = {
+    "ru": {"low": "Низкий", "medium": "Средний", "high": "Высокий", "urgent": "Срочный"},
+    "en": {"low": "Low", "medium": "Medium", "high": "High", "urgent": "Urgent"},
+}
+CATEGORY_LABELS = {
+    "ru": {
+        "technical": "Техническая",
+        "billing": "Биллинг",
+        "account": "Аккаунт",
+        "order": "Заказ",
+        "general": "Общая",
+    },
+    "en": {
+        "technical": "Technical",
+        "billing": "Billing",
+        "account": "Account",
+        "order": "Order",
+        "general": "General",
+    },
+}
+
+
+def lang_of(language: str | None) -> str:
+    return language if language in TEXTS else DEFAULT_LANGUAGE
+
+
+def t(key: str, language: str | None = None, **kwargs: Any) -> str:
+    """The text `key` in `language` (falls back to Russian), formatted with kwargs."""
+    table = TEXTS[lang_of(language)]
+    template = table.get(key) or TEXTS[DEFAULT_LANGUAGE][key]
+    return template.format(**kwargs)

@@ -1,0 +1,203 @@
+"""Accounts: creation, authentication (password and token), Telegram linking."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta, timezone
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from core import runtime
+from core.errors import NotAuthenticated, NotFound, Throttled, ValidationFailed
+from core.permissions import require_director
+from core.security import hash_password, new_token_key, verify_password
+from db.models import ApiToken, LoginFailure, Role, User
+
+USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
+
+
+async def create_user(
+    username: str,
+    password: str | None = None,
+    *,
+    role: str = Role.customer,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    telegram_id: int | None = None,
+    telegram_username: str | None = None,
+    language: str | None = None,
+) -> User:
+    """Create an account. ValidationFailed for a bad or taken username/telegram_id."""
+    errors: dict[str, list[str]] = {}
+    if not USERNAME_RE.match(username or ""):
+        errors["username"] = ["Введите правильное имя пользователя (буквы, цифры и @/./+/-/_)."]
+    if role not in Role.__members__:
+        errors["role"] = [f"Значения {role} нет среди допустимых вариантов."]
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        return await User.create(
+            username=username,
+            password=hash_password(password) if password else "",
+            role=role,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            telegram_id=telegram_id,
+            telegram_username=telegram_username,
+            language=language or runtime.settings().language,
+        )
+    except IntegrityError:
+        raise ValidationFailed(
+            {"username": ["Пользователь с таким именем или Telegram id уже существует."]}
+        ) from None
+
+
+async def get_or_create_token(user: User) -> str:
+    """The user's API token key, created from a CSPRNG on first use (idempotent)."""
+    token = await ApiToken.filter(user_id=user.id).first()
+    if token:
+        return token.key
+    try:
+        token = await ApiToken.create(key=new_token_key(), user_id=user.id)
+    except IntegrityError:  # a concurrent call created it
+        token = await ApiToken.get(user_id=user.id)
+    return token.key
+
+
+async def user_for_token(key: str) -> User | None:
+    if not key or len(key) > 64:
+        return None
+    token = await ApiToken.filter(key=key).select_related("user").first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user
+
+
+def _delay_for(failures: int) -> float:
+    # Each failure beyond the allowance doubles the wait, capped at 30 s.
+    allowance = runtime.settings().login_max_failures
+    if failures < allowance:
+        return 0.0
+    return min(30.0, 0.5 * 2 ** (failures - allowance))
+
+
+async def login(username: str, password: str) -> str:
+    """Check credentials and return the token (DRF obtain_auth_token).
+
+    Repeated failures for a username are slowed down: after LOGIN_MAX_FAILURES the caller
+    gets Throttled with Retry-After until the back-off passes (kept in the database, so
+    every worker agrees).
+    """
+    errors: dict[str, list[str]] = {}
+    if not isinstance(username, str) or not username:
+        errors["username"] = ["Обязательное поле."]
+    if not isinstance(password, str) or not password:
+        errors["password"] = ["Обязательное поле."]
+    if errors:
+        raise ValidationFailed(errors)
+    record = await LoginFailure.filter(username=username[:150]).first()
+    if record:
+        wait = _delay_for(record.failures)
+        ready_at = record.last_failure_at + timedelta(seconds=wait)
+        remaining = (ready_at - datetime.now(timezone.utc)).total_seconds()
+        if remaining > 0:
+            raise Throttled("Слишком много неудачных попыток входа. Попробуйте позже.", int(remaining) + 1)
+    user = await User.filter(username=username).first()
+    ok = bool(user and user.is_active and user.password and
+              await asyncio.to_thread(verify_password, password, user.password))
+    if not ok:
+        async with in_transaction() as conn:
+            updated = await LoginFailure.filter(username=username[:150]).using_db(conn).update(
+                failures=(record.failures + 1) if record else 1,
+                last_failure_at=datetime.now(timezone.utc),
+            )
+            if not updated:
+                try:
+                    await LoginFailure.create(username=username[:150], failures=1, using_db=conn)
+                except IntegrityError:
+                    pass
+        raise ValidationFailed(
+            {"non_field_errors": ["Невозможно войти с предоставленными учетными данными."]}
+        )
+    if record:
+        await LoginFailure.filter(username=username[:150]).delete()
+    return await get_or_create_token(user)
+
+
+async def require_user(key: str | None) -> User:
+    user = await user_for_token(key or "")
+    if user is None:
+        raise NotAuthenticated("Недопустимый токен.")
+    return user
+
+
+async def link_telegram(
+    actor: User, username: str, telegram_id: int, telegram_username: str | None = None
+) -> User:
+    """Director links a Telegram account to a staff (or any) account, without SQL.
+    A Telegram id already linked elsewhere is moved to the new account."""
+    require_director(actor)
+    user = await User.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"Пользователь {username} не найден")
+    async with in_transaction() as conn:
+        await User.filter(telegram_id=telegram_id).exclude(id=user.id).using_db(conn).update(
+            telegram_id=None
+        )
+        await User.filter(id=user.id).using_db(conn).update(
+            telegram_id=telegram_id, telegram_username=telegram_username
+        )
+    user.telegram_id = telegram_id
+    user.telegram_username = telegram_username
+    return user
+
+
+async def customer_for_telegram(
+    telegram_id: int, *, first_name: str = "", last_name: str = "",
+    telegram_username: str | None = None, language: str | None = None,
+) -> tuple[User, bool]:
+    """The account linked to this Telegram user, creating a customer on first contact."""
+    user = await User.filter(telegram_id=telegram_id).first()
+    if user:
+        return user, False
+    try:
+        user = await User.create(
+            username=f"tg{telegram_id}",
+            first_name=first_name[:150],
+            last_name=last_name[:150],
+            telegram_id=telegram_id,
+            telegram_username=telegram_username,
+            role=Role.customer,
+            language=language if language in ("ru", "en") else runtime.settings().language,
+        )
+        return user, True
+    except IntegrityError:
+        return await User.get(telegram_id=telegram_id), False
+
+
+async def customer_for_email(email: str, name: str, language: str | None = None) -> User:
+    """The web form's customer: an existing customer account with this email, or a new one."""
+    email = email.strip().lower()
+    user = await User.filter(email=email, role=Role.customer).first()
+    if user:
+        return user
+    first, _, last = name.strip().partition(" ")
+    base = re.sub(r"[^\w.@+-]", "", email)[:140] or "web"
+    username = base
+    for n in range(1, 1000):
+        try:
+            return await User.create(
+                username=username,
+                email=email,
+                first_name=first[:150],
+                last_name=last[:150],
+                role=Role.customer,
+                language=language if language in ("ru", "en") else runtime.settings().language,
+            )
+        except IntegrityError:
+            username = f"{base}-{n}"
+    raise ValidationFailed({"email": ["Не удалось создать пользователя"]})

@@ -1,0 +1,1 @@
+"""Database: Tortoise models, versioned migrations, start-up and shutdown."""

@@ -1,0 +1,412 @@
+"""Tortoise models: the seed's entities plus the tables that make delivery reliable.
+
+Field names and enum values are the seed's (they are the API's JSON). Extra tables:
+`Event` (transactional outbox and event log), `TelegramOutbox` (persistent Telegram
+delivery queue), `TelegramThread`/`TelegramMessageLink` (where a request lives in
+Telegram), `ProcessedUpdate` (inbound idempotency), `JobLease`/`ReminderLog` (scheduler).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Role(StrEnum):
+    customer = "customer"
+    admin = "admin"
+    director = "director"
+
+
+class Status(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    completed = "completed"
+    closed = "closed"
+
+
+class Priority(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    urgent = "urgent"
+
+
+class Category(StrEnum):
+    technical = "technical"
+    billing = "billing"
+    account = "account"
+    order = "order"
+    general = "general"
+
+
+class SenderType(StrEnum):
+    customer = "customer"
+    admin = "admin"
+
+
+class MessageType(StrEnum):
+    text = "text"
+    image = "image"
+    file = "file"
+    system = "system"
+
+
+class ChatType(StrEnum):
+    general = "general"
+    department = "department"
+    private = "private"
+
+
+class CommPriority(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class CommStatus(StrEnum):
+    pending = "pending"
+    read = "read"
+    replied = "replied"
+
+
+class Source(StrEnum):
+    api = "api"
+    web = "web"
+    telegram = "telegram"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=150, unique=True)
+    first_name = fields.CharField(max_length=150, default="")
+    last_name = fields.CharField(max_length=150, default="")
+    email = fields.CharField(max_length=254, default="", db_index=True)
+    role = fields.CharEnumField(Role, max_length=20, default=Role.customer, db_index=True)
+    is_active = fields.BooleanField(default=True)
+    password = fields.CharField(max_length=256, default="")  # "" = cannot log in
+    telegram_id = fields.BigIntField(null=True, unique=True)
+    telegram_username = fields.CharField(max_length=64, null=True)
+    language = fields.CharField(max_length=2, default="ru")
+    date_joined = fields.DatetimeField(auto_now_add=True)
+    # The request a Telegram customer's plain messages continue.
+    active_request_id = fields.IntField(null=True)
+
+    class Meta:
+        table = "users"
+
+    @property
+    def full_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.username
+
+    @property
+    def is_staff_member(self) -> bool:
+        return self.role in (Role.admin, Role.director)
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiToken(Model):
+    key = fields.CharField(max_length=40, primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "models.User", related_name="auth_token", on_delete=fields.CASCADE
+    )
+    created = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "api_tokens"
+
+
+class CustomerRequest(Model):
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=200)
+    description = fields.TextField()
+    status = fields.CharEnumField(Status, max_length=20, default=Status.open)
+    priority = fields.CharEnumField(Priority, max_length=20, default=Priority.medium)
+    category = fields.CharEnumField(Category, max_length=20, default=Category.general)
+    customer: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="customer_requests", on_delete=fields.CASCADE
+    )
+    assigned_admin: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="assigned_requests", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    last_message_at = fields.DatetimeField(null=True)
+    estimated_resolution_time = fields.DatetimeField(null=True)
+    tags = fields.JSONField(default=list)
+    # Denormalized so a list page never counts messages per row.
+    messages_count = fields.IntField(default=0)
+    # When the status last changed; "completed today" and auto-close read it.
+    status_changed_at = fields.DatetimeField(null=True)
+    source = fields.CharEnumField(Source, max_length=20, default=Source.api)
+    # Key of the customer's private web page (unguessable); null for other channels.
+    access_key = fields.CharField(max_length=64, null=True, unique=True)
+    # Lower-cased title, description and customer name/email: one column for search,
+    # indexed with pg_trgm on PostgreSQL (see migration 0002).
+    search_text = fields.TextField(default="")
+
+    class Meta:
+        table = "customer_requests"
+        ordering = ["-created_at"]
+        indexes = (
+            ("status", "created_at"),
+            ("priority", "created_at"),
+            ("category", "created_at"),
+            ("customer_id", "created_at"),
+            ("assigned_admin_id", "status"),
+            ("status", "status_changed_at"),
+        )
+
+    def __str__(self) -> str:
+        return f"#{self.id}: {self.title}"
+
+
+class RequestMessage(Model):
+    id = fields.IntField(primary_key=True)
+    request: fields.ForeignKeyRelation[CustomerRequest] = fields.ForeignKeyField(
+        "models.CustomerRequest", related_name="messages", on_delete=fields.CASCADE
+    )
+    sender: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="request_messages", on_delete=fields.CASCADE
+    )
+    sender_type = fields.CharEnumField(SenderType, max_length=20)
+    content = fields.TextField()
+    message_type = fields.CharEnumField(MessageType, max_length=20, default=MessageType.text)
+    is_read = fields.BooleanField(default=False)
+    is_internal = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    source = fields.CharEnumField(Source, max_length=20, default=Source.api)
+
+    class Meta:
+        table = "request_messages"
+        ordering = ["created_at", "id"]
+        indexes = (("request_id", "created_at"),)
+
+
+class RequestAttachment(Model):
+    id = fields.IntField(primary_key=True)
+    request: fields.ForeignKeyRelation[CustomerRequest] = fields.ForeignKeyField(
+        "models.CustomerRequest", related_name="attachments", on_delete=fields.CASCADE
+    )
+    message: fields.ForeignKeyNullableRelation[RequestMessage] = fields.ForeignKeyField(
+        "models.RequestMessage", related_name="attachments", null=True, on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=255)
+    file = fields.CharField(max_length=500)  # path relative to MEDIA_ROOT
+    size = fields.IntField()
+    content_type = fields.CharField(max_length=100)
+    uploaded_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="uploads", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "request_attachments"
+        indexes = (("request_id", "created_at"),)
+
+
+class AdminChat(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    chat_type = fields.CharEnumField(ChatType, max_length=20, default=ChatType.general)
+    participants: fields.ManyToManyRelation[User] = fields.ManyToManyField(
+        "models.User", related_name="admin_chats", through="admin_chat_participants"
+    )
+    created_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="created_chats", on_delete=fields.CASCADE
+    )
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    # A Telegram group this chat is bound to (messages flow both ways).
+    telegram_chat_id = fields.BigIntField(null=True, unique=True)
+
+    class Meta:
+        table = "admin_chats"
+        ordering = ["-created_at"]
+
+
+class ChatMessage(Model):
+    id = fields.IntField(primary_key=True)
+    chat: fields.ForeignKeyRelation[AdminChat] = fields.ForeignKeyField(
+        "models.AdminChat", related_name="chat_messages", on_delete=fields.CASCADE
+    )
+    sender: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="chat_messages", on_delete=fields.CASCADE
+    )
+    content = fields.TextField()
+    message_type = fields.CharEnumField(MessageType, max_length=20, default=MessageType.text)
+    reply_to: fields.ForeignKeyNullableRelation[ChatMessage] = fields.ForeignKeyField(
+        "models.ChatMessage", related_name="replies", null=True, on_delete=fields.SET_NULL
+    )
+    is_read = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    source = fields.CharEnumField(Source, max_length=20, default=Source.api)
+
+    class Meta:
+        table = "chat_messages"
+        ordering = ["created_at", "id"]
+        indexes = (("chat_id", "created_at"),)
+
+
+class InternalCommunication(Model):
+    id = fields.IntField(primary_key=True)
+    request: fields.ForeignKeyNullableRelation[CustomerRequest] = fields.ForeignKeyField(
+        "models.CustomerRequest",
+        related_name="internal_communications",
+        null=True,
+        on_delete=fields.CASCADE,
+    )
+    from_department = fields.CharField(max_length=50)
+    to_department = fields.CharField(max_length=50)
+    subject = fields.CharField(max_length=200)
+    content = fields.TextField()
+    priority = fields.CharEnumField(CommPriority, max_length=20, default=CommPriority.medium)
+    status = fields.CharEnumField(CommStatus, max_length=20, default=CommStatus.pending)
+    sender: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sent_communications", on_delete=fields.CASCADE
+    )
+    participants: fields.ManyToManyRelation[User] = fields.ManyToManyField(
+        "models.User",
+        related_name="internal_communications",
+        through="internal_communication_participants",
+    )
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "internal_communications"
+        ordering = ["-created_at"]
+
+
+class Event(Model):
+    # Transactional outbox and event log.
+    #
+    # Written in the same transaction as the change it describes; published after commit.
+    # Its id is the event id clients use to catch up after a reconnect.
+
+    id = fields.BigIntField(primary_key=True)
+    type = fields.CharField(max_length=40)
+    # Routing: "admin" (admin notifications), "chat:<id>", "customer:<id>"
+    topic = fields.CharField(max_length=40, default="admin")
+    payload = fields.JSONField()
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    published = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "events"
+        indexes = (("published", "id"), ("topic", "id"))
+
+
+class Cursor(Model):
+    # Where a durable consumer of the event log (the bot's relay, for one) has got to.
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    position = fields.BigIntField(default=0)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "cursors"
+
+
+class TelegramOutbox(Model):
+    # Persistent queue of Bot API calls. `dedup_key` makes enqueueing idempotent.
+
+    id = fields.BigIntField(primary_key=True)
+    dedup_key = fields.CharField(max_length=128, unique=True)
+    chat_id = fields.BigIntField()
+    method = fields.CharField(max_length=40)
+    payload = fields.JSONField()
+    status = fields.CharField(max_length=12, default="pending")  # pending|sending|sent|failed|merged
+    attempts = fields.IntField(default=0)
+    not_before = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    result = fields.JSONField(null=True)
+    request_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "telegram_outbox"
+        indexes = (("status", "id"), ("chat_id", "status"))
+
+
+class TelegramThread(Model):
+    # Where a request lives in the admin group: its card and its forum topic.
+
+    request: fields.OneToOneRelation[CustomerRequest] = fields.OneToOneField(
+        "models.CustomerRequest", related_name="telegram_thread", on_delete=fields.CASCADE,
+        primary_key=True,
+    )
+    chat_id = fields.BigIntField()
+    card_message_id = fields.BigIntField(null=True)
+    topic_id = fields.BigIntField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "telegram_threads"
+
+
+class TelegramMessageLink(Model):
+    # Maps a Telegram message to the request (and message) it belongs to.
+
+    id = fields.BigIntField(primary_key=True)
+    chat_id = fields.BigIntField()
+    message_id = fields.BigIntField()
+    request_id = fields.IntField(null=True)
+    request_message_id = fields.IntField(null=True)
+    chat_message_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "telegram_message_links"
+        unique_together = (("chat_id", "message_id"),)
+
+
+class ProcessedUpdate(Model):
+    # Inbound Telegram update ids already handled (webhook retries are idempotent).
+
+    update_id = fields.BigIntField(primary_key=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "telegram_processed_updates"
+
+
+class JobLease(Model):
+    # A scheduler job's fire slot or lease; the unique key makes each slot run once.
+
+    key = fields.CharField(max_length=128, primary_key=True)
+    holder = fields.CharField(max_length=128)
+    expires_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "job_leases"
+
+
+class ReminderLog(Model):
+    # One row per (request, reminder kind, threshold): no reminder is sent twice.
+
+    id = fields.IntField(primary_key=True)
+    request_id = fields.IntField()
+    kind = fields.CharField(max_length=40)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "reminder_log"
+        unique_together = (("request_id", "kind"),)
+
+
+class LoginFailure(Model):
+    # Failed logins per username, for slowing down password guessing across workers.
+
+    username = fields.CharField(max_length=150, primary_key=True)
+    failures = fields.IntField(default=0)
+    last_failure_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "login_failures"
