@@ -1,0 +1,321 @@
+"""`helpdesk` command line: run, api, bot, scheduler, migrate, createuser, token, seed-demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("helpdesk")
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"helpdesk: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _setup_logging(settings: Settings) -> None:
+    try:
+        from core.logging import setup_logging
+    except ImportError:
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return
+    setup_logging(settings)
+
+
+def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
+    from core import runtime
+    from db.setup import close_db, init_db
+
+    async def main() -> Any:
+        runtime.configure(settings)
+        await init_db(settings.database_url)
+        try:
+            return await fn()
+        finally:
+            await close_db()
+
+    return asyncio.run(main())
+
+
+def migrate(settings: Settings) -> None:
+    from db.setup import migrate_db
+
+    asyncio.run(migrate_db(settings.database_url))
+    log.info("database is up to date (%s)", _safe_url(settings.database_url))
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url
+
+
+# --- serving -------------------------------------------------------------------------------
+
+
+def build_api(settings: Settings, *, embedded_components: bool) -> Any:
+    """The API app; with `embedded_components` the bot and the scheduler run inside it."""
+    from api.app import create_app
+
+    app = create_app(settings, name="helpdesk")
+    if embedded_components:
+        _embed_components(app, settings)
+    return app
+
+
+def _embed_components(app: Any, settings: Settings) -> None:
+    started: list[Any] = []
+
+    async def start_components(app: Any) -> None:
+        if settings.telegram_bot_token and settings.telegram_mode != "off":
+            from bot.runtime import start_bot
+
+            started.append(await start_bot(settings))
+            log.info("telegram bot started (%s mode)", settings.telegram_mode)
+        if settings.scheduler_enabled:
+            try:
+                from scheduler.runtime import start_scheduler
+            except ImportError:  # pragma: no cover - while the scheduler is being built
+                log.warning("scheduler not available")
+            else:
+                started.append(await start_scheduler(settings))
+
+    async def stop_components(app: Any) -> None:
+        for component in reversed(started):
+            await component.stop()
+        started.clear()
+
+    app.ctx.startup_hooks = [*getattr(app.ctx, "startup_hooks", []), start_components]
+    app.ctx.shutdown_hooks = [stop_components, *getattr(app.ctx, "shutdown_hooks", [])]
+
+
+def _api_factory() -> Any:
+    settings = load_settings()
+    embedded = os.environ.get("HELPDESK_EMBED_COMPONENTS") == "1"
+    return build_api(settings, embedded_components=embedded)
+
+
+def _bot_process(**_: Any) -> None:
+    settings = load_settings()
+    _setup_logging(settings)
+    from bot.runtime import run_bot
+
+    asyncio.run(run_bot(settings))
+
+
+def _scheduler_process(**_: Any) -> None:
+    settings = load_settings()
+    _setup_logging(settings)
+    from scheduler.runtime import run_scheduler
+
+    asyncio.run(run_scheduler(settings))
+
+
+def serve(settings: Settings, *, components: bool) -> None:
+    """Serve the API. With `components`, also the bot (if configured) and the scheduler:
+    inside the single worker (embedded default), or as managed processes with WORKERS > 1."""
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    single = settings.workers == 1
+    if components and single:
+        os.environ["HELPDESK_EMBED_COMPONENTS"] = "1"
+    else:
+        os.environ.pop("HELPDESK_EMBED_COMPONENTS", None)
+    if components:
+        if not settings.telegram_bot_token or settings.telegram_mode == "off":
+            log.warning(
+                "Telegram bot is not started: TELEGRAM_BOT_TOKEN is not set "
+                "(set it and TELEGRAM_ADMIN_CHAT_ID to run the bot)"
+            )
+        elif not settings.telegram_admin_chat_id:
+            log.warning("TELEGRAM_ADMIN_CHAT_ID is not set: request cards have nowhere to go")
+    loader = AppLoader(factory=_api_factory)
+    app = loader.load()
+    if components and not single:
+
+        @app.main_process_ready
+        async def spawn_components(app: Any) -> None:
+            if settings.telegram_bot_token and settings.telegram_mode == "polling":
+                app.manager.manage("HelpdeskBot", _bot_process, {})
+            if settings.scheduler_enabled:
+                app.manager.manage("HelpdeskScheduler", _scheduler_process, {})
+
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=settings.log_level == "DEBUG",
+        single_process=single,
+        motd=False,
+    )
+    log.info("serving on http://%s:%s (workers=%s)", settings.host, settings.port, settings.workers)
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
+
+
+# --- admin commands --------------------------------------------------------------------------
+
+
+def createuser(settings: Settings, args: argparse.Namespace) -> int:
+    from core.errors import ValidationFailed
+    from core.users import create_user
+
+    async def go() -> int:
+        try:
+            user = await create_user(
+                args.username,
+                args.password,
+                role=args.role,
+                email=args.email or "",
+                first_name=args.first_name or "",
+                last_name=args.last_name or "",
+                telegram_id=args.telegram_id,
+                language=args.language,
+            )
+        except ValidationFailed as exc:
+            print(f"helpdesk: {exc.message}", file=sys.stderr)
+            return 1
+        print(f"created {user.role} {user.username} (id {user.id})")
+        return 0
+
+    return _with_db(settings, go)
+
+
+def token(settings: Settings, username: str) -> int:
+    from core.users import get_or_create_token
+    from db.models import User
+
+    async def go() -> int:
+        user = await User.filter(username=username).first()
+        if user is None:
+            print(f"helpdesk: no user {username!r}", file=sys.stderr)
+            return 1
+        print(await get_or_create_token(user))
+        return 0
+
+    return _with_db(settings, go)
+
+
+async def seed_demo_data(rng: random.Random | None = None) -> int:
+    """The seed's create_test_requests: 5 customers, 20 requests with 1-5 messages each."""
+    from core import requests as svc
+    from db.models import CustomerRequest, Role, Status, User
+
+    rng = rng or random.Random()
+    customers = []
+    for i in range(5):
+        user, _ = await User.get_or_create(
+            username=f"customer{i}",
+            defaults={
+                "email": f"customer{i}@example.com",
+                "first_name": f"Клиент{i}",
+                "last_name": f"Тестовый{i}",
+                "role": Role.customer,
+            },
+        )
+        customers.append(user)
+    categories = ["technical", "billing", "account", "order", "general"]
+    priorities = ["low", "medium", "high", "urgent"]
+    statuses = [Status.open, Status.in_progress, Status.completed]
+    for i in range(20):
+        customer = rng.choice(customers)
+        req = await svc.create_request(
+            customer,
+            title=f"Тестовый запрос #{i + 1}",
+            description=f"Описание тестового запроса номер {i + 1}. Это подробное описание проблемы клиента.",
+            category=rng.choice(categories),
+            priority=rng.choice(priorities),
+            tags=[f"тег{i}", "тест"],
+        )
+        status = rng.choice(statuses)
+        if status != Status.open:
+            await CustomerRequest.filter(id=req.id).update(status=status, status_changed_at=svc.now())
+        for j in range(rng.randint(1, 5)):
+            await svc.post_message(customer, req.id, f"Сообщение #{j + 1} от клиента в запросе #{i + 1}")
+    return 20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="helpdesk", description="Telegram-first support desk")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, then serve the API with the bot (if configured) and the scheduler")
+    sub.add_parser("api", help="serve the REST/WebSocket API only")
+    sub.add_parser("bot", help="run the Telegram bot only")
+    sub.add_parser("scheduler", help="run the scheduler only")
+    sub.add_parser("migrate", help="apply database migrations")
+    cu = sub.add_parser("createuser", help="create a user")
+    cu.add_argument("--username", required=True)
+    cu.add_argument("--password")
+    cu.add_argument("--role", choices=["customer", "admin", "director"], default="customer")
+    cu.add_argument("--email")
+    cu.add_argument("--first-name")
+    cu.add_argument("--last-name")
+    cu.add_argument("--telegram-id", type=int)
+    cu.add_argument("--language", choices=["ru", "en"])
+    tk = sub.add_parser("token", help="print a user's API token (created if needed)")
+    tk.add_argument("username")
+    sub.add_parser("seed-demo", help="create demo data: 5 customers, 20 requests")
+    sub.add_parser("jobs", help="list scheduler jobs and their next run time")
+    args = parser.parse_args(argv)
+
+    settings = _settings_or_exit()
+    _setup_logging(settings)
+    cmd = args.command
+    if cmd == "migrate":
+        migrate(settings)
+        return 0
+    if cmd == "run":
+        migrate(settings)
+        serve(settings, components=True)
+        return 0
+    if cmd == "api":
+        migrate(settings) if os.environ.get("MIGRATE_ON_START", "1") == "1" else None
+        serve(settings, components=False)
+        return 0
+    if cmd == "bot":
+        if not settings.telegram_bot_token:
+            print("helpdesk: TELEGRAM_BOT_TOKEN is not set; the bot cannot start", file=sys.stderr)
+            return 2
+        _bot_process()
+        return 0
+    if cmd == "scheduler":
+        _scheduler_process()
+        return 0
+    if cmd == "createuser":
+        migrate(settings)
+        return createuser(settings, args)
+    if cmd == "token":
+        return token(settings, args.username)
+    if cmd == "seed-demo":
+        migrate(settings)
+        n = _with_db(settings, seed_demo_data)
+        print(f"Успешно создано {n} тестовых запросов")
+        return 0
+    if cmd == "jobs":
+        from scheduler.runtime import describe_jobs
+
+        for line in describe_jobs(settings):
+            print(line)
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
