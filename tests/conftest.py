@@ -23,6 +23,8 @@ from core import runtime
 from core.settings import Settings
 from db.setup import close_db, init_db, migrate_db
 
+pytest_plugins = ["tests.conftest_telegram"]
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("HELPDESK_REQUIRE_SERVICES") == "1"
