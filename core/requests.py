@@ -481,11 +481,12 @@ async def list_messages(actor: User, request_id: int) -> list[RequestMessage]:
     return await qs.order_by("created_at", "id").select_related("sender")
 
 
-async def stats(tz: str | None = None) -> dict[str, Any]:
+async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """The seed's stats in one aggregate query. completed_today counts requests moved to
-    completed since local midnight (in TZ)."""
+    completed since local midnight (in TZ) of `now` (default: the current time)."""
     zone = ZoneInfo(tz or runtime.settings().tz)
-    local_midnight = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    local_now = now.astimezone(zone) if now is not None else datetime.now(zone)
+    local_midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
     today_start = local_midnight.astimezone(timezone.utc)
     row = (
         await CustomerRequest.all()
