@@ -337,9 +337,9 @@ class TelegramOutbox(Model):
 class TelegramThread(Model):
     # Where a request lives in the admin group: its card and its forum topic.
 
+    id = fields.IntField(primary_key=True)
     request: fields.OneToOneRelation[CustomerRequest] = fields.OneToOneField(
-        "models.CustomerRequest", related_name="telegram_thread", on_delete=fields.CASCADE,
-        primary_key=True,
+        "models.CustomerRequest", related_name="telegram_thread", on_delete=fields.CASCADE
     )
     chat_id = fields.BigIntField()
     card_message_id = fields.BigIntField(null=True)

@@ -249,13 +249,14 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='TelegramThread',
             fields=[
-                ('request', fields.OneToOneField('models.CustomerRequest', source_field='request_id', primary_key=True, db_index=True, db_constraint=True, to_field='id', related_name='telegram_thread', on_delete=OnDelete.CASCADE)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('request', fields.OneToOneField('models.CustomerRequest', source_field='request_id', db_constraint=True, to_field='id', related_name='telegram_thread', on_delete=OnDelete.CASCADE)),
                 ('chat_id', fields.BigIntField()),
                 ('card_message_id', fields.BigIntField(null=True)),
                 ('topic_id', fields.BigIntField(null=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'telegram_threads', 'app': 'models', 'pk_attr': 'request_id'},
+            options={'table': 'telegram_threads', 'app': 'models', 'pk_attr': 'id'},
             bases=['Model'],
         ),
     ]
