@@ -31,8 +31,10 @@ def _setup_logging(settings: Settings) -> None:
         logging.basicConfig(
             level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        return
-    setup_logging(settings)
+    else:
+        setup_logging(settings)
+    # Tortoise logs every connect/shutdown at INFO: noise for an operator.
+    logging.getLogger("tortoise").setLevel(logging.WARNING)
 
 
 def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
