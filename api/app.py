@@ -92,8 +92,8 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         log.error("unhandled error on %s %s\n%s", request.method, request.path, traceback.format_exc())
         return json({"detail": "Внутренняя ошибка сервера."}, status=500)
 
-    from api.routes import auth, chats, communications, customer, requests
+    from api.routes import attachments, auth, chats, communications, customer, docs, requests
 
-    for module in (auth, requests, chats, communications, customer):
+    for module in (auth, requests, chats, communications, customer, attachments, docs):
         app.blueprint(module.get_blueprint())
     return app

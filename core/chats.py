@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 
 from core import events
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.permissions import require_staff
+from core.permissions import is_director, require_staff
 from core.serializers import chat_data, chat_frame, chat_message_data
 from core.texts import t
 from db.models import AdminChat, ChatMessage, ChatType, MessageType, Source, User
@@ -74,6 +74,11 @@ async def _serialize_many(actor: User, chats: list[AdminChat]) -> list[dict[str,
     ]
 
 
+async def serialize_chats(actor: User, chats: list[AdminChat]) -> list[dict[str, Any]]:
+    """AdminChatSerializer for `chats` as seen by `actor` (unread count is per actor)."""
+    return await _serialize_many(actor, chats)
+
+
 async def chat_detail(actor: User, chat_id: int) -> dict[str, Any]:
     chat = await get_chat(actor, chat_id)
     return (await _serialize_many(actor, [chat]))[0]
@@ -115,6 +120,8 @@ async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> Adm
     if errors:
         raise ValidationFailed(errors)
     allowed = {k: v for k, v in changes.items() if k in ("name", "chat_type", "is_active")}
+    if isinstance(allowed.get("name"), str):
+        allowed["name"] = allowed["name"].strip()
     if allowed:
         await AdminChat.filter(id=chat.id).update(**allowed)
     return await AdminChat.get(id=chat.id)
@@ -167,6 +174,14 @@ async def post_chat_message(
 
 async def _membership(actor: User, chat_id: int, join: bool) -> None:
     chat = await get_chat(actor, chat_id, must_participate=not join)
+    if (
+        join
+        and chat.chat_type == ChatType.private
+        and not is_director(actor)
+        and not await is_participant(chat.id, actor.id)
+    ):
+        # A private chat is joined by invitation (participant_ids), not by knowing its id.
+        raise PermissionDenied(t("err_not_participant", actor.language))
     key = "chat_joined" if join else "chat_left"
     async with in_transaction() as conn:
         if join:
@@ -205,4 +220,5 @@ async def mark_chat_read(actor: User, chat_id: int) -> int:
 __all__ = [
     "create_chat", "get_chat", "list_chats", "chat_detail", "list_chat_messages",
     "post_chat_message", "join_chat", "leave_chat", "is_participant", "mark_chat_read", "update_chat",
+    "serialize_chats",
 ]

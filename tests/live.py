@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,9 +15,11 @@ Sanic.test_mode = True
 @contextlib.asynccontextmanager
 async def serve(app: Sanic) -> AsyncIterator[str]:
     """Start `app` on 127.0.0.1 (free port); yields the base URL."""
-    server = await app.create_server(
-        host="127.0.0.1", port=0, return_asyncio_server=True, access_log=False
-    )
+    # Sanic turns port 0 into 8000; bind a free port ourselves so parallel runs never collide.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     assert server is not None
     await server.startup()
     await server.before_start()

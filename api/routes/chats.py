@@ -1,7 +1,122 @@
-"""Placeholder: filled in by the REST routes work."""
+"""/api/admin/chats/: the seed's AdminChatViewSet (staff only; messages for participants)."""
 
-from sanic import Blueprint
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint, Request
+
+from api.http import authenticate, body, json
+from core import chats as svc
+from core.errors import ValidationFailed
+from core.permissions import require_staff
+from core.serializers import chat_message_data
+from db.models import User
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def chat_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """Validate a create/update body (DRF error shapes)."""
+    errors: dict[str, list[str]] = {}
+    if not partial and "name" not in data:
+        errors["name"] = ["Обязательное поле."]
+    for name in ("name", "chat_type"):
+        if name in data and not isinstance(data[name], str):
+            errors[name] = ["Not a valid string."]
+    if "is_active" in data and not isinstance(data["is_active"], bool):
+        errors["is_active"] = ["Значение должно быть булевым."]
+    if "participant_ids" in data and (
+        not isinstance(data["participant_ids"], list)
+        or not all(_is_int(i) for i in data["participant_ids"])
+    ):
+        errors["participant_ids"] = ["Ожидался список идентификаторов."]
+    if errors:
+        raise ValidationFailed(errors)
+    return {k: data[k] for k in ("name", "chat_type", "is_active", "participant_ids") if k in data}
 
 
 def get_blueprint() -> Blueprint:
-    return Blueprint("chats")
+    bp = Blueprint("chats", url_prefix="/api/admin/chats")
+
+    async def staff(request: Request) -> User:
+        user = await authenticate(request)
+        require_staff(user)
+        return user
+
+    @bp.get("/")
+    async def list_chats(request: Request):
+        return json(await svc.list_chats(await staff(request)))
+
+    @bp.post("/")
+    async def create_chat(request: Request):
+        actor = await staff(request)
+        data = chat_changes(body(request), partial=False)
+        chat = await svc.create_chat(
+            actor,
+            name=data["name"],
+            chat_type=data.get("chat_type", "general"),
+            participant_ids=data.get("participant_ids"),
+        )
+        return json(await svc.chat_detail(actor, chat.id), status=201)
+
+    @bp.get("/<chat_id:int>/")
+    async def retrieve(request: Request, chat_id: int):
+        actor = await staff(request)
+        return json(await svc.chat_detail(actor, chat_id))
+
+    @bp.route("/<chat_id:int>/", methods=["PUT", "PATCH"])
+    async def update(request: Request, chat_id: int):
+        actor = await staff(request)
+        data = chat_changes(body(request), partial=request.method == "PATCH")
+        data.pop("participant_ids", None)
+        chat = await svc.update_chat(actor, chat_id, data)
+        if not chat.is_active:
+            # Deactivated: it leaves every list; answer with what it looks like now.
+            return json({**(await svc.serialize_chats(actor, [chat]))[0]})
+        return json(await svc.chat_detail(actor, chat_id))
+
+    @bp.get("/<chat_id:int>/messages/")
+    async def messages(request: Request, chat_id: int):
+        actor = await staff(request)
+        rows = await svc.list_chat_messages(actor, chat_id)
+        return json([chat_message_data(m) for m in rows])
+
+    @bp.post("/<chat_id:int>/messages/")
+    async def post_message(request: Request, chat_id: int):
+        actor = await staff(request)
+        data = body(request)
+        errors: dict[str, list[str]] = {}
+        if "content" not in data:
+            errors["content"] = ["Обязательное поле."]
+        elif not isinstance(data["content"], str):
+            errors["content"] = ["Not a valid string."]
+        if "message_type" in data and not isinstance(data["message_type"], str):
+            errors["message_type"] = ["Not a valid string."]
+        reply_to = data.get("reply_to")
+        if reply_to is not None and not _is_int(reply_to):
+            errors["reply_to"] = ["Некорректный тип. Ожидалось значение первичного ключа."]
+        if errors:
+            raise ValidationFailed(errors)
+        msg = await svc.post_chat_message(
+            actor,
+            chat_id,
+            data["content"],
+            reply_to_id=reply_to,
+            message_type=data.get("message_type", "text"),
+        )
+        return json(chat_message_data(msg, actor), status=201)
+
+    @bp.post("/<chat_id:int>/join/")
+    async def join(request: Request, chat_id: int):
+        await svc.join_chat(await staff(request), chat_id)
+        return json({"status": "joined"})
+
+    @bp.post("/<chat_id:int>/leave/")
+    async def leave(request: Request, chat_id: int):
+        await svc.leave_chat(await staff(request), chat_id)
+        return json({"status": "left"})
+
+    return bp

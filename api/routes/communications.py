@@ -1,7 +1,59 @@
-"""Placeholder: filled in by the REST routes work."""
+"""/api/admin/internal-communications/: the seed's InternalCommunication (staff only).
 
-from sanic import Blueprint
+Directors see every communication; an admin sees those they sent or take part in.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+
+from api.http import authenticate, body, json, page_number, paginated
+from api.routes.requests import check_types
+from core import communications as svc
+from core.permissions import require_staff
+from db.models import User
+
+STRINGS = ("from_department", "to_department", "subject", "content", "priority", "status")
 
 
 def get_blueprint() -> Blueprint:
-    return Blueprint("communications")
+    bp = Blueprint("communications", url_prefix="/api/admin/internal-communications")
+
+    async def staff(request: Request) -> User:
+        user = await authenticate(request)
+        require_staff(user)
+        return user
+
+    @bp.get("/")
+    async def list_communications(request: Request):
+        actor = await staff(request)
+        page = page_number(request)
+        status = request.args.get("status") or None
+        if page == -1:
+            total, _ = await svc.list_communications(actor, status=status, page=1)
+            page = max(1, -(-total // svc.PAGE_SIZE))
+        total, rows = await svc.list_communications(actor, status=status, page=page)
+        return json(paginated(request, total, page, rows, page_size=svc.PAGE_SIZE))
+
+    @bp.post("/")
+    async def create(request: Request):
+        actor = await staff(request)
+        data = body(request)
+        check_types(data, STRINGS)
+        return json(await svc.create_communication(actor, data), status=201)
+
+    @bp.get("/<comm_id:int>/")
+    async def retrieve(request: Request, comm_id: int):
+        actor = await staff(request)
+        return json(await svc.get_communication(actor, comm_id))
+
+    @bp.route("/<comm_id:int>/", methods=["PUT", "PATCH"])
+    async def update(request: Request, comm_id: int):
+        actor = await staff(request)
+        data = body(request)
+        check_types(data, STRINGS)
+        return json(
+            await svc.update_communication(actor, comm_id, data, partial=request.method == "PATCH")
+        )
+
+    return bp

@@ -1,7 +1,104 @@
-"""Placeholder: filled in by the REST routes work."""
+"""/api/customer/requests/: the customer side (web form, bot-less integrations).
 
-from sanic import Blueprint
+Every route is scoped to the caller's OWN requests: another customer's id answers 404 and
+never data. Staff may use it too (create a request as themselves, read their own).
+Customers never see internal notes or files attached to them.
+"""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+
+from api.http import authenticate, body, json, page_number, paginated
+from api.routes.attachments import list_response, upload_response
+from api.routes.requests import check_types, filters_from, parse_tags
+from core import requests as svc
+from core.errors import NotFound, ValidationFailed
+from core.serializers import message_data, request_data
+from core.texts import t
+from db.models import CustomerRequest, Source, User
+
+
+async def own_request(actor: User, request_id: int) -> CustomerRequest:
+    """The caller's own request, else NotFound (whoever the caller is)."""
+    req = await svc.get_request(actor, request_id)
+    if req.customer_id != actor.id:
+        raise NotFound(t("err_not_found", actor.language))
+    return req
 
 
 def get_blueprint() -> Blueprint:
-    return Blueprint("customer")
+    bp = Blueprint("customer", url_prefix="/api/customer/requests")
+
+    @bp.get("/")
+    async def list_own(request: Request):
+        actor = await authenticate(request)
+        filters = filters_from(request)
+        filters.customer_id = actor.id
+        filters.assigned_admin_id = None
+        filters.unassigned = False
+        page = page_number(request)
+        if page == -1:
+            total, _ = await svc.list_requests(actor, filters, 1)
+            page = max(1, -(-total // svc.PAGE_SIZE))
+        total, rows = await svc.list_requests(actor, filters, page)
+        return json(paginated(request, total, page, [request_data(r) for r in rows]))
+
+    @bp.post("/")
+    async def create(request: Request):
+        actor = await authenticate(request)
+        data = body(request)
+        check_types(data, ("title", "description", "priority", "category"))
+        errors = {n: ["Обязательное поле."] for n in ("title", "description") if n not in data}
+        if errors:
+            raise ValidationFailed(errors)
+        extra = {k: data[k] for k in ("priority", "category") if k in data}
+        if "tags" in data:
+            extra["tags"] = parse_tags(data["tags"])
+        req = await svc.create_request(
+            actor,
+            title=data["title"],
+            description=data["description"],
+            source=Source.api,
+            **extra,
+        )
+        return json(request_data(req), status=201)
+
+    @bp.get("/<request_id:int>/")
+    async def retrieve(request: Request, request_id: int):
+        actor = await authenticate(request)
+        return json(request_data(await own_request(actor, request_id)))
+
+    @bp.get("/<request_id:int>/messages/")
+    async def messages(request: Request, request_id: int):
+        actor = await authenticate(request)
+        await own_request(actor, request_id)
+        rows = await svc.list_messages(actor, request_id)
+        return json([message_data(m) for m in rows if not m.is_internal])
+
+    @bp.post("/<request_id:int>/messages/")
+    async def post_message(request: Request, request_id: int):
+        actor = await authenticate(request)
+        await own_request(actor, request_id)
+        data = body(request)
+        check_types(data, ("content", "message_type"))
+        if "content" not in data:
+            raise ValidationFailed({"content": ["Обязательное поле."]})
+        msg = await svc.post_message(
+            actor, request_id, data["content"], message_type=data.get("message_type", "text")
+        )
+        return json(message_data(msg), status=201)
+
+    @bp.get("/<request_id:int>/attachments/")
+    async def attachments(request: Request, request_id: int):
+        actor = await authenticate(request)
+        await own_request(actor, request_id)
+        return await list_response(request, actor, request_id)
+
+    @bp.post("/<request_id:int>/attachments/", stream=True)
+    async def upload(request: Request, request_id: int):
+        actor = await authenticate(request)
+        await own_request(actor, request_id)
+        return await upload_response(request, actor, request_id, allow_internal=False)
+
+    return bp

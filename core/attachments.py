@@ -1,0 +1,320 @@
+"""Request attachments: where files live, who may add and read them, and recording them.
+
+Files live under MEDIA_ROOT/request_attachments/<request_id>/<random>_<safe name>; the
+database keeps the path relative to MEDIA_ROOT. A channel (REST upload, bot media) writes
+the bytes first, then calls `record_attachment`, which in ONE transaction creates the
+RequestAttachment, (usually) its thread message of type image/file, bumps the request's
+last_message_at/messages_count and records a `new_message` event, exactly like
+core.requests.post_message. Permission rules are the ones of post_message.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import secrets
+import unicodedata
+from collections.abc import AsyncIterable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from core import events, runtime
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.permissions import can_see_internal, is_staff, require_manage_request
+from core.requests import get_request
+from core.serializers import attachment_data, message_data
+from core.texts import lang_of, t
+from db.models import (
+    CustomerRequest,
+    MessageType,
+    RequestAttachment,
+    RequestMessage,
+    SenderType,
+    Source,
+    Status,
+    User,
+)
+
+ATTACHMENTS_DIR = "request_attachments"
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}$")
+_UNSAFE_CHARS = re.compile(r"[^\w.\- ()\[\]+,@=]+", re.UNICODE)
+
+_CAPTIONS = {"ru": "Вложение: {name}", "en": "Attachment: {name}"}
+
+
+class FileTooLarge(ValidationFailed):
+    """The file is over MAX_UPLOAD_MB (REST answers 413, the bot tells the user)."""
+
+    def __init__(self, limit_mb: int) -> None:
+        super().__init__({"file": [f"Файл слишком большой. Максимум {limit_mb} МБ."]})
+        self.limit_mb = limit_mb
+
+
+def media_root() -> Path:
+    return Path(runtime.settings().media_root)
+
+
+def max_upload_bytes() -> int:
+    return runtime.settings().max_upload_bytes
+
+
+def original_name(name: str | None) -> str:
+    """The name a user sees: last path component, no control characters, at most 255 chars."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if name in ("", ".", ".."):
+        name = "file"
+    if len(name) > 255:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 250 - len(ext)] + dot + ext) if dot and len(ext) < 20 else name[:255]
+    return name
+
+
+def safe_name(name: str | None) -> str:
+    """A file-system-safe version of `name` (no separators, no leading dots, <= 100 chars)."""
+    cleaned = _UNSAFE_CHARS.sub("_", unicodedata.normalize("NFKC", original_name(name)))
+    cleaned = cleaned.strip(" ._") or "file"
+    if len(cleaned) > 100:
+        stem, dot, ext = cleaned.rpartition(".")
+        cleaned = (stem[: 95 - len(ext)] + dot + ext) if dot and len(ext) < 10 else cleaned[:100]
+    return cleaned
+
+
+def clean_content_type(value: str | None, name: str) -> str:
+    """The declared content type if it looks like one, else a guess from the name."""
+    value = (value or "").split(";")[0].strip().lower()
+    if value and _CONTENT_TYPE_RE.match(value) and value != DEFAULT_CONTENT_TYPE:
+        return value[:100]
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or DEFAULT_CONTENT_TYPE
+
+
+def new_storage_path(request_id: int, name: str) -> tuple[str, Path]:
+    """A fresh (relative, absolute) location for a file of request `request_id`.
+    The directory is created; the file is not."""
+    relative = f"{ATTACHMENTS_DIR}/{int(request_id)}/{secrets.token_hex(8)}_{safe_name(name)}"
+    absolute = media_root() / relative
+    absolute.parent.mkdir(parents=True, exist_ok=True)
+    return relative, absolute
+
+
+def resolve_stored(relative: str) -> Path | None:
+    """The absolute path of a stored file, or None if it escapes the attachments folder."""
+    base = (media_root() / ATTACHMENTS_DIR).resolve()
+    try:
+        path = (media_root() / relative).resolve()
+    except (OSError, ValueError):
+        return None
+    if base not in path.parents:
+        return None
+    return path
+
+
+def remove_stored(relative_or_absolute: str | Path) -> None:
+    """Delete a stored file, quietly (cleanup after a failed upload)."""
+    path = Path(relative_or_absolute)
+    if not path.is_absolute():
+        resolved = resolve_stored(str(relative_or_absolute))
+        if resolved is None:
+            return
+        path = resolved
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def download_path(attachment_id: int) -> str:
+    return f"/api/attachments/{attachment_id}/download/"
+
+
+def download_url(attachment_id: int, base_url: str | None = None) -> str:
+    base = (base_url if base_url is not None else runtime.settings().base_url).rstrip("/")
+    return base + download_path(attachment_id)
+
+
+def serialize(att: RequestAttachment, base_url: str | None = None) -> dict[str, Any]:
+    """attachment_data with `file` = the download URL."""
+    return attachment_data(att, download_url(att.id, base_url))
+
+
+async def check_can_attach(actor: User, request_id: int, *, is_internal: bool = False) -> CustomerRequest:
+    """Raise unless `actor` may add a file to the request (the rules of post_message):
+    staff replies follow CanManageRequest, internal files any staff; a customer only their
+    own request (else NotFound) and not once it is closed. Call before reading an upload."""
+    req = await get_request(actor, request_id)
+    if is_staff(actor):
+        if not is_internal:
+            require_manage_request(actor, req)
+    else:
+        if req.customer_id != actor.id:
+            raise NotFound(t("err_not_found", actor.language))
+        if req.status == Status.closed:
+            raise Conflict(t("err_closed", actor.language))
+    return req
+
+
+async def record_attachment(
+    actor: User,
+    request_id: int,
+    *,
+    name: str,
+    stored_path: str,
+    size: int,
+    content_type: str | None = None,
+    message_id: int | None = None,
+    caption: str | None = None,
+    is_internal: bool = False,
+    source: Source = Source.api,
+) -> RequestAttachment:
+    """Record a file already written to `stored_path` (relative to MEDIA_ROOT).
+
+    Without `message_id`: one transaction creates a thread message of type image/file
+    (content `caption` or "Вложение: <name>"), the attachment, bumps last_message_at and
+    messages_count and records a `new_message` event whose data is the message plus
+    `attachments: [...]`. With `message_id`: the file joins that existing message of the
+    same request (a customer only their own, non-internal message); no new message, no event.
+    Permission as `check_can_attach`. The caller deletes the file if this raises.
+    """
+    if not is_staff(actor):
+        is_internal = False
+    req = await check_can_attach(actor, request_id, is_internal=is_internal)
+    if resolve_stored(stored_path) is None:
+        raise ValidationFailed({"file": ["Недопустимый путь файла."]})
+    if size > max_upload_bytes():
+        raise FileTooLarge(runtime.settings().max_upload_mb)
+    name = original_name(name)
+    content_type = clean_content_type(content_type, name)
+    message_type = MessageType.image if content_type.startswith("image/") else MessageType.file
+    if message_id is not None:
+        cond = Q(id=message_id, request_id=req.id)
+        if not is_staff(actor):
+            cond &= Q(sender_id=actor.id, is_internal=False)
+        if not await RequestMessage.filter(cond).exists():
+            raise ValidationFailed(
+                {"message": [f'Недопустимый первичный ключ "{message_id}" - объект не существует.']}
+            )
+        att = await RequestAttachment.create(
+            request_id=req.id, message_id=message_id, name=name, file=stored_path, size=size,
+            content_type=content_type, uploaded_by_id=actor.id,
+        )
+        return att
+    text = caption if caption and caption.strip() else _CAPTIONS[lang_of(actor.language)].format(name=name)
+    async with in_transaction() as conn:
+        msg = await RequestMessage.create(
+            request_id=req.id,
+            sender_id=actor.id,
+            sender_type=SenderType.admin if is_staff(actor) else SenderType.customer,
+            content=text,
+            message_type=message_type,
+            is_internal=bool(is_internal),
+            source=source,
+            using_db=conn,
+        )
+        att = await RequestAttachment.create(
+            request_id=req.id, message_id=msg.id, name=name, file=stored_path, size=size,
+            content_type=content_type, uploaded_by_id=actor.id, using_db=conn,
+        )
+        await CustomerRequest.filter(id=req.id).using_db(conn).update(
+            last_message_at=msg.created_at, messages_count=F("messages_count") + 1
+        )
+        await events.record_event(
+            events.NEW_MESSAGE,
+            {**message_data(msg, actor), "attachments": [serialize(att)]},
+            using_db=conn,
+        )
+    events.committed()
+    return att
+
+
+async def save_attachment(
+    actor: User,
+    request_id: int,
+    *,
+    name: str,
+    content: bytes | Iterable[bytes] | AsyncIterable[bytes],
+    content_type: str | None = None,
+    message_id: int | None = None,
+    caption: str | None = None,
+    is_internal: bool = False,
+    source: Source = Source.api,
+) -> RequestAttachment:
+    """Write `content` to storage and record it (for channels that already hold the bytes
+    or an iterator of chunks, such as the bot). Enforces MAX_UPLOAD_MB (FileTooLarge);
+    the file is removed if anything fails."""
+    await check_can_attach(actor, request_id, is_internal=is_internal and is_staff(actor))
+    limit = max_upload_bytes()
+    relative, absolute = new_storage_path(request_id, name)
+    size = 0
+    try:
+        with open(absolute, "wb") as fh:
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                chunks: Any = [bytes(content)]
+            else:
+                chunks = content
+            if hasattr(chunks, "__aiter__"):
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise FileTooLarge(runtime.settings().max_upload_mb)
+                    fh.write(chunk)
+            else:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:
+                        raise FileTooLarge(runtime.settings().max_upload_mb)
+                    fh.write(chunk)
+        return await record_attachment(
+            actor, request_id, name=name, stored_path=relative, size=size,
+            content_type=content_type, message_id=message_id, caption=caption,
+            is_internal=is_internal, source=source,
+        )
+    except BaseException:
+        remove_stored(absolute)
+        raise
+
+
+async def list_attachments(actor: User, request_id: int) -> list[RequestAttachment]:
+    """Oldest first. A customer sees only their own request's files and never files of
+    internal messages (NotFound for someone else's request)."""
+    req = await get_request(actor, request_id)
+    qs = RequestAttachment.filter(request_id=req.id)
+    if not can_see_internal(actor):
+        qs = qs.filter(Q(message_id__isnull=True) | Q(message__is_internal=False))
+    return await qs.order_by("created_at", "id")
+
+
+async def attachment_for_download(actor: User, attachment_id: int) -> tuple[RequestAttachment, Path]:
+    """The attachment and its file if `actor` may read it: staff any, a customer only files
+    of their own request and not of internal messages. NotFound otherwise, also when the
+    stored path is missing or points outside the attachments folder."""
+    att = await RequestAttachment.filter(id=attachment_id).select_related("request", "message").first()
+    if att is None:
+        raise NotFound(t("err_not_found", actor.language))
+    if not is_staff(actor):
+        if att.request.customer_id != actor.id or (att.message is not None and att.message.is_internal):
+            raise NotFound(t("err_not_found", actor.language))
+    path = resolve_stored(att.file)
+    if path is None or not path.is_file():
+        raise NotFound(t("err_not_found", actor.language))
+    return att, path
+
+
+def content_disposition(name: str) -> str:
+    """`attachment` with an ASCII fallback and the RFC 5987 UTF-8 original name."""
+    from urllib.parse import quote
+
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r'[^A-Za-z0-9.\-_ ()]', "_", ascii_name).strip() or "file"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+__all__ = [
+    "FileTooLarge", "check_can_attach", "record_attachment", "save_attachment",
+    "list_attachments", "attachment_for_download", "new_storage_path", "remove_stored",
+    "serialize", "download_url", "content_disposition", "safe_name", "original_name",
+]
