@@ -1,0 +1,81 @@
+"""Time for the scheduler: one place that says "now", and the arithmetic of fire slots.
+
+Job functions take `now` as an argument, so tests call them with any time they choose and
+never wait for real minutes; the runtime passes `clock.now()`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from apscheduler.triggers.base import BaseTrigger
+
+UTC = timezone.utc
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock (timezone-aware UTC)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that only moves when told to (tests)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = as_utc(at)
+
+    def now(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        self._at = as_utc(at)
+
+    def advance(self, **delta: float) -> datetime:
+        self._at += timedelta(**delta)
+        return self._at
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def slot_iso(slot: datetime) -> str:
+    """The canonical text of a fire slot: UTC, whole seconds, sortable as a string."""
+    return as_utc(slot).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_slot_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def floor_minute(value: datetime) -> datetime:
+    return as_utc(value).replace(second=0, microsecond=0)
+
+
+def next_fire_time(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The trigger's first fire time at or after `now` (UTC)."""
+    nxt = trigger.get_next_fire_time(None, as_utc(now))
+    return as_utc(nxt) if nxt else None
+
+
+def last_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:
+    """The trigger's latest fire time in (now - lookback, now], or None."""
+    now = as_utc(now)
+    t = trigger.get_next_fire_time(None, now - lookback)
+    last = None
+    steps = 0
+    while t is not None and as_utc(t) <= now and steps < 10_000:
+        last = as_utc(t)
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+        steps += 1
+    return last

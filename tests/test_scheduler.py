@@ -1,0 +1,343 @@
+"""Scheduler jobs with a controllable clock: digest, reminders and escalation, auto-close.
+
+Job functions take `now`; the tests call them (or a runtime's `fire`) with chosen times and
+assert on the Telegram delivery queue (TelegramOutbox rows), never waiting real minutes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from core import requests as svc
+from core import runtime
+from db.models import (
+    CustomerRequest,
+    Event,
+    ReminderLog,
+    RequestMessage,
+    Status,
+    TelegramOutbox,
+)
+from scheduler.clock import FixedClock
+from scheduler.digest import build_digest, build_digest_text, last_digest_time
+from scheduler.jobs import run_auto_close, run_digest, run_reminders
+from scheduler.runtime import SchedulerRuntime
+
+ADMIN_CHAT = -1001234567890
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def tg_settings(settings):
+    s = settings.with_overrides(
+        telegram_bot_token="123456:TEST-token", telegram_admin_chat_id=ADMIN_CHAT, tz="UTC"
+    )
+    runtime.configure(s)
+    return s
+
+
+async def make_request(
+    customer,
+    *,
+    title: str = "Printer is on fire",
+    priority: str = "medium",
+    status: str = Status.open,
+    created: datetime = NOW,
+    changed: datetime | None = None,
+    admin=None,
+    last_message: datetime | None = None,
+    eta: datetime | None = None,
+) -> CustomerRequest:
+    req = await svc.create_request(customer, title=title, description="d", priority=priority)
+    fields: dict[str, Any] = {
+        "status": status,
+        "created_at": created,
+        "status_changed_at": changed or created,
+        "assigned_admin_id": admin.id if admin else None,
+        "last_message_at": last_message,
+        "estimated_resolution_time": eta,
+    }
+    await CustomerRequest.filter(id=req.id).update(**fields)
+    return await CustomerRequest.get(id=req.id)
+
+
+async def outbox_rows(chat_id: int | None = None) -> list[TelegramOutbox]:
+    qs = TelegramOutbox.all().order_by("id")
+    if chat_id is not None:
+        qs = qs.filter(chat_id=chat_id)
+    return await qs
+
+
+# --- digest --------------------------------------------------------------------------------
+
+
+async def test_digest_numbers_match_known_data(tg_settings, make_user):
+    customer = await make_user("customer")
+    ivan = await make_user("admin", first_name="Ivan", last_name="Petrov")
+    olga = await make_user("admin", first_name="Olga", last_name="Smirnova")
+    await make_user("admin", first_name="Idle", last_name="Admin")
+    oldest = await make_request(customer, title="Oldest <open>", priority="high",
+                                created=NOW - timedelta(hours=3, minutes=15))
+    await make_request(customer, created=NOW - timedelta(hours=1))
+    await make_request(customer, created=NOW - timedelta(minutes=5))
+    for _ in range(2):
+        await make_request(customer, status=Status.in_progress, admin=ivan,
+                           created=NOW - timedelta(days=2))
+    await make_request(customer, status=Status.in_progress, admin=olga,
+                       created=NOW - timedelta(days=2))
+    await make_request(customer, status=Status.completed, admin=ivan,
+                       created=NOW - timedelta(days=3), changed=NOW - timedelta(hours=2))
+    await make_request(customer, status=Status.completed, admin=olga,
+                       created=NOW - timedelta(days=3), changed=NOW - timedelta(hours=30))
+    await make_request(customer, status=Status.closed, admin=olga,
+                       created=NOW - timedelta(days=5), changed=NOW - timedelta(hours=4))
+
+    digest = await build_digest(NOW)
+
+    assert digest["stats"] == {
+        "total_requests": 9,
+        "open_requests": 3,
+        "in_progress_requests": 3,
+        "completed_today": 1,
+        "completion_rate": round(2 / 9 * 100, 2),
+    }
+    load = {a["name"]: (a["in_progress"], a["completed_today"]) for a in digest["admins"]}
+    assert load == {"Ivan Petrov": (2, 1), "Olga Smirnova": (1, 0), "Idle Admin": (0, 0)}
+    assert [a["name"] for a in digest["admins"]][0] == "Ivan Petrov"
+    assert digest["oldest_open"]["id"] == oldest.id
+    assert digest["oldest_open"]["age"] == timedelta(hours=3, minutes=15)
+    # No digest posted before: the window is the last 24 hours.
+    assert digest["since"] is None
+    assert digest["changes"] == {"new": 3, "completed": 1, "closed": 1}
+
+    text = await build_digest_text("ru", now=NOW)
+    assert "Всего: <b>9</b> · открыто: <b>3</b> · в работе: <b>3</b>" in text
+    assert "Выполнено сегодня: <b>1</b>" in text
+    assert "Ivan Petrov: 2 / 1" in text
+    assert f"#{oldest.id} «Oldest &lt;open&gt;» · 3 ч 15 мин · Высокий" in text
+    assert "новых: 3 · выполнено: 1 · закрыто: 1" in text
+    assert max(len(line) for line in text.splitlines()) < 90
+    english = await build_digest_text("en", now=NOW)
+    assert "Total: <b>9</b>" in english and "3 h 15 min" in english
+
+
+async def test_digest_is_posted_to_admin_group_once_per_slot(tg_settings, make_user):
+    customer = await make_user("customer")
+    await make_request(customer, created=NOW - timedelta(hours=1))
+    slot = NOW.replace(hour=9)
+
+    assert await run_digest(tg_settings, slot + timedelta(seconds=1), slot)
+    assert await run_digest(tg_settings, slot + timedelta(seconds=5), slot)  # a restart
+
+    rows = await outbox_rows()
+    assert len(rows) == 1
+    assert rows[0].chat_id == ADMIN_CHAT and rows[0].method == "sendMessage"
+    assert rows[0].payload["chat_id"] == ADMIN_CHAT
+    assert "Сводка" in rows[0].payload["text"] and "открыто: <b>1</b>" in rows[0].payload["text"]
+    assert await last_digest_time() == slot
+
+
+async def test_next_digest_reports_changes_since_previous_digest(tg_settings, make_user):
+    customer = await make_user("customer")
+    yesterday = NOW.replace(hour=9) - timedelta(days=1)
+    await make_request(customer, created=yesterday - timedelta(hours=2))  # before: not new
+    await run_digest(tg_settings, yesterday, yesterday)
+    await make_request(customer, created=yesterday + timedelta(hours=1))
+    await make_request(customer, created=yesterday + timedelta(hours=5))
+    today = NOW.replace(hour=9)
+
+    await run_digest(tg_settings, today, today)
+
+    rows = await outbox_rows()
+    assert len(rows) == 2
+    text = rows[1].payload["text"]
+    assert "С прошлой сводки</b> (26.11 09:00)" in text
+    assert "новых: 2 · выполнено: 0 · закрыто: 0" in text
+
+
+async def test_digest_is_skipped_without_telegram(settings, make_user):
+    assert settings.telegram_bot_token is None
+    assert not await run_digest(settings, NOW, NOW)
+    assert await outbox_rows() == []
+
+
+# --- reminders and escalation ---------------------------------------------------------------
+
+THRESHOLDS = {"urgent": 15, "high": 60, "medium": 240, "low": 1440}
+
+
+@pytest.mark.parametrize("priority", list(THRESHOLDS))
+async def test_unassigned_request_is_reminded_at_its_priority_threshold(
+    tg_settings, make_user, priority
+):
+    customer = await make_user("customer", first_name="Anna", last_name="K")
+    minutes = THRESHOLDS[priority]
+    req = await make_request(customer, priority=priority, created=NOW)
+
+    before = NOW + timedelta(minutes=minutes) - timedelta(seconds=30)
+    assert (await run_reminders(tg_settings, before))["remind"] == []
+    assert await outbox_rows() == []
+
+    at = NOW + timedelta(minutes=minutes)
+    assert (await run_reminders(tg_settings, at))["remind"] == [req.id]
+    rows = await outbox_rows()
+    assert len(rows) == 1 and rows[0].chat_id == ADMIN_CHAT
+    assert f"Запрос #{req.id} ждёт" in rows[0].payload["text"]
+    assert "Anna K" in rows[0].payload["text"]
+
+    # Later runs before twice the threshold add nothing.
+    assert (await run_reminders(tg_settings, at + timedelta(minutes=minutes // 2)))["remind"] == []
+    assert len(await outbox_rows()) == 1
+
+
+async def test_configured_threshold_is_used(settings, make_user):
+    s = settings.with_overrides(telegram_bot_token="123456:TEST-token",
+                                telegram_admin_chat_id=ADMIN_CHAT, remind_urgent_min=5)
+    runtime.configure(s)
+    customer = await make_user("customer")
+    req = await make_request(customer, priority="urgent", created=NOW)
+    assert (await run_reminders(s, NOW + timedelta(minutes=4)))["remind"] == []
+    assert (await run_reminders(s, NOW + timedelta(minutes=5)))["remind"] == [req.id]
+
+
+async def test_neglected_request_is_escalated_to_directors_at_twice_the_threshold(
+    tg_settings, make_user
+):
+    customer = await make_user("customer")
+    boss = await make_user("director", telegram_id=5001, language="en")
+    boss2 = await make_user("director", telegram_id=5002)
+    await make_user("director")  # no Telegram: cannot be messaged
+    await make_user("admin", telegram_id=6001)  # admins are not escalated to
+    req = await make_request(customer, priority="high", created=NOW)
+
+    await run_reminders(tg_settings, NOW + timedelta(minutes=60))
+    assert (await run_reminders(tg_settings, NOW + timedelta(minutes=119)))["escalate"] == []
+    done = await run_reminders(tg_settings, NOW + timedelta(minutes=120))
+    assert done["escalate"] == [req.id] and done["remind"] == []
+
+    dms = [r for r in await outbox_rows() if r.chat_id != ADMIN_CHAT]
+    assert sorted(r.chat_id for r in dms) == [5001, 5002]
+    by_chat = {r.chat_id: r.payload["text"] for r in dms}
+    assert f"Escalation</b>: request #{req.id} not taken for 2 h" in by_chat[boss.telegram_id]
+    assert f"Эскалация</b>: запрос #{req.id} не взят уже 2 ч" in by_chat[boss2.telegram_id]
+
+    await run_reminders(tg_settings, NOW + timedelta(hours=10))
+    assert len(await outbox_rows()) == 3
+
+
+async def test_taken_request_is_not_reminded(tg_settings, make_user):
+    customer = await make_user("customer")
+    admin = await make_user("admin")
+    await make_request(customer, priority="urgent", status=Status.in_progress, admin=admin,
+                       created=NOW - timedelta(hours=5))
+    assert await run_reminders(tg_settings, NOW) == {"remind": [], "escalate": [], "eta": []}
+    assert await outbox_rows() == []
+
+
+async def test_no_duplicate_reminder_after_restart(tg_settings, make_user):
+    customer = await make_user("customer")
+    await make_user("director", telegram_id=5001)
+    await make_request(customer, priority="urgent", created=NOW - timedelta(minutes=40))
+    clock = FixedClock(NOW)
+    first = SchedulerRuntime(tg_settings, clock=clock)
+    assert await first.fire("reminders", NOW)
+    assert len(await outbox_rows()) == 2  # group reminder and escalation
+    assert await ReminderLog.all().count() == 2
+
+    # "Restart": a new runtime (new holder), later slots, and a replay of the same slot.
+    second = SchedulerRuntime(tg_settings, clock=clock)
+    for minutes in (1, 2, 30):
+        clock.set(NOW + timedelta(minutes=minutes))
+        assert await second.fire("reminders", NOW + timedelta(minutes=minutes))
+    assert not await second.fire("reminders", NOW)  # slot already done
+    assert len(await outbox_rows()) == 2
+    assert await ReminderLog.all().count() == 2
+
+
+async def test_reopened_request_waits_anew(tg_settings, make_user):
+    customer = await make_user("customer")
+    req = await make_request(customer, priority="urgent", created=NOW - timedelta(minutes=20))
+    await run_reminders(tg_settings, NOW)
+    assert len(await outbox_rows()) == 1
+    # A director reopened it (status change resets the waiting time).
+    await CustomerRequest.filter(id=req.id).update(status_changed_at=NOW + timedelta(minutes=10))
+    assert (await run_reminders(tg_settings, NOW + timedelta(minutes=20)))["remind"] == []
+    assert (await run_reminders(tg_settings, NOW + timedelta(minutes=25)))["remind"] == [req.id]
+    assert len(await outbox_rows()) == 2
+
+
+async def test_many_due_requests_go_out_as_one_list(tg_settings, make_user):
+    customer = await make_user("customer")
+    for i in range(8):
+        await make_request(customer, title=f"Request {i}", priority="low",
+                           created=NOW - timedelta(hours=30))
+    done = await run_reminders(tg_settings, NOW)
+    assert len(done["remind"]) == 8
+    rows = await outbox_rows(ADMIN_CHAT)
+    assert len(rows) == 1
+    assert "8 запросов ждут" in rows[0].payload["text"]
+
+
+async def test_overdue_estimate_reminds_the_assignee(tg_settings, make_user):
+    customer = await make_user("customer")
+    admin = await make_user("admin", telegram_id=7001)
+    req = await make_request(customer, status=Status.in_progress, admin=admin,
+                             created=NOW - timedelta(days=1), eta=NOW + timedelta(minutes=30))
+    assert (await run_reminders(tg_settings, NOW))["eta"] == []
+    done = await run_reminders(tg_settings, NOW + timedelta(minutes=45))
+    assert done["eta"] == [req.id]
+    rows = await outbox_rows()
+    assert [r.chat_id for r in rows] == [7001]
+    assert f"Срок по запросу #{req.id} истёк</b> 15 мин назад" in rows[0].payload["text"]
+    await run_reminders(tg_settings, NOW + timedelta(hours=3))
+    assert len(await outbox_rows()) == 1
+    # A new estimate that passes again is reminded again.
+    await CustomerRequest.filter(id=req.id).update(estimated_resolution_time=NOW + timedelta(hours=4))
+    assert (await run_reminders(tg_settings, NOW + timedelta(hours=5)))["eta"] == [req.id]
+    assert len(await outbox_rows()) == 2
+
+
+async def test_reminders_are_logged_without_telegram(settings, make_user):
+    customer = await make_user("customer")
+    req = await make_request(customer, priority="urgent", created=NOW - timedelta(hours=1))
+    done = await run_reminders(settings, NOW)
+    assert done["remind"] == [req.id] and done["escalate"] == [req.id]
+    assert await outbox_rows() == []
+
+
+# --- auto-close ---------------------------------------------------------------------------
+
+
+async def test_quiet_completed_requests_close_by_themselves(tg_settings, make_user):
+    customer = await make_user("customer")
+    admin = await make_user("admin")
+    now = datetime.now(timezone.utc)
+    quiet = await make_request(customer, status=Status.completed, admin=admin,
+                               created=now - timedelta(days=20), changed=now - timedelta(days=8),
+                               last_message=now - timedelta(days=9))
+    talked = await make_request(customer, status=Status.completed, admin=admin,
+                                created=now - timedelta(days=20), changed=now - timedelta(days=8),
+                                last_message=now - timedelta(days=2))
+    recent = await make_request(customer, status=Status.completed, admin=admin,
+                                created=now - timedelta(days=20), changed=now - timedelta(days=6))
+    working = await make_request(customer, status=Status.in_progress, admin=admin,
+                                 created=now - timedelta(days=20), changed=now - timedelta(days=30))
+    await Event.all().delete()
+
+    assert await run_auto_close(tg_settings, now) == [quiet.id]
+
+    statuses = dict(await CustomerRequest.all().values_list("id", "status"))
+    assert statuses[quiet.id] == "closed"
+    assert statuses[talked.id] == statuses[recent.id] == "completed"
+    assert statuses[working.id] == "in_progress"
+    note = await RequestMessage.get(request_id=quiet.id)
+    assert note.message_type == "system"
+    assert note.content == "Запрос автоматически закрыт: нет новых сообщений 7 дн."
+    updates = await Event.filter(type="request_updated")
+    assert len(updates) == 1
+    assert updates[0].payload["id"] == quiet.id and updates[0].payload["status"] == "closed"
+    # Idempotent.
+    assert await run_auto_close(tg_settings, now + timedelta(minutes=10)) == []
