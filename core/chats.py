@@ -222,3 +222,26 @@ __all__ = [
     "post_chat_message", "join_chat", "leave_chat", "is_participant", "mark_chat_read", "update_chat",
     "serialize_chats",
 ]
+
+
+async def bind_telegram_chat(actor: User, chat_id: int, telegram_chat_id: int) -> AdminChat:
+    """Bind an admin chat to a Telegram group so messages flow both ways.
+
+    A director may bind any active chat; an admin only a chat they take part in. A Telegram
+    group bound to another chat is moved to this one (one group, one chat).
+    """
+    from core.permissions import is_director
+
+    chat = await get_chat(actor, chat_id, must_participate=not is_director(actor))
+    async with in_transaction() as conn:
+        await AdminChat.filter(telegram_chat_id=telegram_chat_id).exclude(id=chat.id).using_db(
+            conn
+        ).update(telegram_chat_id=None)
+        await AdminChat.filter(id=chat.id).using_db(conn).update(telegram_chat_id=telegram_chat_id)
+    chat.telegram_chat_id = telegram_chat_id
+    return chat
+
+
+async def chat_for_telegram(telegram_chat_id: int) -> AdminChat | None:
+    """The active admin chat bound to this Telegram group, if any."""
+    return await AdminChat.filter(telegram_chat_id=telegram_chat_id, is_active=True).first()

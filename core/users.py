@@ -201,3 +201,27 @@ async def customer_for_email(email: str, name: str, language: str | None = None)
         except IntegrityError:
             username = f"{base}-{n}"
     raise ValidationFailed({"email": ["Не удалось создать пользователя"]})
+
+
+async def set_language(user: User, language: str) -> User:
+    """Store the user's language (`ru` or `en`); ValidationFailed for anything else."""
+    if language not in ("ru", "en"):
+        raise ValidationFailed({"language": [f"Значения {language} нет среди допустимых вариантов."]})
+    await User.filter(id=user.id).update(language=language)
+    user.language = language
+    return user
+
+
+async def set_active_request(user: User, request_id: int | None) -> User:
+    """Make `request_id` the request a Telegram customer's plain messages continue.
+
+    Only a request the user may see (their own, for a customer); NotFound otherwise.
+    `None` clears it.
+    """
+    if request_id is not None:
+        from core.requests import get_request
+
+        await get_request(user, request_id)
+    await User.filter(id=user.id).update(active_request_id=request_id)
+    user.active_request_id = request_id
+    return user

@@ -1,0 +1,1 @@
+"""Routers, one per concern; each is built by a function so every Dispatcher gets fresh ones."""

@@ -1,0 +1,39 @@
+"""Short text renderings of requests for command answers (cards are the relay's)."""
+
+from __future__ import annotations
+
+from bot.texts import category_label, priority_label, status_label, tr
+from db.models import CustomerRequest, RequestMessage
+
+
+def request_line(req: CustomerRequest, lang: str) -> str:
+    return tr("list_line", lang, id=req.id, priority=priority_label(req.priority, lang), title=req.title)
+
+
+def request_summary(req: CustomerRequest, lang: str) -> str:
+    return tr(
+        "request_summary", lang,
+        id=req.id, title=req.title,
+        status=status_label(req.status, lang),
+        priority=priority_label(req.priority, lang),
+        category=category_label(req.category, lang),
+        customer=req.customer.full_name,
+        admin=req.assigned_admin.full_name if req.assigned_admin_id else tr("nobody", lang),
+    )
+
+
+def thread_excerpt(messages: list[RequestMessage], lang: str, limit: int = 5, width: int = 300) -> str:
+    lines = []
+    for m in messages[-limit:]:
+        text = m.content if len(m.content) <= width else m.content[: width - 1] + "…"
+        prefix = tr("thread_internal", lang) if m.is_internal else ""
+        lines.append(prefix + tr("thread_line", lang, who=m.sender.full_name, text=text))
+    return "\n".join(lines)
+
+
+def topic_link(chat_id: int, topic_id: int) -> str | None:
+    """t.me link to a forum topic of a supergroup (-100XXXXXXXXXX)."""
+    text = str(chat_id)
+    if not text.startswith("-100"):
+        return None
+    return f"https://t.me/c/{text[4:]}/{topic_id}"

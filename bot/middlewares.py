@@ -1,0 +1,171 @@
+"""Middlewares: inbound idempotency, who is acting, and errors turned into replies.
+
+Order in the Dispatcher (see bot.dispatcher): ProcessedUpdateMiddleware and
+ActorMiddleware wrap every update; CallbackGuard and MessageGuard wrap callback queries
+and messages, so every callback query is answered and no domain error escapes a handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update
+from aiogram.types import User as TgUser
+from tortoise.exceptions import IntegrityError
+
+from bot.texts import lang_of, plain, tr
+from core.errors import DomainError, ValidationFailed
+from core.users import customer_for_telegram
+from db.models import ProcessedUpdate, User
+
+log = logging.getLogger("helpdesk.bot")
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+# Processed update ids older than this are pruned now and then (Telegram keeps undelivered
+# updates for 24 hours, so a retry can never be older).
+PROCESSED_UPDATES_KEEP = timedelta(days=2)
+PRUNE_EVERY = 500
+
+
+class ProcessedUpdateMiddleware(BaseMiddleware):
+    """Handle each update_id once, whichever process or retry delivers it.
+
+    The id is recorded (a primary-key insert) before the handlers run; a second delivery of
+    the same update (webhook retry, two replicas, a restart replaying getUpdates) finds it
+    and is skipped.
+    """
+
+    def __init__(self) -> None:
+        self._seen = 0
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        try:
+            await ProcessedUpdate.create(update_id=event.update_id)
+        except IntegrityError:
+            log.info("telegram update %s already handled, skipped", event.update_id)
+            return UNHANDLED
+        self._seen += 1
+        if self._seen % PRUNE_EVERY == 0:
+            cutoff = datetime.now(UTC) - PROCESSED_UPDATES_KEEP
+            await ProcessedUpdate.filter(created_at__lt=cutoff).delete()
+        return await handler(event, data)
+
+
+def _telegram_language(user: TgUser) -> str | None:
+    code = (user.language_code or "").lower()
+    return "en" if code.startswith("en") else None
+
+
+class ActorMiddleware(BaseMiddleware):
+    """Injects `actor` (the account behind the Telegram user, or None) and `lang`.
+
+    In a private chat the account is created on first contact (a customer); in groups only
+    an already linked account is looked up, so strangers stay `None`. Inactive accounts are
+    treated as unknown.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg_user: TgUser | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        actor: User | None = None
+        if tg_user is not None and not tg_user.is_bot:
+            if chat is not None and chat.type == "private":
+                actor, _ = await customer_for_telegram(
+                    tg_user.id,
+                    first_name=tg_user.first_name or "",
+                    last_name=tg_user.last_name or "",
+                    telegram_username=tg_user.username,
+                    language=_telegram_language(tg_user),
+                )
+            else:
+                actor = await User.filter(telegram_id=tg_user.id).first()
+            if actor is not None and not actor.is_active:
+                actor = None
+        data["actor"] = actor
+        data["lang"] = lang_of(actor.language if actor else _telegram_language(tg_user) if tg_user else None)
+        return await handler(event, data)
+
+
+def describe_error(exc: DomainError) -> str:
+    """A domain error as one line for a person (field errors joined)."""
+    if isinstance(exc, ValidationFailed):
+        return "; ".join(" ".join(v) for v in exc.errors.values())
+    return exc.message
+
+
+@dataclass
+class CallbackReply:
+    """What the callback query will be answered with (set by the handler)."""
+
+    text: str | None = None
+    show_alert: bool = False
+
+    def alert(self, text: str) -> None:
+        self.text = text[:200]
+        self.show_alert = True
+
+    def toast(self, text: str) -> None:
+        self.text = text[:200]
+        self.show_alert = False
+
+
+class CallbackGuard(BaseMiddleware):
+    """Every callback query is answered exactly once, even when nothing handles it or the
+    handler fails: a DomainError becomes an alert with its message, anything else a
+    generic alert (and a log line)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, CallbackQuery)
+        reply = data["callback_reply"] = CallbackReply()
+        try:
+            return await handler(event, data)
+        except DomainError as exc:
+            reply.alert(describe_error(exc))
+        except Exception:
+            log.exception("callback query %r failed", event.data)
+            reply.alert(plain("error_generic", data.get("lang")))
+        finally:
+            try:
+                await event.answer(text=reply.text, show_alert=reply.show_alert)
+            except TelegramAPIError as exc:  # too old, or Telegram refused: nothing to redo
+                log.warning("answerCallbackQuery failed: %s", exc)
+        return None
+
+
+class MessageGuard(BaseMiddleware):
+    """A DomainError from a message handler becomes a reply with its message; any other
+    failure is logged and the user gets a generic apology instead of silence."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Message)
+        try:
+            return await handler(event, data)
+        except DomainError as exc:
+            await _safe_reply(event, tr("bad_input", data.get("lang"), details=describe_error(exc))
+                              if isinstance(exc, ValidationFailed) else _escaped(describe_error(exc)))
+        except Exception:
+            log.exception("message handler failed (chat %s)", event.chat.id)
+            await _safe_reply(event, tr("error_generic", data.get("lang")))
+        return None
+
+
+def _escaped(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)
+
+
+async def _safe_reply(message: Message, text: str) -> None:
+    try:
+        await message.reply(text, parse_mode="HTML")
+    except TelegramAPIError as exc:
+        log.warning("could not reply in chat %s: %s", message.chat.id, exc)
