@@ -6,12 +6,11 @@ never wait for real minutes; the runtime passes `clock.now()`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from apscheduler.triggers.base import BaseTrigger
-
-UTC = timezone.utc
+from apscheduler.triggers.cron import CronTrigger
 
 
 class Clock(Protocol):
@@ -79,3 +78,45 @@ def last_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> 
         t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
         steps += 1
     return last
+
+
+def _crontab_weekdays(field: str) -> str:
+    # crontab counts weekdays from Sunday (0 or 7); APScheduler 3 from Monday (0). Numeric
+    # items become explicit APScheduler numbers; names (mon-fri) mean the same in both.
+    if field in ("*", "?"):
+        return field
+    out: list[str] = []
+    for item in field.split(","):
+        base, slash, step_text = item.partition("/")
+        step = int(step_text) if slash and step_text.isdigit() else 1
+        if base == "*":
+            lo, hi = 0, 6
+        elif "-" in base:
+            a, _, b = base.partition("-")
+            if not (a.isdigit() and b.isdigit()):
+                out.append(item)
+                continue
+            lo, hi = int(a), int(b)
+        elif base.isdigit():
+            lo = int(base)
+            hi = 7 if slash else lo
+        else:
+            out.append(item)
+            continue
+        if not (0 <= lo <= 7 and 0 <= hi <= 7):
+            raise ValueError(f"day of week out of range in {field!r}")
+        out += [str((d - 1) % 7) for d in range(lo, hi + 1, step)]
+    return ",".join(dict.fromkeys(out))
+
+
+def cron_trigger(expr: str, tz: str) -> CronTrigger:
+    """A CronTrigger for a standard 5-field crontab expression in time zone `tz`.
+
+    Unlike APScheduler 3's `CronTrigger.from_crontab`, weekday numbers mean what they mean
+    in crontab (0 and 7 are Sunday, 1-5 is Monday to Friday). ValueError if invalid.
+    """
+    values = expr.split()
+    if len(values) != 5:
+        raise ValueError(f"expected 5 fields, got {len(values)}")
+    values[4] = _crontab_weekdays(values[4])
+    return CronTrigger.from_crontab(" ".join(values), timezone=tz)

@@ -6,7 +6,7 @@ scheduler and shown on demand by the bot's /stats (`build_digest_text`).
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ async def last_digest_time() -> datetime | None:
     row = await Cursor.filter(name=DIGEST_CURSOR).first()
     if row is None or not row.position:
         return None
-    return datetime.fromtimestamp(row.position, tz=timezone.utc)
+    return datetime.fromtimestamp(row.position, tz=UTC)
 
 
 async def mark_digest_posted(slot: datetime) -> None:
@@ -45,7 +45,7 @@ async def mark_digest_posted(slot: datetime) -> None:
 
 def _today_start(now: datetime, tz: str) -> datetime:
     local = as_utc(now).astimezone(ZoneInfo(tz))
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
 async def _admin_load(today_start: datetime) -> list[dict[str, Any]]:
@@ -155,8 +155,13 @@ def render_digest(digest: dict[str, Any], lang: str = "ru", tz: str | None = Non
     lines = [
         st("digest_title", lang, when=when),
         "",
-        st("digest_totals", lang, total=s["total_requests"], open=s["open_requests"],
-           progress=s["in_progress_requests"]),
+        st(
+            "digest_totals",
+            lang,
+            total=s["total_requests"],
+            open=s["open_requests"],
+            progress=s["in_progress_requests"],
+        ),
         st("digest_done", lang, today=s["completed_today"], rate=s["completion_rate"]),
         "",
     ]
@@ -172,8 +177,13 @@ def render_digest(digest: dict[str, Any], lang: str = "ru", tz: str | None = Non
         lines.append(st("digest_nobody", lang))
     for admin in admins[:MAX_LOAD_LINES]:
         lines.append(
-            st("digest_load_line", lang, name=html.escape(short(admin["name"], 40)),
-               progress=admin["in_progress"], today=admin["completed_today"])
+            st(
+                "digest_load_line",
+                lang,
+                name=html.escape(short(admin["name"], 40)),
+                progress=admin["in_progress"],
+                today=admin["completed_today"],
+            )
         )
     if len(admins) > MAX_LOAD_LINES:
         lines.append(st("digest_load_more", lang, n=len(admins) - MAX_LOAD_LINES))
@@ -184,9 +194,14 @@ def render_digest(digest: dict[str, Any], lang: str = "ru", tz: str | None = Non
     else:
         lines.append(st("digest_oldest", lang))
         lines.append(
-            st("digest_oldest_line", lang, id=oldest["id"], title=html.escape(short(oldest["title"])),
-               age=format_age(oldest["age"], lang),
-               priority=PRIORITY_LABELS[lang].get(oldest["priority"], oldest["priority"]))
+            st(
+                "digest_oldest_line",
+                lang,
+                id=oldest["id"],
+                title=html.escape(short(oldest["title"])),
+                age=format_age(oldest["age"], lang),
+                priority=PRIORITY_LABELS[lang].get(oldest["priority"], oldest["priority"]),
+            )
         )
     return "\n".join(lines)
 
@@ -196,5 +211,5 @@ async def build_digest_text(lang: str = "ru", now: datetime | None = None) -> st
 
     Read-only: it never moves the "since the last digest" mark.
     """
-    digest = await build_digest(now or datetime.now(timezone.utc))
+    digest = await build_digest(now or datetime.now(UTC))
     return render_digest(digest, lang)

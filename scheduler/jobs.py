@@ -29,7 +29,7 @@ from core.settings import Settings
 from core.texts import PRIORITY_LABELS, lang_of
 from db.models import CustomerRequest, ReminderLog, Role, Status, User
 from scheduler import lease
-from scheduler.clock import as_utc, slot_iso
+from scheduler.clock import as_utc, cron_trigger, slot_iso
 from scheduler.digest import build_digest, mark_digest_posted, render_digest
 from scheduler.texts import format_age, short, st
 
@@ -59,7 +59,7 @@ class JobSpec:
     description: str = ""
 
     def trigger(self, settings: Settings) -> CronTrigger:
-        return CronTrigger.from_crontab(self.cron, timezone=settings.tz)
+        return cron_trigger(self.cron, settings.tz)
 
 
 def bot_configured(settings: Settings) -> bool:
@@ -70,7 +70,9 @@ def admin_chat_configured(settings: Settings) -> bool:
     return bool(settings.telegram_bot_token and settings.telegram_admin_chat_id)
 
 
-async def send_text(chat_id: int, text: str, *, dedup_key: str, request_id: int | None = None) -> bool:
+async def send_text(
+    chat_id: int, text: str, *, dedup_key: str, request_id: int | None = None
+) -> bool:
     """Queue a Telegram message through the bot's delivery queue (idempotent per dedup_key)."""
     from bot import outbox  # imported late: the bot package is heavy and optional here
 
@@ -89,9 +91,7 @@ async def run_digest(settings: Settings, now: datetime, slot: datetime) -> bool:
         return False
     digest = await build_digest(now)
     text = render_digest(digest, settings.language, settings.tz)
-    await send_text(
-        settings.telegram_admin_chat_id, text, dedup_key=f"digest:{slot_iso(slot)}"
-    )
+    await send_text(settings.telegram_admin_chat_id, text, dedup_key=f"digest:{slot_iso(slot)}")
     await mark_digest_posted(slot)
     log.info("digest for %s queued to the admin group", slot_iso(slot))
     return True
@@ -155,8 +155,13 @@ def _priority(req: CustomerRequest, lang: str) -> str:
 
 def _one(key: str, req: CustomerRequest, age: timedelta, lang: str) -> str:
     return st(
-        key, lang, id=req.id, title=html.escape(short(req.title)), age=format_age(age, lang),
-        priority=_priority(req, lang), customer=html.escape(req.customer.full_name),
+        key,
+        lang,
+        id=req.id,
+        title=html.escape(short(req.title)),
+        age=format_age(age, lang),
+        priority=_priority(req, lang),
+        customer=html.escape(req.customer.full_name),
     )
 
 
@@ -164,8 +169,14 @@ def _listing(head_key: str, items: list[tuple[CustomerRequest, timedelta]], lang
     lines = [st(head_key, lang, n=len(items))]
     for req, age in items[:MAX_LIST_LINES]:
         lines.append(
-            st("remind_line", lang, id=req.id, title=html.escape(short(req.title, 40)),
-               age=format_age(age, lang), priority=_priority(req, lang))
+            st(
+                "remind_line",
+                lang,
+                id=req.id,
+                title=html.escape(short(req.title, 40)),
+                age=format_age(age, lang),
+                priority=_priority(req, lang),
+            )
         )
     if len(items) > MAX_LIST_LINES:
         lines.append(st("more", lang, n=len(items) - MAX_LIST_LINES))
@@ -185,7 +196,9 @@ async def _deliver(
         raise
 
 
-async def run_reminders(settings: Settings, now: datetime, slot: datetime | None = None) -> dict[str, list[int]]:
+async def run_reminders(
+    settings: Settings, now: datetime, slot: datetime | None = None
+) -> dict[str, list[int]]:
     """Remind, escalate and chase overdue estimates as of `now`. Idempotent: a request is
     reminded once per threshold (and escalated once) however often this runs, in however
     many processes. Returns the request ids acted on per kind."""
@@ -194,9 +207,11 @@ async def run_reminders(settings: Settings, now: datetime, slot: datetime | None
     done: dict[str, list[int]] = {"remind": [], "escalate": [], "eta": []}
     waiting = await _waiting_requests(now)
     ids = [r.id for r in waiting]
-    logged = set(
-        await ReminderLog.filter(request_id__in=ids).values_list("request_id", "kind")
-    ) if ids else set()
+    logged = (
+        set(await ReminderLog.filter(request_id__in=ids).values_list("request_id", "kind"))
+        if ids
+        else set()
+    )
 
     remind: list[tuple[CustomerRequest, timedelta]] = []
     escalate: list[tuple[CustomerRequest, timedelta]] = []
@@ -219,8 +234,14 @@ async def run_reminders(settings: Settings, now: datetime, slot: datetime | None
                 for r, a in remind
             ]
         else:
-            messages = [(chat, _listing("remind_many", remind, lang),
-                         f"remind:list:{slot_iso(slot)}:{remind[0][0].id}", None)]
+            messages = [
+                (
+                    chat,
+                    _listing("remind_many", remind, lang),
+                    f"remind:list:{slot_iso(slot)}:{remind[0][0].id}",
+                    None,
+                )
+            ]
         await _deliver([(r.id, remind_kind(r)) for r, _ in remind], messages)
     done["remind"] = [r.id for r, _ in remind]
 
@@ -229,20 +250,32 @@ async def run_reminders(settings: Settings, now: datetime, slot: datetime | None
             role=Role.director, is_active=True, telegram_id__isnull=False
         ).order_by("id")
         if not directors:
-            log.warning("escalation of %s: no director has a Telegram account linked",
-                        [r.id for r, _ in escalate])
+            log.warning(
+                "escalation of %s: no director has a Telegram account linked",
+                [r.id for r, _ in escalate],
+            )
         elif bot_configured(settings):
             messages = []
             for d in directors:
                 if len(escalate) <= MAX_SINGLE_MESSAGES:
                     messages += [
-                        (d.telegram_id, _one("escalate_one", r, a, d.language),
-                         f"{escalate_kind(r)}:{r.id}:{d.id}", r.id)
+                        (
+                            d.telegram_id,
+                            _one("escalate_one", r, a, d.language),
+                            f"{escalate_kind(r)}:{r.id}:{d.id}",
+                            r.id,
+                        )
                         for r, a in escalate
                     ]
                 else:
-                    messages.append((d.telegram_id, _listing("escalate_many", escalate, d.language),
-                                     f"escalate:list:{slot_iso(slot)}:{escalate[0][0].id}:{d.id}", None))
+                    messages.append(
+                        (
+                            d.telegram_id,
+                            _listing("escalate_many", escalate, d.language),
+                            f"escalate:list:{slot_iso(slot)}:{escalate[0][0].id}:{d.id}",
+                            None,
+                        )
+                    )
             await _deliver([(r.id, escalate_kind(r)) for r, _ in escalate], messages)
     done["escalate"] = [r.id for r, _ in escalate]
 
@@ -254,13 +287,16 @@ async def run_reminders(settings: Settings, now: datetime, slot: datetime | None
 
 async def _remind_overdue_estimates(settings: Settings, now: datetime) -> list[int]:
     overdue = await CustomerRequest.filter(
-        status=Status.in_progress, estimated_resolution_time__lte=now,
+        status=Status.in_progress,
+        estimated_resolution_time__lte=now,
         assigned_admin_id__isnull=False,
     ).select_related("assigned_admin")
     if not overdue:
         return []
     logged = set(
-        await ReminderLog.filter(request_id__in=[r.id for r in overdue]).values_list("request_id", "kind")
+        await ReminderLog.filter(request_id__in=[r.id for r in overdue]).values_list(
+            "request_id", "kind"
+        )
     )
     sent: list[int] = []
     for req in overdue:
@@ -272,8 +308,13 @@ async def _remind_overdue_estimates(settings: Settings, now: datetime) -> list[i
         if admin is None or not admin.telegram_id or not bot_configured(settings):
             continue
         age = now - as_utc(req.estimated_resolution_time)
-        text = st("eta_one", admin.language, id=req.id, title=html.escape(short(req.title)),
-                  age=format_age(age, admin.language))
+        text = st(
+            "eta_one",
+            admin.language,
+            id=req.id,
+            title=html.escape(short(req.title)),
+            age=format_age(age, admin.language),
+        )
         await _deliver([(req.id, kind)], [(admin.telegram_id, text, f"{kind}:{req.id}", req.id)])
     return sent
 
@@ -281,14 +322,19 @@ async def _remind_overdue_estimates(settings: Settings, now: datetime) -> list[i
 # --- auto-close ----------------------------------------------------------------------------
 
 
-async def run_auto_close(settings: Settings, now: datetime, slot: datetime | None = None) -> list[int]:
+async def run_auto_close(
+    settings: Settings, now: datetime, slot: datetime | None = None
+) -> list[int]:
     """Close completed requests whose last activity (last message or status change) is older
     than AUTO_CLOSE_DAYS. Each close is the domain's auto_close_request: conditional on the
     request still being completed, with a system message and a request_updated event."""
     cutoff = as_utc(now) - timedelta(days=settings.auto_close_days)
     ids = (
         await CustomerRequest.filter(status=Status.completed)
-        .filter(Q(status_changed_at__lte=cutoff) | Q(status_changed_at__isnull=True, updated_at__lte=cutoff))
+        .filter(
+            Q(status_changed_at__lte=cutoff)
+            | Q(status_changed_at__isnull=True, updated_at__lte=cutoff)
+        )
         .filter(Q(last_message_at__isnull=True) | Q(last_message_at__lte=cutoff))
         .order_by("id")
         .limit(AUTO_CLOSE_BATCH)
@@ -314,13 +360,33 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
 def job_specs(settings: Settings) -> list[JobSpec]:
     """The jobs, in the order they are listed."""
     return [
-        JobSpec("digest", settings.digest_cron, run_digest, ttl=timedelta(minutes=5),
-                catch_up=timedelta(hours=2),
-                description="stats digest to the admin group"),
-        JobSpec("reminders", "* * * * *", run_reminders, ttl=timedelta(minutes=2),
-                description="reminders for requests nobody took, escalation, overdue estimates"),
-        JobSpec("auto_close", "*/10 * * * *", run_auto_close, ttl=timedelta(minutes=10),
-                description=f"close completed requests quiet for {settings.auto_close_days} days"),
-        JobSpec("housekeeping", "17 3 * * *", run_housekeeping, ttl=timedelta(minutes=10),
-                description="delete old job leases"),
+        JobSpec(
+            "digest",
+            settings.digest_cron,
+            run_digest,
+            ttl=timedelta(minutes=5),
+            catch_up=timedelta(hours=2),
+            description="stats digest to the admin group",
+        ),
+        JobSpec(
+            "reminders",
+            "* * * * *",
+            run_reminders,
+            ttl=timedelta(minutes=2),
+            description="reminders for requests nobody took, escalation, overdue estimates",
+        ),
+        JobSpec(
+            "auto_close",
+            "*/10 * * * *",
+            run_auto_close,
+            ttl=timedelta(minutes=10),
+            description=f"close completed requests quiet for {settings.auto_close_days} days",
+        ),
+        JobSpec(
+            "housekeeping",
+            "17 3 * * *",
+            run_housekeeping,
+            ttl=timedelta(minutes=10),
+            description="delete old job leases",
+        ),
     ]

@@ -86,7 +86,7 @@ async def release(key: str, holder: str) -> None:
 
 
 async def slot_state(job: str, slot: datetime, now: datetime) -> str:
-    """"free", "running", "expired" or "done" for the slot of `job` at `slot`."""
+    """ "free", "running", "expired" or "done" for the slot of `job` at `slot`."""
     lease = await JobLease.filter(key=slot_key(job, slot)).first()
     if lease is None:
         return "free"

@@ -18,15 +18,15 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from core import runtime as core_runtime
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 from scheduler import lease
 from scheduler.clock import (
     Clock,
     SystemClock,
     as_utc,
+    cron_trigger,
     floor_minute,
     last_fire_time,
     next_fire_time,
@@ -55,7 +55,9 @@ def running_here() -> bool:
 class SchedulerRuntime:
     """One process's scheduler. Every job fire is claimed before it runs (see lease.py)."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, holder: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, holder: str | None = None
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.holder = holder or lease.new_holder_id()
@@ -67,27 +69,53 @@ class SchedulerRuntime:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Schedule every job. SettingsError (naming DIGEST_CRON) for a bad cron expression."""
+        try:
+            self.specs["digest"].trigger(self.settings)
+        except ValueError as exc:
+            raise SettingsError(
+                f"DIGEST_CRON is not a valid crontab expression ({exc}): {self.settings.digest_cron!r}"
+            ) from None
         tz = ZoneInfo(self.settings.tz)
         sched = AsyncIOScheduler(timezone=tz)
         common: dict[str, Any] = {
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": MISFIRE_GRACE_SECONDS,
         }
         for spec in self.specs.values():
-            sched.add_job(self._fire_scheduled, trigger=spec.trigger(self.settings), args=[spec.name],
-                          id=spec.name, name=spec.name, **common)
+            sched.add_job(
+                self._fire_scheduled,
+                trigger=spec.trigger(self.settings),
+                args=[spec.name],
+                id=spec.name,
+                name=spec.name,
+                **common,
+            )
         if any(s.catch_up for s in self.specs.values()):
-            sched.add_job(self.catch_up, trigger=CronTrigger.from_crontab(CATCH_UP_CRON, timezone=tz),
-                          id=CATCH_UP_JOB, name=CATCH_UP_JOB, **common)
+            sched.add_job(
+                self.catch_up,
+                trigger=cron_trigger(CATCH_UP_CRON, self.settings.tz),
+                id=CATCH_UP_JOB,
+                name=CATCH_UP_JOB,
+                **common,
+            )
         sched.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         sched.start()
         self._scheduler = sched
         _running.add(self)
         for job in self.jobs():
-            log.info("scheduler job %-12s %-22s next run %s", job["name"], job["trigger"],
-                     _local(job["next_run_time"], self.settings.tz))
+            log.info(
+                "scheduler job %-12s %-22s next run %s",
+                job["name"],
+                job["trigger"],
+                _local(job["next_run_time"], self.settings.tz),
+            )
         if not admin_chat_configured(self.settings):
-            log.info("digest and group reminders are not posted: TELEGRAM_BOT_TOKEN or "
-                     "TELEGRAM_ADMIN_CHAT_ID is not set (the other jobs run)")
+            log.info(
+                "digest and group reminders are not posted: TELEGRAM_BOT_TOKEN or "
+                "TELEGRAM_ADMIN_CHAT_ID is not set (the other jobs run)"
+            )
 
     async def stop(self) -> None:
         """Stop firing jobs; a job still running is cancelled (its lease expires and another
@@ -103,8 +131,11 @@ class SchedulerRuntime:
         if self._scheduler is None:
             return []
         return [
-            {"name": j.id, "trigger": _trigger_text(j.id, self.specs, self.settings),
-             "next_run_time": j.next_run_time}
+            {
+                "name": j.id,
+                "trigger": _trigger_text(j.id, self.specs, self.settings),
+                "next_run_time": j.next_run_time,
+            }
             for j in self._scheduler.get_jobs()
         ]
 
@@ -155,7 +186,11 @@ class SchedulerRuntime:
                 continue
             slot = last_fire_time(spec.trigger(self.settings), now, spec.catch_up)
             # Leave the slot to the regular fire for its first minute.
-            if slot is None or (spec.name, slot) in self._finished_catch_up or now - slot < timedelta(seconds=MISFIRE_GRACE_SECONDS):
+            if (
+                slot is None
+                or (spec.name, slot) in self._finished_catch_up
+                or now - slot < timedelta(seconds=MISFIRE_GRACE_SECONDS)
+            ):
                 continue
             state = await lease.slot_state(spec.name, slot, now)
             if state == "done":
@@ -163,8 +198,12 @@ class SchedulerRuntime:
                 continue
             if state == "running":
                 continue
-            log.warning("job %s slot %s was %s; running it now", spec.name, slot_iso(slot),
-                        "missed" if state == "free" else "abandoned by a crashed holder")
+            log.warning(
+                "job %s slot %s was %s; running it now",
+                spec.name,
+                slot_iso(slot),
+                "missed" if state == "free" else "abandoned by a crashed holder",
+            )
             if await self.fire(spec.name, slot):
                 self._finished_catch_up.add((spec.name, slot))
                 ran.append(spec.name)
@@ -224,8 +263,13 @@ def next_runs(settings: Settings, now: datetime | None = None) -> list[dict[str,
     """Each job with its cron expression and next run time, computed from the settings."""
     now = as_utc(now or SystemClock().now())
     return [
-        {"name": s.name, "cron": s.cron, "timezone": settings.tz, "description": s.description,
-         "next_run_time": next_fire_time(s.trigger(settings), now)}
+        {
+            "name": s.name,
+            "cron": s.cron,
+            "timezone": settings.tz,
+            "description": s.description,
+            "next_run_time": next_fire_time(s.trigger(settings), now),
+        }
         for s in job_specs(settings)
     ]
 
@@ -249,8 +293,11 @@ async def job_overview(settings: Settings, now: datetime | None = None) -> list[
         info: dict[str, Any] | None = None
         if last:
             row = last[0]
-            state = "done" if lease.is_done(row, now) else (
-                "running" if as_utc(row.expires_at) > now else "abandoned")
+            state = (
+                "done"
+                if lease.is_done(row, now)
+                else ("running" if as_utc(row.expires_at) > now else "abandoned")
+            )
             info = {
                 "slot": _slot_of(row.key),
                 "started_at": as_utc(row.created_at),

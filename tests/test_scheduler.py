@@ -6,7 +6,7 @@ assert on the Telegram delivery queue (TelegramOutbox rows), never waiting real 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ from scheduler.jobs import run_auto_close, run_digest, run_reminders
 from scheduler.runtime import SchedulerRuntime
 
 ADMIN_CHAT = -1001234567890
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -79,21 +79,42 @@ async def test_digest_numbers_match_known_data(tg_settings, make_user):
     ivan = await make_user("admin", first_name="Ivan", last_name="Petrov")
     olga = await make_user("admin", first_name="Olga", last_name="Smirnova")
     await make_user("admin", first_name="Idle", last_name="Admin")
-    oldest = await make_request(customer, title="Oldest <open>", priority="high",
-                                created=NOW - timedelta(hours=3, minutes=15))
+    oldest = await make_request(
+        customer,
+        title="Oldest <open>",
+        priority="high",
+        created=NOW - timedelta(hours=3, minutes=15),
+    )
     await make_request(customer, created=NOW - timedelta(hours=1))
     await make_request(customer, created=NOW - timedelta(minutes=5))
     for _ in range(2):
-        await make_request(customer, status=Status.in_progress, admin=ivan,
-                           created=NOW - timedelta(days=2))
-    await make_request(customer, status=Status.in_progress, admin=olga,
-                       created=NOW - timedelta(days=2))
-    await make_request(customer, status=Status.completed, admin=ivan,
-                       created=NOW - timedelta(days=3), changed=NOW - timedelta(hours=2))
-    await make_request(customer, status=Status.completed, admin=olga,
-                       created=NOW - timedelta(days=3), changed=NOW - timedelta(hours=30))
-    await make_request(customer, status=Status.closed, admin=olga,
-                       created=NOW - timedelta(days=5), changed=NOW - timedelta(hours=4))
+        await make_request(
+            customer, status=Status.in_progress, admin=ivan, created=NOW - timedelta(days=2)
+        )
+    await make_request(
+        customer, status=Status.in_progress, admin=olga, created=NOW - timedelta(days=2)
+    )
+    await make_request(
+        customer,
+        status=Status.completed,
+        admin=ivan,
+        created=NOW - timedelta(days=3),
+        changed=NOW - timedelta(hours=2),
+    )
+    await make_request(
+        customer,
+        status=Status.completed,
+        admin=olga,
+        created=NOW - timedelta(days=3),
+        changed=NOW - timedelta(hours=30),
+    )
+    await make_request(
+        customer,
+        status=Status.closed,
+        admin=olga,
+        created=NOW - timedelta(days=5),
+        changed=NOW - timedelta(hours=4),
+    )
 
     digest = await build_digest(NOW)
 
@@ -194,8 +215,11 @@ async def test_unassigned_request_is_reminded_at_its_priority_threshold(
 
 
 async def test_configured_threshold_is_used(settings, make_user):
-    s = settings.with_overrides(telegram_bot_token="123456:TEST-token",
-                                telegram_admin_chat_id=ADMIN_CHAT, remind_urgent_min=5)
+    s = settings.with_overrides(
+        telegram_bot_token="123456:TEST-token",
+        telegram_admin_chat_id=ADMIN_CHAT,
+        remind_urgent_min=5,
+    )
     runtime.configure(s)
     customer = await make_user("customer")
     req = await make_request(customer, priority="urgent", created=NOW)
@@ -231,8 +255,13 @@ async def test_neglected_request_is_escalated_to_directors_at_twice_the_threshol
 async def test_taken_request_is_not_reminded(tg_settings, make_user):
     customer = await make_user("customer")
     admin = await make_user("admin")
-    await make_request(customer, priority="urgent", status=Status.in_progress, admin=admin,
-                       created=NOW - timedelta(hours=5))
+    await make_request(
+        customer,
+        priority="urgent",
+        status=Status.in_progress,
+        admin=admin,
+        created=NOW - timedelta(hours=5),
+    )
     assert await run_reminders(tg_settings, NOW) == {"remind": [], "escalate": [], "eta": []}
     assert await outbox_rows() == []
 
@@ -272,8 +301,9 @@ async def test_reopened_request_waits_anew(tg_settings, make_user):
 async def test_many_due_requests_go_out_as_one_list(tg_settings, make_user):
     customer = await make_user("customer")
     for i in range(8):
-        await make_request(customer, title=f"Request {i}", priority="low",
-                           created=NOW - timedelta(hours=30))
+        await make_request(
+            customer, title=f"Request {i}", priority="low", created=NOW - timedelta(hours=30)
+        )
     done = await run_reminders(tg_settings, NOW)
     assert len(done["remind"]) == 8
     rows = await outbox_rows(ADMIN_CHAT)
@@ -284,8 +314,13 @@ async def test_many_due_requests_go_out_as_one_list(tg_settings, make_user):
 async def test_overdue_estimate_reminds_the_assignee(tg_settings, make_user):
     customer = await make_user("customer")
     admin = await make_user("admin", telegram_id=7001)
-    req = await make_request(customer, status=Status.in_progress, admin=admin,
-                             created=NOW - timedelta(days=1), eta=NOW + timedelta(minutes=30))
+    req = await make_request(
+        customer,
+        status=Status.in_progress,
+        admin=admin,
+        created=NOW - timedelta(days=1),
+        eta=NOW + timedelta(minutes=30),
+    )
     assert (await run_reminders(tg_settings, NOW))["eta"] == []
     done = await run_reminders(tg_settings, NOW + timedelta(minutes=45))
     assert done["eta"] == [req.id]
@@ -295,7 +330,9 @@ async def test_overdue_estimate_reminds_the_assignee(tg_settings, make_user):
     await run_reminders(tg_settings, NOW + timedelta(hours=3))
     assert len(await outbox_rows()) == 1
     # A new estimate that passes again is reminded again.
-    await CustomerRequest.filter(id=req.id).update(estimated_resolution_time=NOW + timedelta(hours=4))
+    await CustomerRequest.filter(id=req.id).update(
+        estimated_resolution_time=NOW + timedelta(hours=4)
+    )
     assert (await run_reminders(tg_settings, NOW + timedelta(hours=5)))["eta"] == [req.id]
     assert len(await outbox_rows()) == 2
 
@@ -314,17 +351,37 @@ async def test_reminders_are_logged_without_telegram(settings, make_user):
 async def test_quiet_completed_requests_close_by_themselves(tg_settings, make_user):
     customer = await make_user("customer")
     admin = await make_user("admin")
-    now = datetime.now(timezone.utc)
-    quiet = await make_request(customer, status=Status.completed, admin=admin,
-                               created=now - timedelta(days=20), changed=now - timedelta(days=8),
-                               last_message=now - timedelta(days=9))
-    talked = await make_request(customer, status=Status.completed, admin=admin,
-                                created=now - timedelta(days=20), changed=now - timedelta(days=8),
-                                last_message=now - timedelta(days=2))
-    recent = await make_request(customer, status=Status.completed, admin=admin,
-                                created=now - timedelta(days=20), changed=now - timedelta(days=6))
-    working = await make_request(customer, status=Status.in_progress, admin=admin,
-                                 created=now - timedelta(days=20), changed=now - timedelta(days=30))
+    now = datetime.now(UTC)
+    quiet = await make_request(
+        customer,
+        status=Status.completed,
+        admin=admin,
+        created=now - timedelta(days=20),
+        changed=now - timedelta(days=8),
+        last_message=now - timedelta(days=9),
+    )
+    talked = await make_request(
+        customer,
+        status=Status.completed,
+        admin=admin,
+        created=now - timedelta(days=20),
+        changed=now - timedelta(days=8),
+        last_message=now - timedelta(days=2),
+    )
+    recent = await make_request(
+        customer,
+        status=Status.completed,
+        admin=admin,
+        created=now - timedelta(days=20),
+        changed=now - timedelta(days=6),
+    )
+    working = await make_request(
+        customer,
+        status=Status.in_progress,
+        admin=admin,
+        created=now - timedelta(days=20),
+        changed=now - timedelta(days=30),
+    )
     await Event.all().delete()
 
     assert await run_auto_close(tg_settings, now) == [quiet.id]
