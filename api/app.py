@@ -96,4 +96,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
     for module in (auth, requests, chats, communications, customer, attachments, docs):
         app.blueprint(module.get_blueprint())
+
+    # Scheduler jobs overview (works whether or not this process runs the scheduler).
+    from api.routes import scheduler as scheduler_routes
+
+    app.blueprint(scheduler_routes.get_blueprint())
     return app
