@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.functions import Count
 
@@ -40,7 +41,10 @@ async def mark_digest_posted(slot: datetime) -> None:
         position=position
     )
     if not updated and not await Cursor.filter(name=DIGEST_CURSOR).exists():
-        await Cursor.get_or_create(name=DIGEST_CURSOR, defaults={"position": position})
+        try:
+            await Cursor.create(name=DIGEST_CURSOR, position=position)
+        except IntegrityError:  # created meanwhile by another process: keep the later one
+            await Cursor.filter(name=DIGEST_CURSOR, position__lt=position).update(position=position)
 
 
 def _today_start(now: datetime, tz: str) -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -214,14 +215,17 @@ async def start_scheduler(settings: Settings, *, clock: Clock | None = None) -> 
     """Start the scheduler in this process (the database must be initialised). Logs one
     line per job with its next run."""
     core_runtime.configure(settings)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # APScheduler logs every run at INFO; our own lines say what matters.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     rt = SchedulerRuntime(settings, clock=clock)
     await rt.start()
     return rt
 
 
 async def run_scheduler(settings: Settings) -> None:
-    """Run the scheduler alone until cancelled (`helpdesk scheduler`): database, the events
-    runtime (so auto-close events are published) and the scheduler."""
+    """Run the scheduler alone until cancelled or SIGTERM/SIGINT (`helpdesk scheduler`):
+    database, the events runtime (so auto-close events are published) and the scheduler."""
     from db.setup import close_db, init_db
 
     core_runtime.configure(settings)
@@ -235,10 +239,23 @@ async def run_scheduler(settings: Settings) -> None:
         else:
             events_rt = await start_events(settings)
         rt = await start_scheduler(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
+            log.info("scheduler stopping")
         finally:
             await rt.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    loop.remove_signal_handler(sig)
+                except (NotImplementedError, RuntimeError):
+                    pass
     finally:
         if events_rt is not None:
             await events_rt.stop()
