@@ -40,6 +40,7 @@ PRIORITIES = ("urgent", "high", "medium", "low")
 # each (a first start on old data must not flood the group past Telegram's 20/min).
 MAX_SINGLE_MESSAGES = 5
 MAX_LIST_LINES = 25
+MAX_TAKE_BUTTONS = 9
 AUTO_CLOSE_BATCH = 200
 LEASE_RETENTION = timedelta(days=7)
 
@@ -71,12 +72,29 @@ def admin_chat_configured(settings: Settings) -> bool:
 
 
 async def send_text(
-    chat_id: int, text: str, *, dedup_key: str, request_id: int | None = None
+    chat_id: int,
+    text: str,
+    *,
+    dedup_key: str,
+    request_id: int | None = None,
+    reply_markup: dict[str, Any] | None = None,
 ) -> bool:
     """Queue a Telegram message through the bot's delivery queue (idempotent per dedup_key)."""
     from bot import outbox  # imported late: the bot package is heavy and optional here
 
-    return await outbox.send_text(chat_id, text, dedup_key=dedup_key, request_id=request_id)
+    return await outbox.send_text(
+        chat_id, text, dedup_key=dedup_key, request_id=request_id, reply_markup=reply_markup
+    )
+
+
+def take_buttons(request_ids: list[int], lang: str) -> dict[str, Any]:
+    """Inline "Take #id" buttons; callback data `req:take:<id>` is the request cards' format,
+    handled by the bot's card buttons wherever they appear."""
+    buttons = [
+        {"text": f"{st('btn_take', lang)} #{rid}", "callback_data": f"req:take:{rid}"}
+        for rid in request_ids[:MAX_TAKE_BUTTONS]
+    ]
+    return {"inline_keyboard": [buttons[i : i + 3] for i in range(0, len(buttons), 3)]}
 
 
 # --- digest ------------------------------------------------------------------------------
@@ -183,14 +201,17 @@ def _listing(head_key: str, items: list[tuple[CustomerRequest, timedelta]], lang
     return "\n".join(lines)
 
 
-async def _deliver(
-    claims: list[tuple[int, str]], messages: list[tuple[int, str, str, int | None]]
-) -> None:
-    """Queue `messages` (chat, text, dedup key, request); on failure give the claims back so
-    the next run retries (the dedup keys keep a partial first attempt from doubling)."""
+Outgoing = tuple[int, str, str, int | None, dict[str, Any] | None]
+
+
+async def _deliver(claims: list[tuple[int, str]], messages: list[Outgoing]) -> None:
+    """Queue `messages` (chat, text, dedup key, request, buttons); on failure give the claims
+    back so the next run retries (the dedup keys keep a partial first attempt from doubling)."""
     try:
-        for chat_id, text, key, request_id in messages:
-            await send_text(chat_id, text, dedup_key=key, request_id=request_id)
+        for chat_id, text, key, request_id, markup in messages:
+            await send_text(
+                chat_id, text, dedup_key=key, request_id=request_id, reply_markup=markup
+            )
     except Exception:
         await unclaim_reminders(claims)
         raise
@@ -230,7 +251,13 @@ async def run_reminders(
         chat = settings.telegram_admin_chat_id
         if len(remind) <= MAX_SINGLE_MESSAGES:
             messages = [
-                (chat, _one("remind_one", r, a, lang), f"{remind_kind(r)}:{r.id}", r.id)
+                (
+                    chat,
+                    _one("remind_one", r, a, lang),
+                    f"{remind_kind(r)}:{r.id}",
+                    r.id,
+                    take_buttons([r.id], lang),
+                )
                 for r, a in remind
             ]
         else:
@@ -240,6 +267,7 @@ async def run_reminders(
                     _listing("remind_many", remind, lang),
                     f"remind:list:{slot_iso(slot)}:{remind[0][0].id}",
                     None,
+                    take_buttons([r.id for r, _ in remind], lang),
                 )
             ]
         await _deliver([(r.id, remind_kind(r)) for r, _ in remind], messages)
@@ -264,6 +292,7 @@ async def run_reminders(
                             _one("escalate_one", r, a, d.language),
                             f"{escalate_kind(r)}:{r.id}:{d.id}",
                             r.id,
+                            None,
                         )
                         for r, a in escalate
                     ]
@@ -273,6 +302,7 @@ async def run_reminders(
                             d.telegram_id,
                             _listing("escalate_many", escalate, d.language),
                             f"escalate:list:{slot_iso(slot)}:{escalate[0][0].id}:{d.id}",
+                            None,
                             None,
                         )
                     )
@@ -315,7 +345,9 @@ async def _remind_overdue_estimates(settings: Settings, now: datetime) -> list[i
             title=html.escape(short(req.title)),
             age=format_age(age, admin.language),
         )
-        await _deliver([(req.id, kind)], [(admin.telegram_id, text, f"{kind}:{req.id}", req.id)])
+        await _deliver(
+            [(req.id, kind)], [(admin.telegram_id, text, f"{kind}:{req.id}", req.id, None)]
+        )
     return sent
 
 

@@ -208,6 +208,8 @@ async def test_unassigned_request_is_reminded_at_its_priority_threshold(
     assert len(rows) == 1 and rows[0].chat_id == ADMIN_CHAT
     assert f"Запрос #{req.id} ждёт" in rows[0].payload["text"]
     assert "Anna K" in rows[0].payload["text"]
+    button = rows[0].payload["reply_markup"]["inline_keyboard"][0][0]
+    assert button == {"text": f"Взять #{req.id}", "callback_data": f"req:take:{req.id}"}
 
     # Later runs before twice the threshold add nothing.
     assert (await run_reminders(tg_settings, at + timedelta(minutes=minutes // 2)))["remind"] == []
