@@ -101,4 +101,10 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     from api.routes import scheduler as scheduler_routes
 
     app.blueprint(scheduler_routes.get_blueprint())
+
+    # Telegram webhook (only in webhook mode with a token: keeps aiogram out of the API otherwise).
+    if settings.telegram_mode == "webhook" and settings.telegram_bot_token:
+        from bot.webhook import get_blueprint as telegram_webhook_blueprint
+
+        app.blueprint(telegram_webhook_blueprint(settings))
     return app

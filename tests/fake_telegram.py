@@ -650,7 +650,16 @@ class FakeTelegram:
         return True
 
     def _m_getChat(self, p: dict, f: dict) -> dict:
-        return self.chat(self._chat_id(p))
+        # ChatFullInfo: the fields Telegram always sends.
+        return {
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
+                "premium_subscription": False, "gifts_from_channels": False,
+            },
+            **self.chat(self._chat_id(p)),
+        }
 
     def _m_getChatMember(self, p: dict, f: dict) -> dict:
         user_id = p.get("user_id")

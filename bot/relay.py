@@ -1,0 +1,420 @@
+"""The relay: a durable consumer of the event log (db.models.Event) that turns domain events
+into Telegram messages in the delivery queue (bot.outbox).
+
+- Position: a `Cursor` row ("telegram-relay"). Events are read in id order. Because ids are
+  assigned at INSERT while transactions commit in any order (PostgreSQL), each pass also
+  re-reads events created in the last `rescan_seconds` that it has not handled yet, so an
+  event committed late behind a higher id is never skipped.
+- Idempotent: every queued call has a dedup key derived from the event
+  (`ev:<event_id>:<purpose>`) or from the request (`new:<id>:card`, `thread:<id>:card`), so
+  a re-read (after a crash, in the re-scan window, or by a second relay) queues nothing twice.
+- Wake-up: `core.events.committed()` in this process wakes it; otherwise it polls every
+  `poll_interval` seconds (changes made by the API in another process).
+
+What goes where:
+- new_request     -> card in TELEGRAM_ADMIN_CHAT_ID (in its own forum topic on a forum)
+- request_updated -> the card is edited (rendered from the database at send time, so a burst
+                     of edits collapses into the newest); the customer hears when the request
+                     is taken, completed or closed (in their language)
+- new_message     -> customer's message to the request's thread in the admin group; staff
+                     reply to the customer's private chat (and, when written outside
+                     Telegram, to the thread too); internal notes never reach the customer;
+                     nothing is echoed back into the chat it came from
+- chat_message    -> the Telegram group bound to the AdminChat (unless it came from Telegram)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot import cards
+from bot.outbox import enqueue
+from core import events
+from db.models import (
+    AdminChat,
+    Cursor,
+    Event,
+    MessageType,
+    RequestAttachment,
+    RequestMessage,
+    SenderType,
+    Source,
+    TelegramMessageLink,
+    TelegramOutbox,
+    TelegramThread,
+    User,
+)
+
+log = logging.getLogger("helpdesk.bot.relay")
+
+CURSOR_NAME = "telegram-relay"
+TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.CHAT_MESSAGE)
+# A Telegram media message (or album) is stored file by file and linked afterwards; the
+# relay waits up to this long for the links, then falls back to uploading the stored files.
+MEDIA_WAIT_SECONDS = 5.0
+
+
+class _Postpone(Exception):
+    """Stop this pass at the current event and try it again shortly."""
+
+
+class Relay:
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        forum_chats: set[int] | None = None,
+        on_enqueued: Callable[[], None] | None = None,
+        cursor_name: str = CURSOR_NAME,
+        rescan_seconds: float = 30.0,
+        poll_interval: float = 0.5,
+        batch: int = 500,
+    ) -> None:
+        self.settings = settings
+        self.forum_chats = forum_chats if forum_chats is not None else set()
+        self.on_enqueued = on_enqueued
+        self.cursor_name = cursor_name
+        self.rescan_seconds = rescan_seconds
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self._done: dict[int, float] = {}
+        self._failures: dict[int, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.enqueued = 0
+        self._postponed = False
+
+    @property
+    def admin_chat(self) -> int | None:
+        return self.settings.telegram_admin_chat_id
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        events.add_commit_listener(self.wake)
+        self._task = asyncio.create_task(self.run(), name="telegram-relay")
+        return self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        events.remove_commit_listener(self.wake)
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def run(self) -> None:
+        while not self._stopping:
+            delay = self.poll_interval
+            self._wake.clear()
+            self._postponed = False
+            try:
+                if await self.process_once():
+                    delay = 0.01
+                if self._postponed:
+                    delay = min(delay, 0.2)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay pass failed")
+                delay = 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    # --- one pass -----------------------------------------------------------------------
+    async def process_once(self) -> int:
+        """Handle what is new since the cursor (and late commits in the re-scan window).
+        Returns how many events were handled (more may be waiting if it equals the batch)."""
+        cursor, _ = await Cursor.get_or_create(name=self.cursor_name, defaults={"position": 0})
+        position = cursor.position
+        since = datetime.now(UTC) - timedelta(seconds=self.rescan_seconds)
+        late_ids = await Event.filter(
+            id__lte=position, created_at__gte=since, type__in=TYPES
+        ).values_list("id", flat=True)
+        missing = [i for i in late_ids if i not in self._done]
+        todo: list[Event] = []
+        if missing:
+            todo += await Event.filter(id__in=missing).order_by("id")
+        fresh = await Event.filter(id__gt=position).order_by("id").limit(self.batch)
+        todo += fresh
+        handled = 0
+        new_position = position
+        postponed: list[int] = []
+        try:
+            for ev in todo:
+                if ev.id in self._done:
+                    if not postponed:
+                        new_position = max(new_position, ev.id)
+                    continue
+                if ev.type in TYPES:
+                    try:
+                        await self._handle_safely(ev)
+                    except _Postpone:
+                        # Not done: re-read next pass; the cursor stays before it.
+                        postponed.append(ev.id)
+                        continue
+                self._done[ev.id] = time.monotonic()
+                handled += 1
+                if not postponed:
+                    new_position = max(new_position, ev.id)
+        finally:
+            if new_position > position:
+                await Cursor.filter(name=self.cursor_name, position__lt=new_position).update(
+                    position=new_position
+                )
+            self._prune()
+            if handled and self.on_enqueued:
+                self.on_enqueued()
+        if postponed:
+            self._postponed = True
+        return handled if len(fresh) < self.batch else max(handled, 1)
+
+    def _prune(self) -> None:
+        horizon = time.monotonic() - self.rescan_seconds * 2
+        if len(self._done) > 10000 or (self._done and next(iter(self._done.values())) < horizon):
+            self._done = {k: v for k, v in self._done.items() if v >= horizon}
+
+    async def _handle_safely(self, ev: Event) -> None:
+        try:
+            await self.handle(ev)
+        except _Postpone:
+            raise
+        except Exception:
+            count = self._failures.get(ev.id, 0) + 1
+            self._failures[ev.id] = count
+            if count < 5:
+                raise
+            log.exception("event %s (%s) skipped after %d failures", ev.id, ev.type, count)
+
+    async def handle(self, ev: Event) -> None:
+        data = ev.payload or {}
+        if ev.type == events.NEW_REQUEST:
+            await self.on_new_request(ev, data)
+        elif ev.type == events.REQUEST_UPDATED:
+            await self.on_request_updated(ev, data)
+        elif ev.type == events.NEW_MESSAGE:
+            await self.on_new_message(ev, data)
+        elif ev.type == events.CHAT_MESSAGE:
+            await self.on_chat_message(ev, data)
+
+    async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], *, dedup_key: str,
+                       request_id: int | None = None) -> bool:
+        created = await enqueue(chat_id, method, payload, dedup_key=dedup_key, request_id=request_id)
+        if created:
+            self.enqueued += 1
+        return created
+
+    # --- requests -----------------------------------------------------------------------
+    async def _post_card(self, data: dict[str, Any], prefix: str, *, mergeable: bool) -> None:
+        chat = self.admin_chat
+        rid = int(data["id"])
+        if chat in self.forum_chats:
+            await self._enqueue(
+                chat, "createForumTopic",
+                {"name": cards.topic_name(data), "_meta": {"kind": "topic", "request_id": rid}},
+                dedup_key=f"{prefix}:{rid}:topic", request_id=rid,
+            )
+        await self._enqueue(
+            chat, "sendMessage",
+            {
+                "text": cards.card_text(data),
+                "reply_markup": cards.card_keyboard(data),
+                "_meta": {"kind": "card", "render_card": True, "request_id": rid, "thread_of": rid,
+                          "mergeable": mergeable},
+            },
+            dedup_key=f"{prefix}:{rid}:card", request_id=rid,
+        )
+
+    async def on_new_request(self, ev: Event, data: dict[str, Any]) -> None:
+        if not self.admin_chat:
+            return
+        await self._post_card(data, "new", mergeable=True)
+
+    async def ensure_thread(self, request_id: int) -> None:
+        """Make sure the request has (or will have) a card in the admin group: a request
+        whose card was folded into a burst summary gets it now, on its first message."""
+        chat = self.admin_chat
+        if await TelegramThread.filter(request_id=request_id, card_message_id__isnull=False).exists():
+            return
+        live = await TelegramOutbox.filter(
+            chat_id=chat, status__in=("pending", "sending"),
+            dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
+        ).exists()
+        if live:
+            return
+        from bot.sender import load_request_data
+
+        data = await load_request_data(request_id)
+        if data is not None:
+            await self._post_card(data, "thread", mergeable=False)
+
+    async def _card_alive(self, request_id: int) -> bool:
+        if await TelegramThread.filter(request_id=request_id, card_message_id__isnull=False).exists():
+            return True
+        return await TelegramOutbox.filter(
+            chat_id=self.admin_chat, request_id=request_id,
+            status__in=("pending", "sending", "sent"),
+            dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
+        ).exists()
+
+    async def on_request_updated(self, ev: Event, data: dict[str, Any]) -> None:
+        rid = int(data["id"])
+        if self.admin_chat and await self._card_alive(rid):
+            await self._enqueue(
+                self.admin_chat, "editMessageText",
+                {"_meta": {"kind": "card_edit", "render_card": True, "request_id": rid}},
+                dedup_key=f"ev:{ev.id}:edit", request_id=rid,
+            )
+        if data.get("deleted"):
+            return
+        status = str(data.get("status"))
+        if status not in ("in_progress", "completed", "closed"):
+            return
+        if not await self._follows_system_message(ev, rid):
+            return
+        customer_id = (data.get("customer") or {}).get("id")
+        customer = await User.filter(id=customer_id).first() if customer_id else None
+        if customer is None or not customer.telegram_id:
+            return
+        body = cards.notify_text(status, customer.language, rid, str(data.get("title", "")))
+        if body:
+            await self._enqueue(
+                customer.telegram_id, "sendMessage",
+                {"text": body, "_meta": {"kind": "notify", "request_id": rid, "link": {"request_id": rid}}},
+                dedup_key=f"ev:{ev.id}:notify", request_id=rid,
+            )
+
+    async def _follows_system_message(self, ev: Event, request_id: int) -> bool:
+        """A status change made by take/complete/close/reopen/reassign writes a system message
+        event just before its request_updated event, in the same transaction."""
+        before = await Event.filter(id__lt=ev.id, id__gte=ev.id - 20, type=events.NEW_MESSAGE).order_by("-id")
+        for prior in before:
+            p = prior.payload or {}
+            if p.get("request") == request_id:
+                return p.get("message_type") == MessageType.system
+        return False
+
+    # --- messages -----------------------------------------------------------------------
+    async def on_new_message(self, ev: Event, data: dict[str, Any]) -> None:
+        msg = await RequestMessage.filter(id=data.get("id")).select_related("request__customer", "sender").first()
+        if msg is None or msg.message_type == MessageType.system:
+            return
+        links: list[TelegramMessageLink] = []
+        if msg.source == Source.telegram and msg.message_type in (MessageType.image, MessageType.file):
+            files = await RequestAttachment.filter(message_id=msg.id).count()
+            links = await TelegramMessageLink.filter(request_message_id=msg.id).order_by("message_id")
+            age = (datetime.now(UTC) - ev.created_at).total_seconds()
+            if (files == 0 or len(links) < files) and age < MEDIA_WAIT_SECONDS:
+                raise _Postpone()
+        req = msg.request
+        customer = req.customer
+        sender_name = msg.sender.full_name if msg.sender else ""
+        from_telegram = msg.source == Source.telegram
+        if msg.is_internal:
+            if self.admin_chat and not from_telegram:
+                await self.ensure_thread(req.id)
+                await self._relay(ev, msg, self.admin_chat, "relay_internal", "ru", sender_name, "note",
+                                  thread=True, links=links)
+            return
+        if msg.sender_type == SenderType.customer:
+            if self.admin_chat:
+                await self.ensure_thread(req.id)
+                await self._relay(ev, msg, self.admin_chat, "relay_from_customer", "ru", sender_name,
+                                  "thread", thread=True, links=links)
+            return
+        # Staff reply.
+        if customer.telegram_id and customer.telegram_id != (msg.sender.telegram_id if msg.sender else None):
+            await self._relay(ev, msg, customer.telegram_id, "relay_to_customer", customer.language,
+                              sender_name, "customer", thread=False, links=links)
+        if self.admin_chat and not from_telegram:
+            await self.ensure_thread(req.id)
+            await self._relay(ev, msg, self.admin_chat, "relay_from_admin", "ru", sender_name, "thread",
+                              thread=True, links=links)
+
+    async def _relay(self, ev: Event, msg: RequestMessage, chat_id: int, header: str, lang: str,
+                     name: str, purpose: str, *, thread: bool, links: list[TelegramMessageLink]) -> None:
+        rid = msg.request_id
+        meta: dict[str, Any] = {
+            "kind": "thread" if thread else "customer", "request_id": rid,
+            "link": {"request_id": rid, "request_message_id": msg.id},
+        }
+        if thread:
+            meta["thread_of"] = rid
+        head = cards.text(header, lang, name=name, id=rid)
+        key = f"ev:{ev.id}:{purpose}"
+        sources = [link for link in links if link.chat_id != chat_id]
+        if sources:
+            # Media that came from Telegram: copy the original messages (an album part by
+            # part); the first one carries the header and the caption.
+            for n, src in enumerate(sources, start=1):
+                payload: dict[str, Any] = {
+                    "from_chat_id": src.chat_id, "message_id": src.message_id, "_meta": meta,
+                }
+                if n == 1:
+                    payload["caption"] = _caption_of(msg, head)
+                    payload["parse_mode"] = "HTML"
+                await self._enqueue(chat_id, "copyMessage", payload,
+                                    dedup_key=key if n == 1 else f"{key}:{n}", request_id=rid)
+            return
+        attachments = await RequestAttachment.filter(message_id=msg.id).order_by("id")
+        content = msg.content or ""
+        if content.strip():
+            await self._enqueue(
+                chat_id, "sendMessage", {"text": f"{head}\n{_escape(content)}", "_meta": meta},
+                dedup_key=key, request_id=rid,
+            )
+        for n, att in enumerate(attachments, start=1):
+            from core.attachments import resolve_stored
+
+            path = resolve_stored(att.file)
+            if path is None or not path.exists():
+                continue
+            is_photo = att.content_type.startswith("image/") and att.size <= 10 * 1024 * 1024 \
+                and att.content_type in ("image/jpeg", "image/png", "image/webp")
+            method, fieldname = ("sendPhoto", "photo") if is_photo else ("sendDocument", "document")
+            caption = head if not content.strip() and n == 1 else cards.text("relay_attachment", lang, name=att.name)
+            await self._enqueue(
+                chat_id, method,
+                {"caption": caption, "_meta": {**meta, "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
+                dedup_key=f"{key}:att{att.id}", request_id=rid,
+            )
+
+    # --- admin chats --------------------------------------------------------------------
+    async def on_chat_message(self, ev: Event, data: dict[str, Any]) -> None:
+        if data.get("source") == Source.telegram:
+            return
+        chat_id = data.get("chat")
+        chat = await AdminChat.filter(id=chat_id).first() if chat_id else None
+        if chat is None or not chat.telegram_chat_id:
+            return
+        body = f"<b>{cards.text('chat_relay', 'ru', name=data.get('sender', ''))}</b>\n{_escape(str(data.get('message', '')))}"
+        await self._enqueue(
+            chat.telegram_chat_id, "sendMessage",
+            {"text": body, "_meta": {"kind": "chat", "link": {"chat_message_id": data.get("id")}}},
+            dedup_key=f"ev:{ev.id}:chat",
+        )
+
+
+def _escape(value: str) -> str:
+    import html
+
+    return html.escape(value, quote=False)
+
+
+def _caption_of(msg: RequestMessage, head: str) -> str:
+    """Caption for a copied media message: the header plus the original caption, if any."""
+    content = (msg.content or "").strip()
+    if not content or content.startswith("[") and content.endswith("]"):
+        return head
+    caption = f"{head}\n{_escape(content)}"
+    return caption if len(caption) <= 1024 else head

@@ -1,0 +1,188 @@
+"""The bot process: aiogram Bot + Dispatcher (polling or webhook) plus the delivery side
+(the relay from the event log to the outbox, and the sender draining the outbox).
+
+`start_bot(settings)` starts everything inside the running loop (the API embeds it in the
+single-process default); `run_bot(settings)` is the `helpdesk bot` entry point and runs until
+cancelled or SIGTERM/SIGINT. The database must be reachable; `run_bot` opens it itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.settings import Settings
+
+log = logging.getLogger("helpdesk.bot")
+
+FORUM_REFRESH_SECONDS = 300.0
+
+_current: BotRuntime | None = None
+
+
+def current_runtime() -> BotRuntime | None:
+    """The runtime started in this process (the webhook route reuses its Bot/Dispatcher)."""
+    return _current
+
+
+def make_bot(settings: Settings) -> Any:
+    """An aiogram Bot talking to TELEGRAM_API_SERVER, HTML parse mode by default."""
+    from aiogram import Bot
+    from aiogram.client.default import DefaultBotProperties
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    if not settings.telegram_bot_token:
+        raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
+    return Bot(settings.telegram_bot_token, session=session,
+               default=DefaultBotProperties(parse_mode="HTML"))
+
+
+def make_dispatcher(settings: Settings) -> Any:
+    """`bot.dispatcher.build_dispatcher(settings)`, or an empty Dispatcher if that module is
+    not there; `settings` is always in the workflow data."""
+    from aiogram import Dispatcher
+
+    try:
+        from bot.dispatcher import build_dispatcher
+    except ModuleNotFoundError as exc:
+        if exc.name != "bot.dispatcher":
+            raise
+        log.warning("bot.dispatcher is missing: the bot answers no updates")
+        dp = Dispatcher()
+    else:
+        dp = build_dispatcher(settings)
+    dp["settings"] = settings
+    return dp
+
+
+async def detect_forums(bot: Any, settings: Settings, forum_chats: set[int]) -> None:
+    """Ask Telegram whether the admin group is a forum (topic per request) or not."""
+    chat_id = settings.telegram_admin_chat_id
+    if not chat_id:
+        return
+    try:
+        chat = await bot.get_chat(chat_id)
+    except Exception as exc:  # unreachable API or bot not in the group yet: try again later
+        log.warning("getChat(%s) failed: %s; assuming the admin group is not a forum", chat_id, exc)
+        return
+    if getattr(chat, "is_forum", False):
+        forum_chats.add(chat_id)
+    else:
+        forum_chats.discard(chat_id)
+
+
+@dataclass
+class BotRuntime:
+    settings: Settings
+    bot: Any
+    dp: Any
+    sender: Any
+    relay: Any
+    forum_chats: set[int]
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    polling: asyncio.Task[Any] | None = None
+    stopped: bool = False
+
+    async def stop(self) -> None:
+        """Stop polling, the relay and the sender (in-flight sends finish and are recorded),
+        close the HTTP session and the FSM storage."""
+        global _current
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.polling is not None:
+            with contextlib.suppress(Exception):
+                await self.dp.stop_polling()
+            self.polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.polling
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.relay.stop()
+        await self.sender.stop()
+        with contextlib.suppress(Exception):
+            await self.dp.storage.close()
+        with contextlib.suppress(Exception):
+            await self.bot.session.close()
+        if _current is self:
+            _current = None
+
+
+async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool = True) -> BotRuntime:
+    """Start the bot inside the running event loop.
+
+    `updates`: receive updates (long polling, or register the webhook in webhook mode).
+    `delivery`: run the relay (event log -> outbox) and the sender (outbox -> Telegram).
+    """
+    global _current
+    from bot.relay import Relay
+    from bot.sender import Sender, SenderLimits
+
+    bot = make_bot(settings)
+    dp = make_dispatcher(settings)
+    forum_chats: set[int] = set()
+    await detect_forums(bot, settings, forum_chats)
+    sender = Sender(bot, SenderLimits.from_settings(settings))
+    relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
+    runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats)
+    if delivery:
+        sender.start()
+        relay.start()
+
+        async def refresh_forums() -> None:
+            while True:
+                await asyncio.sleep(FORUM_REFRESH_SECONDS)
+                await detect_forums(bot, settings, forum_chats)
+
+        runtime.tasks.append(asyncio.create_task(refresh_forums()))
+    if updates:
+        if settings.telegram_mode == "webhook":
+            if not settings.telegram_webhook_url:
+                log.warning("TELEGRAM_MODE=webhook without TELEGRAM_WEBHOOK_URL: setWebhook skipped")
+            else:
+                await bot.set_webhook(
+                    settings.telegram_webhook_url,
+                    secret_token=settings.telegram_webhook_secret,
+                    allowed_updates=dp.resolve_used_update_types(),
+                )
+        elif settings.telegram_mode == "polling":
+            # getUpdates and a webhook exclude each other; keep pending updates.
+            with contextlib.suppress(Exception):
+                await bot.delete_webhook(drop_pending_updates=False)
+            runtime.polling = asyncio.create_task(
+                dp.start_polling(bot, handle_signals=False, polling_timeout=10,
+                                 allowed_updates=dp.resolve_used_update_types()),
+                name="telegram-polling",
+            )
+    _current = runtime
+    return runtime
+
+
+async def run_bot(settings: Settings) -> None:
+    """`helpdesk bot`: open the database, run the bot until cancelled or SIGTERM/SIGINT."""
+    from core import runtime as core_runtime
+    from db.setup import close_db, init_db
+
+    core_runtime.configure(settings)
+    await init_db(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    runtime = await start_bot(settings)
+    log.info("telegram bot running (%s mode)", settings.telegram_mode)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+        await close_db()

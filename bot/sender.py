@@ -1,0 +1,517 @@
+"""The sender: drains db.models.TelegramOutbox into the Bot API within Telegram's limits.
+
+Guarantees and how:
+- Order: rows of one chat go out in id order, one at a time (head-of-line per chat).
+- No double send between processes: a row is claimed with a conditional UPDATE
+  (`pending -> sending`, matching the `attempts` it read); only the winner sends it.
+- Durable result: the row is marked `sent` with the result (message id) right after the
+  call returns, in the same transaction as the TelegramThread/TelegramMessageLink rows.
+- Limits (per process, sliding windows, edits count): about 30 calls/s overall, 1/s per
+  private chat, 20 per minute per group. On HTTP 429 the row waits `retry_after` and so does
+  its chat (head-of-line); other chats keep going. Timeouts, network errors and 5xx are
+  retried with exponential backoff; after `max_attempts` the row is `failed`.
+- Crash recovery: a row stays `sending` with a lease (`not_before` = claim time + lease).
+  If the process dies, another (or the restarted) sender reclaims it after the lease.
+  At-least-once window: a crash after Telegram accepted the call and before the `sent`
+  commit (a few milliseconds) makes that one message go out twice. Telegram has no
+  idempotency key, so this window cannot be closed, only kept tiny.
+- Bursts: when a group has more pending new-request cards than `merge_after` (default 10,
+  half a minute's budget), the excess is folded into one summary message
+  ("+N new requests: #a, #b … /queue") and those rows become `merged`. The per-request
+  cards are NOT posted later: each request stays reachable through /queue, and the relay
+  posts its card (and forum topic) lazily when the first message arrives in its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.functions import Min
+from tortoise.transactions import in_transaction
+
+from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, TelegramThread
+
+log = logging.getLogger("helpdesk.bot.sender")
+
+ACTIVE = ("pending", "sending")
+
+
+@dataclass
+class SenderLimits:
+    global_per_sec: int = 30
+    private_per_sec: int = 1
+    group_per_window: int = 20
+    group_window: float = 60.0
+    merge_after: int = 10  # pending new-request cards per group beyond which the rest merge
+    lease_seconds: float = 60.0  # a `sending` row older than this is retried
+    max_attempts: int = 8
+    request_timeout: int = 20
+    backoff_base: float = 0.5
+    backoff_max: float = 60.0
+    poll_interval: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SenderLimits:
+        """Defaults, overridden by `settings.extra["telegram_limits"]` (tests shrink time)."""
+        extra = (getattr(settings, "extra", None) or {}).get("telegram_limits") or {}
+        return cls(**{k: v for k, v in extra.items() if k in cls.__dataclass_fields__})
+
+
+class SlidingWindow:
+    """At most `limit` events in any `window` seconds (stricter than a token bucket, which
+    can let 2x the limit through a window boundary)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.hits: deque[float] = deque()
+
+    def wait_time(self, now: float) -> float:
+        while self.hits and self.hits[0] <= now - self.window:
+            self.hits.popleft()
+        if len(self.hits) < self.limit:
+            return 0.0
+        return self.hits[0] + self.window - now
+
+    def hit(self, now: float) -> None:
+        self.hits.append(now)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _ChatState:
+    window: SlidingWindow
+    blocked_until: float = 0.0
+    busy: bool = False
+    last_merge_check: float = 0.0
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    retried_429: int = 0
+    retried_errors: int = 0
+    failed: int = 0
+    merged: int = 0
+    summaries: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Sender:
+    """One sender loop (a process may run one; several processes may run one each)."""
+
+    def __init__(self, bot: Any, limits: SenderLimits | None = None, *, name: str | None = None,
+                 forum_chats: set[int] | None = None) -> None:
+        self.bot = bot
+        self.limits = limits or SenderLimits()
+        self.name = name or f"sender-{uuid.uuid4().hex[:6]}"
+        self.global_window = SlidingWindow(self.limits.global_per_sec, 1.0)
+        self.chats: dict[int, _ChatState] = {}
+        self.stats = SenderStats()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self.not_forum: set[int] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        self._loop_task = asyncio.create_task(self.run(), name=self.name)
+        return self._loop_task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop_task
+        if self._tasks:
+            # Let in-flight calls finish (and be marked sent) rather than abandoning them.
+            await asyncio.wait(self._tasks, timeout=self.limits.request_timeout + 1)
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                delay = await self.drain_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sender pass failed")
+                delay = 1.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+
+    # --- one pass -----------------------------------------------------------------------
+    def _chat(self, chat_id: int) -> _ChatState:
+        state = self.chats.get(chat_id)
+        if state is None:
+            if chat_id < 0:
+                window = SlidingWindow(self.limits.group_per_window, self.limits.group_window)
+            else:
+                window = SlidingWindow(self.limits.private_per_sec, 1.0)
+            state = self.chats[chat_id] = _ChatState(window)
+        return state
+
+    async def drain_once(self) -> float:
+        """Dispatch every chat's head row that may go now. Returns seconds until the next
+        pass is useful (capped by the poll interval)."""
+        heads = (
+            await TelegramOutbox.filter(status__in=ACTIVE)
+            .annotate(first=Min("id"))
+            .group_by("chat_id")
+            .values("chat_id", "first")
+        )
+        next_in = self.limits.poll_interval
+        if not heads:
+            return next_in
+        now = time.monotonic()
+        for head in heads:
+            chat_id = head["chat_id"]
+            state = self._chat(chat_id)
+            if chat_id < 0 and now - state.last_merge_check >= min(1.0, self.limits.group_window / 20):
+                state.last_merge_check = now
+                await self._merge_burst(chat_id)
+        heads = (
+            await TelegramOutbox.filter(status__in=ACTIVE)
+            .annotate(first=Min("id"))
+            .group_by("chat_id")
+            .values("chat_id", "first")
+        )
+        rows = await TelegramOutbox.filter(id__in=[h["first"] for h in heads])
+        wall = utcnow()
+        for row in sorted(rows, key=lambda r: r.id):
+            state = self._chat(row.chat_id)
+            if state.busy:
+                continue
+            if row.not_before is not None and row.not_before > wall:
+                next_in = min(next_in, (row.not_before - wall).total_seconds())
+                continue
+            now = time.monotonic()
+            if state.blocked_until > now:
+                next_in = min(next_in, state.blocked_until - now)
+                continue
+            wait = max(state.window.wait_time(now), self.global_window.wait_time(now))
+            if wait > 0:
+                next_in = min(next_in, wait)
+                continue
+            if not await self._claim(row):
+                continue
+            state.window.hit(now)
+            self.global_window.hit(now)
+            state.busy = True
+            task = asyncio.create_task(self._deliver(row, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return max(0.01, next_in)
+
+    async def _claim(self, row: TelegramOutbox) -> bool:
+        lease_until = utcnow() + timedelta(seconds=self.limits.lease_seconds)
+        won = await TelegramOutbox.filter(
+            id=row.id, status=row.status, attempts=row.attempts
+        ).update(status="sending", attempts=row.attempts + 1, not_before=lease_until)
+        if won:
+            if row.status == "sending":
+                log.warning("retrying row %s left in `sending` (a sender died mid-call)", row.id)
+            row.status, row.attempts, row.not_before = "sending", row.attempts + 1, lease_until
+        return bool(won)
+
+    # --- burst handling -----------------------------------------------------------------
+    async def _merge_burst(self, chat_id: int) -> None:
+        cards = (
+            await TelegramOutbox.filter(
+                chat_id=chat_id, status="pending", method="sendMessage", dedup_key__startswith="new:"
+            )
+            .order_by("id")
+            .values("id", "request_id")
+        )
+        keep = self.limits.merge_after
+        if len(cards) <= keep:
+            return
+        excess = cards[keep:]
+        token = uuid.uuid4().hex[:16]
+        marker = f"merged:{token}"
+        request_ids = [c["request_id"] for c in excess if c["request_id"] is not None]
+        async with in_transaction() as conn:
+            await TelegramOutbox.filter(id__in=[c["id"] for c in excess], status="pending").using_db(
+                conn
+            ).update(status="merged", last_error=marker)
+            await TelegramOutbox.filter(
+                chat_id=chat_id, status="pending",
+                dedup_key__in=[f"new:{r}:topic" for r in request_ids],
+            ).using_db(conn).update(status="merged", last_error=marker)
+            merged = await TelegramOutbox.filter(
+                last_error=marker, method="sendMessage"
+            ).using_db(conn).order_by("id").values_list("request_id", flat=True)
+            merged_ids = [r for r in merged if r is not None]
+            if merged_ids:
+                from bot.cards import summary_text
+                from bot.outbox import enqueue
+
+                await enqueue(
+                    chat_id, "sendMessage",
+                    {"text": summary_text(merged_ids), "_meta": {"kind": "summary", "requests": merged_ids}},
+                    dedup_key=f"summary:{token}", using_db=conn,
+                )
+        if merged_ids:
+            self.stats.merged += len(merged_ids)
+            self.stats.summaries += 1
+            log.info("group %s: %d new-request cards merged into one summary", chat_id, len(merged_ids))
+
+    # --- one call -----------------------------------------------------------------------
+    async def _deliver(self, row: TelegramOutbox, state: _ChatState) -> None:
+        try:
+            await self._deliver_row(row, state)
+        except Exception:
+            log.exception("delivering outbox row %s failed", row.id)
+            await self._retry_later(row, "internal error", backoff=True)
+        finally:
+            state.busy = False
+            self._wake.set()
+
+    async def _deliver_row(self, row: TelegramOutbox, state: _ChatState) -> None:
+        from aiogram.exceptions import (
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNetworkError,
+            TelegramNotFound,
+            TelegramRetryAfter,
+            TelegramServerError,
+            TelegramUnauthorizedError,
+        )
+
+        payload = dict(row.payload or {})
+        meta = payload.pop("_meta", None) or {}
+        prepared = await self._prepare(row, payload, meta)
+        if prepared is None:
+            return
+        try:
+            result = await self._call(row.method, prepared, meta)
+        except TelegramRetryAfter as exc:
+            self.stats.retried_429 += 1
+            wait = float(exc.retry_after)
+            state.blocked_until = time.monotonic() + wait
+            await self._set_pending(row, utcnow() + timedelta(seconds=wait), f"429 retry after {wait:g}s",
+                                    count_attempt=False)
+            return
+        except (TelegramNetworkError, TelegramServerError, TimeoutError, OSError) as exc:
+            await self._retry_later(row, f"{type(exc).__name__}: {exc}", backoff=True)
+            return
+        except TelegramBadRequest as exc:
+            message = str(exc.message).lower()
+            if "message is not modified" in message:
+                await self._mark_sent(row, meta, {"not_modified": True})
+                return
+            if "message thread not found" in message and meta.get("thread_of"):
+                await self._recreate_topic(int(meta["thread_of"]), row.chat_id)
+                await self._set_pending(row, None, "topic was deleted; recreated", count_attempt=False)
+                return
+            if "not a forum" in message:
+                self.not_forum.add(row.chat_id)
+            await self._fail(row, f"400 {exc.message}")
+            return
+        except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as exc:
+            await self._fail(row, f"{type(exc).__name__}: {exc.message}")
+            return
+        await self._mark_sent(row, meta, result)
+
+    async def _prepare(self, row: TelegramOutbox, payload: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any] | None:
+        """Resolve what is only known at send time: the card's current text, its message id,
+        the request's topic, files to upload. None: nothing to send (row closed)."""
+        from bot import cards
+
+        request_id = meta.get("request_id") or row.request_id
+        kind = meta.get("kind")
+        if meta.get("render_card") or kind in ("card", "card_edit"):
+            data = await load_request_data(int(request_id))
+            if kind == "card_edit":
+                thread = await TelegramThread.filter(request_id=request_id).first() if data else None
+                if thread is None and data is None:
+                    thread = await _thread_by_link(row.chat_id, int(request_id))
+                if thread is None or not thread.card_message_id:
+                    await self._close(row, "merged", "no card to edit")
+                    return None
+                if await _newer_edit_pending(row):
+                    await self._close(row, "merged", "superseded by a newer edit")
+                    return None
+                payload["message_id"] = thread.card_message_id
+                if data is None:
+                    payload["text"] = cards.deleted_card_text(int(request_id))
+                    payload.pop("reply_markup", None)
+                else:
+                    payload["text"] = cards.card_text(data)
+                    payload["reply_markup"] = cards.card_keyboard(data)
+            else:
+                if data is None:
+                    await self._close(row, "merged", "request deleted before its card was sent")
+                    return None
+                payload["text"] = cards.card_text(data)
+                payload["reply_markup"] = cards.card_keyboard(data)
+        if kind == "topic" and row.chat_id in self.not_forum:
+            await self._close(row, "failed", "the chat is not a forum")
+            return None
+        if meta.get("thread_of"):
+            thread = await TelegramThread.filter(request_id=int(meta["thread_of"])).first()
+            payload.pop("message_thread_id", None)
+            if thread is not None and thread.chat_id == row.chat_id:
+                if thread.topic_id:
+                    payload["message_thread_id"] = thread.topic_id
+                elif thread.card_message_id and kind != "card":
+                    payload["reply_parameters"] = {
+                        "message_id": thread.card_message_id, "allow_sending_without_reply": True,
+                    }
+        upload = meta.get("upload")
+        if upload:
+            from aiogram.types import FSInputFile
+
+            payload[upload["field"]] = FSInputFile(upload["path"], filename=upload.get("name"))
+        payload["chat_id"] = row.chat_id
+        return payload
+
+    async def _call(self, method: str, params: dict[str, Any], meta: dict[str, Any]) -> Any:
+        from aiogram import methods
+
+        cls = getattr(methods, method[:1].upper() + method[1:])
+        call = cls(**params)
+        return await self.bot(call, request_timeout=self.limits.request_timeout)
+
+    async def _recreate_topic(self, request_id: int, chat_id: int) -> None:
+        from bot import cards
+
+        data = await load_request_data(request_id)
+        name = cards.topic_name(data) if data else f"#{request_id}"
+        topic = await self._call("createForumTopic", {"chat_id": chat_id, "name": name}, {})
+        await TelegramThread.filter(request_id=request_id).update(topic_id=topic.message_thread_id)
+
+    # --- row outcomes -------------------------------------------------------------------
+    async def _mark_sent(self, row: TelegramOutbox, meta: dict[str, Any], result: Any) -> None:
+        compact = _compact(result)
+        message_ids = compact.get("message_ids") or ([compact["message_id"]] if "message_id" in compact else [])
+        kind = meta.get("kind")
+        request_id = meta.get("request_id") or row.request_id
+        async with in_transaction() as conn:
+            await TelegramOutbox.filter(id=row.id).using_db(conn).update(
+                status="sent", result=compact, sent_at=utcnow(), last_error=None
+            )
+            if kind == "topic" and compact.get("message_thread_id") and request_id:
+                await _upsert_thread(conn, int(request_id), row.chat_id, topic_id=compact["message_thread_id"])
+            if kind == "card" and message_ids and request_id:
+                await _upsert_thread(conn, int(request_id), row.chat_id, card_message_id=message_ids[0])
+            link = meta.get("link")
+            if kind == "card" and request_id and not link:
+                link = {"request_id": int(request_id)}
+            if link and message_ids:
+                await TelegramMessageLink.bulk_create(
+                    [
+                        TelegramMessageLink(
+                            chat_id=row.chat_id, message_id=mid,
+                            request_id=link.get("request_id"),
+                            request_message_id=link.get("request_message_id"),
+                            chat_message_id=link.get("chat_message_id"),
+                        )
+                        for mid in message_ids
+                    ],
+                    ignore_conflicts=True, using_db=conn,
+                )
+        self.stats.sent += 1
+
+    async def _set_pending(self, row: TelegramOutbox, not_before: datetime | None, error: str,
+                           *, count_attempt: bool) -> None:
+        fields: dict[str, Any] = {"status": "pending", "not_before": not_before, "last_error": error[:2000]}
+        if not count_attempt:
+            fields["attempts"] = max(0, row.attempts - 1)
+        await TelegramOutbox.filter(id=row.id, status="sending").update(**fields)
+
+    async def _retry_later(self, row: TelegramOutbox, error: str, *, backoff: bool) -> None:
+        if row.attempts >= self.limits.max_attempts:
+            await self._fail(row, error)
+            return
+        self.stats.retried_errors += 1
+        delay = min(self.limits.backoff_max, self.limits.backoff_base * (2 ** max(0, row.attempts - 1)))
+        log.warning("outbox row %s: %s; retry %d in %.1fs", row.id, error, row.attempts, delay)
+        await self._set_pending(row, utcnow() + timedelta(seconds=delay), error, count_attempt=True)
+
+    async def _fail(self, row: TelegramOutbox, error: str) -> None:
+        self.stats.failed += 1
+        log.error("outbox row %s (%s to %s) failed: %s", row.id, row.method, row.chat_id, error)
+        await self._close(row, "failed", error)
+
+    async def _close(self, row: TelegramOutbox, status: str, reason: str) -> None:
+        await TelegramOutbox.filter(id=row.id).update(status=status, last_error=reason[:2000])
+
+
+# --- helpers ------------------------------------------------------------------------------
+async def load_request_data(request_id: int) -> dict[str, Any] | None:
+    """The request as the card shows it (request_data plus Telegram usernames); None if gone."""
+    from core.serializers import request_data
+
+    req = await CustomerRequest.filter(id=request_id).select_related("customer", "assigned_admin").first()
+    if req is None:
+        return None
+    data = request_data(req)
+    if data.get("customer") is not None and req.customer.telegram_username:
+        data["customer"]["telegram_username"] = req.customer.telegram_username
+    if data.get("assigned_admin") is not None and req.assigned_admin and req.assigned_admin.telegram_username:
+        data["assigned_admin"]["telegram_username"] = req.assigned_admin.telegram_username
+    return data
+
+
+async def _thread_by_link(chat_id: int, request_id: int) -> TelegramThread | None:
+    # After a delete the TelegramThread row is gone with the request (cascade); the card's
+    # message link survives and still lets us strike the card through.
+    sent = await TelegramOutbox.filter(
+        chat_id=chat_id, request_id=request_id, status="sent",
+        dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
+    ).first()
+    if sent is None or not (sent.result or {}).get("message_id"):
+        return None
+    return TelegramThread(request_id=request_id, chat_id=chat_id, card_message_id=sent.result["message_id"])
+
+
+async def _newer_edit_pending(row: TelegramOutbox) -> bool:
+    return await TelegramOutbox.filter(
+        Q(chat_id=row.chat_id, request_id=row.request_id, method=row.method, status="pending", id__gt=row.id),
+        Q(dedup_key__endswith=":edit"),
+    ).exists()
+
+
+async def _upsert_thread(conn: Any, request_id: int, chat_id: int, **fields: Any) -> None:
+    if not await CustomerRequest.filter(id=request_id).using_db(conn).exists():
+        return
+    updated = await TelegramThread.filter(request_id=request_id).using_db(conn).update(chat_id=chat_id, **fields)
+    if not updated:
+        await TelegramThread.bulk_create(
+            [TelegramThread(request_id=request_id, chat_id=chat_id, **fields)],
+            ignore_conflicts=True, using_db=conn,
+        )
+        await TelegramThread.filter(request_id=request_id).using_db(conn).update(**fields)
+
+
+def _compact(result: Any) -> dict[str, Any]:
+    """What we keep of a Bot API result: message ids and topic ids."""
+    if isinstance(result, list):
+        return {"message_ids": [m.message_id for m in result if hasattr(m, "message_id")]}
+    if hasattr(result, "message_id"):
+        out: dict[str, Any] = {"message_id": result.message_id}
+        thread = getattr(result, "message_thread_id", None)
+        if thread:
+            out["message_thread_id"] = thread
+        return out
+    if hasattr(result, "message_thread_id"):
+        return {"message_thread_id": result.message_thread_id}
+    return {"ok": bool(result)}

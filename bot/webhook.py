@@ -1,0 +1,80 @@
+"""Webhook mode: `POST /telegram/webhook/` on the API (any number of replicas).
+
+Telegram sends every update with the `X-Telegram-Bot-Api-Secret-Token` header set to the
+secret given to setWebhook (TELEGRAM_WEBHOOK_SECRET); anything else gets 403. Telegram
+retries an update until it gets a 2xx, and several replicas may receive the same one:
+the Dispatcher's ProcessedUpdateMiddleware records each update_id once (db.models.
+ProcessedUpdate), and this route answers an already recorded update with 200 right away.
+aiogram is imported only when the first update arrives (it is slow to import).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import json as json_response
+
+from core.settings import Settings
+from db.models import ProcessedUpdate
+
+log = logging.getLogger("helpdesk.bot.webhook")
+
+
+def get_blueprint(settings: Settings) -> Blueprint:
+    bp = Blueprint(f"telegram_webhook_{id(settings)}", url_prefix="/telegram")
+    state: dict[str, Any] = {}
+
+    async def bot_and_dispatcher() -> tuple[Any, Any]:
+        from bot.runtime import current_runtime, make_bot, make_dispatcher
+
+        runtime = current_runtime()
+        if runtime is not None and runtime.settings.telegram_bot_token == settings.telegram_bot_token:
+            return runtime.bot, runtime.dp
+        if "bot" not in state:
+            state["bot"] = make_bot(settings)
+            state["dp"] = make_dispatcher(settings)
+        return state["bot"], state["dp"]
+
+    @bp.post("/webhook/")
+    async def webhook(request: Request):
+        expected = settings.telegram_webhook_secret or ""
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            return json_response({"detail": "Forbidden."}, status=403)
+        try:
+            update = request.json
+        except Exception:
+            update = None
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            return json_response({"detail": "Expected a Telegram Update object."}, status=400)
+        if await ProcessedUpdate.filter(update_id=update["update_id"]).exists():
+            return json_response({"ok": True, "duplicate": True})
+        bot, dp = await bot_and_dispatcher()
+        try:
+            result = await dp.feed_webhook_update(bot, update)
+        except Exception:
+            log.exception("telegram update %s failed", update.get("update_id"))
+            return json_response({"ok": False}, status=500)
+        if result is not None:
+            try:
+                await bot(result)
+            except Exception:
+                log.exception("answering telegram update %s failed", update.get("update_id"))
+        return json_response({"ok": True})
+
+    @bp.after_server_stop
+    async def close(app: Any) -> None:
+        bot = state.pop("bot", None)
+        dp = state.pop("dp", None)
+        if dp is not None:
+            try:
+                await dp.storage.close()
+            except Exception:
+                pass
+        if bot is not None:
+            await bot.session.close()
+
+    return bp
