@@ -373,7 +373,9 @@ class FakeTelegram:
             params, files = await self._params(request)
         except Exception as exc:  # malformed body
             return _error(TelegramError(400, f"Bad Request: can't parse body: {exc}"))
-        call = Call(method=method, params=params, at=time.monotonic(), token=token, files=files)
+        # Not ok until answered: a call still in flight (or delayed by `fail`) is not a success.
+        call = Call(method=method, params=params, at=time.monotonic(), token=token, files=files,
+                    ok=False, status=0)
         self.calls.append(call)
         if self.check_token and token != self.token:
             call.ok, call.status = False, 401
@@ -400,6 +402,7 @@ class FakeTelegram:
             call.ok, call.status = False, exc.status
             return _error(exc)
         call.result = result
+        call.ok, call.status = True, 200
         return web.json_response({"ok": True, "result": result})
 
     async def _file(self, request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,222 @@
+"""Delivery under pressure: bursts, Telegram's 429s, a bot process killed mid-burst.
+
+Time is shrunk, not faked: the fake's rate-limit window and the sender's group window are
+a second or two instead of a minute, so Telegram's behaviour plays out in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bot.runtime import start_bot
+from core import requests as svc
+from db.models import TelegramOutbox
+from tests.fake_telegram import Call, FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY = re.compile(r"^\+\d+ ")
+
+
+def announced(fake: FakeTelegram) -> Counter[int]:
+    """How many times each request was announced in the admin group: its own card, or a
+    mention in a burst summary."""
+    seen: Counter[int] = Counter()
+    for call in fake.calls_of("sendMessage"):
+        if call.params.get("chat_id") != fake.admin_chat_id:
+            continue
+        markup = call.params.get("reply_markup") or {}
+        buttons = [b.get("callback_data", "") for row in markup.get("inline_keyboard", []) for b in row]
+        opened = [int(b.split(":")[2]) for b in buttons if b.startswith("req:open:")]
+        if opened:
+            seen.update(opened)
+        elif SUMMARY.match(call.params.get("text", "")):
+            seen.update(int(n) for n in re.findall(r"#(\d+)", call.params["text"]))
+    return seen
+
+
+async def wait_announced(fake: FakeTelegram, ids: list[int], timeout: float) -> Counter[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = announced(fake)
+        if set(ids) <= set(seen):
+            return seen
+        if time.monotonic() > deadline:
+            missing = sorted(set(ids) - set(seen))
+            raise AssertionError(f"{len(missing)} requests never announced, e.g. {missing[:10]}")
+        await asyncio.sleep(0.05)
+
+
+async def test_burst_of_200_requests_is_announced_once_each_through_429s(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    fake_telegram.rate_limit_group_per_min = 20
+    fake_telegram.rate_limit_window = 2.0
+    # The sender believes the group allows twice as much as it does: Telegram answers 429.
+    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
+        "group_per_window": 40, "group_window": 2.0, "merge_after": 10,
+    }})
+    customer = await make_user("customer")
+    rt = await start_bot(settings)
+    try:
+        ids = [
+            (await svc.create_request(customer, title=f"Burst {n}", description="d")).id
+            for n in range(200)
+        ]
+        seen = await wait_announced(fake_telegram, ids, timeout=40)
+        await asyncio.sleep(0.5)
+        seen = announced(fake_telegram)
+    finally:
+        await rt.stop()
+    assert set(seen) == set(ids)
+    assert max(seen.values()) == 1, [i for i, n in seen.items() if n > 1]
+    rejected = [c for c in fake_telegram.calls_of("sendMessage", include_failed=True) if c.status == 429]
+    assert rejected, "the fake never answered 429: the test did not exercise retry_after"
+    summaries = [c for c in fake_telegram.calls_of("sendMessage") if SUMMARY.match(c.params["text"])]
+    assert summaries and "/queue" in summaries[0].params["text"]
+    # Nothing is left behind or failed.
+    assert not await TelegramOutbox.filter(status__in=("pending", "sending", "failed")).exists()
+
+
+async def test_server_errors_and_timeouts_are_retried_with_backoff(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
+        "request_timeout": 1, "backoff_base": 0.1,
+    }})
+    fake_telegram.fail("sendMessage", status=500, times=2)
+    fake_telegram.fail("sendMessage", status=502, times=1, delay=1.5)  # the client times out
+    customer = await make_user("customer")
+    rt = await start_bot(settings)
+    try:
+        req = await svc.create_request(customer, title="Flaky", description="d")
+        seen = await wait_announced(fake_telegram, [req.id], timeout=15)
+    finally:
+        await rt.stop()
+    assert seen[req.id] == 1
+    row = await TelegramOutbox.get(dedup_key=f"new:{req.id}:card")
+    assert row.status == "sent" and row.attempts == 4
+
+
+async def test_a_message_for_a_summarised_request_brings_its_card_lazily(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
+        "group_per_window": 3, "group_window": 1.0, "merge_after": 2,
+    }})
+    customer = await make_user("customer")
+    ids = [(await svc.create_request(customer, title=f"R{n}", description="d")).id for n in range(8)]
+    rt = await start_bot(settings)
+    try:
+        seen = await wait_announced(fake_telegram, ids, timeout=15)
+        folded = [i for i in ids if not any(
+            f"req:open:{i}" in json.dumps(c.params.get("reply_markup")) for c in fake_telegram.calls_of("sendMessage")
+        )]
+        assert folded, seen
+        await svc.post_message(customer, folded[-1], "Any news?")
+        card = await fake_telegram.wait_for(
+            "sendMessage", timeout=10,
+            where=lambda c: f"req:open:{folded[-1]}" in json.dumps(c.params.get("reply_markup")),
+        )
+        relayed = await fake_telegram.wait_for(
+            "sendMessage", timeout=10, where=lambda c: "Any news?" in c.params["text"]
+        )
+    finally:
+        await rt.stop()
+    assert relayed[0].params["reply_parameters"]["message_id"] == card[0].result["message_id"]
+
+
+BOT_SCRIPT = """
+import asyncio, json, logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+from core.settings import Settings
+from bot.runtime import run_bot
+cfg = json.loads(sys.argv[1])
+asyncio.run(run_bot(Settings(**cfg)))
+"""
+
+
+def spawn_bot(settings, log_path: Path) -> subprocess.Popen:
+    cfg = {
+        "database_url": settings.database_url,
+        "telegram_bot_token": settings.telegram_bot_token,
+        "telegram_admin_chat_id": settings.telegram_admin_chat_id,
+        "telegram_api_server": settings.telegram_api_server,
+        "telegram_mode": "polling",
+        "extra": settings.extra,
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", BOT_SCRIPT, json.dumps(cfg)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"),
+    )
+
+
+async def wait_quiet(fake: FakeTelegram, at_least: int, quiet: float, timeout: float) -> None:
+    """Wait until the fake has seen `at_least` sendMessage calls, the whole burst is queued,
+    nothing is in flight (no row `sending`) and no call came for `quiet` seconds: the sender
+    is sitting out the group limit. Killing it there is killing it mid-burst without landing
+    in the few-millisecond at-least-once window the sender documents."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sends = fake.calls_of("sendMessage", include_failed=True)
+        if (
+            len(sends) >= at_least
+            and time.monotonic() - sends[-1].at >= quiet
+            and await TelegramOutbox.filter(dedup_key__startswith="new:").count() >= 60
+            and not await TelegramOutbox.filter(status="sending").exists()
+        ):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"bot did not reach {at_least} sends; got {len(fake.calls_of('sendMessage'))}")
+
+
+async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
+    telegram_settings, fake_telegram: FakeTelegram, make_user, tmp_path
+):
+    fake_telegram.rate_limit_group_per_min = 20
+    fake_telegram.rate_limit_window = 1.0
+    # No summaries here: every request gets its own card, so the burst lasts several windows.
+    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
+        "group_per_window": 20, "group_window": 1.0, "merge_after": 100000, "lease_seconds": 1.5,
+    }})
+    customer = await make_user("customer")
+    ids = [(await svc.create_request(customer, title=f"K{n}", description="d")).id for n in range(60)]
+    log_path = tmp_path / "bot.log"
+    first = spawn_bot(settings, log_path)
+    second = None
+    try:
+        # Kill while the sender sits out the group limit between two windows.
+        await wait_quiet(fake_telegram, at_least=25, quiet=0.25, timeout=40)
+        first.send_signal(signal.SIGKILL)
+        first.wait(5)
+        before = len(announced(fake_telegram))
+        assert 0 < before < 60
+        more = [(await svc.create_request(customer, title=f"L{n}", description="d")).id for n in range(10)]
+        second = spawn_bot(settings, log_path)
+        seen = await wait_announced(fake_telegram, ids + more, timeout=40)
+        await asyncio.sleep(0.5)
+        seen = announced(fake_telegram)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    assert set(seen) == set(ids + more), log_path.read_text()[-3000:]
+    doubled = {i: n for i, n in seen.items() if n > 1}
+    assert not doubled, (doubled, log_path.read_text()[-3000:])
+
+
+def _unused(call: Call) -> None:  # keep the import for type hints in helpers
+    pass
