@@ -1,0 +1,1 @@
+"""Benchmarks at real volume (not tests): see bench/README.md and docs/performance.md."""
