@@ -15,43 +15,13 @@ from tests.fake_telegram import Call, FakeTelegram
 @contextlib.asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[Any]:
     """The bot process's runtime (long polling against the fake), stopped afterwards."""
-    try:
-        from bot.runtime import start_bot
-    except ImportError:  # TEMPORARY until bot.runtime lands: polling with our Dispatcher only
-        async with _local_polling(settings) as rt:
-            yield rt
-        return
+    from bot.runtime import start_bot
+
     runtime = await start_bot(settings)
     try:
         yield runtime
     finally:
         await runtime.stop()
-
-
-@contextlib.asynccontextmanager
-async def _local_polling(settings: Settings) -> AsyncIterator[Any]:
-    from aiogram import Bot
-    from aiogram.client.default import DefaultBotProperties
-    from aiogram.client.session.aiohttp import AiohttpSession
-    from aiogram.client.telegram import TelegramAPIServer
-
-    from bot.dispatcher import build_dispatcher
-
-    bot = Bot(
-        settings.telegram_bot_token,
-        session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server)),
-        default=DefaultBotProperties(parse_mode="HTML"),
-    )
-    dp = build_dispatcher(settings)
-    task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
-    try:
-        yield dp
-    finally:
-        with contextlib.suppress(RuntimeError):
-            await dp.stop_polling()
-        await asyncio.wait_for(task, 5)
-        await dp.storage.close()
-        await bot.session.close()
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
@@ -82,6 +52,15 @@ async def card_for(fake: FakeTelegram, request_id: int, timeout: float = 10.0) -
         where=lambda c: c.params.get("chat_id") == fake.admin_chat_id
         and f"req:take:{request_id}" in buttons_of(c),
     )
+    # The sender records the card (TelegramThread) right after Telegram accepted it; an
+    # admin replies only after seeing the card, so wait for that record as well.
+    from db.models import TelegramThread
+
+    message_id = calls[0].result["message_id"]
+    await eventually(
+        lambda: TelegramThread.filter(request_id=request_id, card_message_id=message_id).exists(),
+        timeout=timeout,
+    )
     return calls[0]
 
 
@@ -104,3 +83,19 @@ async def reply_containing(fake: FakeTelegram, chat_id: int, fragment: str, time
         where=lambda c: c.params.get("chat_id") == chat_id and fragment in str(c.params.get("text", "")),
     )
     return calls[0]
+
+
+
+MEDIA_METHODS = ("sendPhoto", "sendDocument", "copyMessage", "sendMediaGroup", "forwardMessage")
+
+
+async def media_relayed(fake: FakeTelegram, chat_id: int, timeout: float = 10.0) -> Call:
+    """Wait until the bot delivered a file to `chat_id` (sent, copied or forwarded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for call in fake.calls:
+            if call.ok and call.method in MEDIA_METHODS and call.params.get("chat_id") == chat_id:
+                return call
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no file delivered to {chat_id}; calls: {fake.calls[-10:]}")
+        await asyncio.sleep(0.05)
