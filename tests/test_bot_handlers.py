@@ -310,3 +310,40 @@ async def test_customer_new_flow_posts_a_card_in_admin_group(telegram_settings, 
         assert "Нет доступа" in card.params["text"]
     staff_view = await get_request(await User.get(telegram_id=CUSTOMER_TG), req.id)
     assert staff_view.category == "account"
+
+
+async def test_director_reassigns_request_with_assign_command(telegram_settings, fake_telegram, make_user):
+    fake = fake_telegram
+    admin, admin2, customer = await _people(make_user)
+    await make_user("director", username="dora", first_name="Dora", telegram_id=DIRECTOR_TG)
+    req = await create_request(customer, title="Reassign me", description="d")
+    await take_request(admin, req.id)
+    group = fake.admin_chat_id
+    async with running_bot(telegram_settings):
+        fake.message_update(group, fake.user(ADMIN_TG, "Anna"), f"/assign {req.id} boris")
+        await reply_containing(fake, group, "директор")
+        assert (await CustomerRequest.get(id=req.id)).assigned_admin_id == admin.id
+        fake.message_update(group, fake.user(DIRECTOR_TG, "Dora"), f"/assign {req.id} boris")
+        await reply_containing(fake, group, "Boris")
+    assert (await CustomerRequest.get(id=req.id)).assigned_admin_id == admin2.id
+
+
+async def test_thread_button_shows_summary_and_latest_messages_in_admins_language(
+    telegram_settings, fake_telegram, make_user
+):
+    fake = fake_telegram
+    await make_user("admin", username="emma", first_name="Emma", telegram_id=ADMIN_TG, language="en")
+    customer = await make_user("customer", username="ivan", first_name="Ivan", telegram_id=CUSTOMER_TG)
+    async with running_bot(telegram_settings):
+        req = await create_request(customer, title="Wi-Fi drops", description="every hour")
+        card = await card_for(fake, req.id)
+        await set_active_request(customer, req.id)
+        fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Ivan"), "Again <b>now</b>")
+        await eventually(lambda: RequestMessage.filter(request_id=req.id, sender_id=customer.id).exists())
+        update = fake.callback_update(fake.user(ADMIN_TG, "Emma"), fake.admin_chat_id,
+                                      card.result["message_id"], f"req:open:{req.id}")
+        await answer_for(fake, update)
+        summary = await reply_containing(fake, fake.admin_chat_id, "Recent messages")
+    text = summary.params["text"]
+    assert "Wi-Fi drops" in text and "Status: Open" in text
+    assert "Again &lt;b&gt;now&lt;/b&gt;" in text  # customer content is escaped

@@ -20,7 +20,7 @@ from bot.keyboards import mine_keyboard, queue_keyboard
 from bot.texts import tr
 from core.chats import bind_telegram_chat
 from core.permissions import is_staff, require_staff
-from core.requests import RequestFilters, list_requests, post_message, stats
+from core.requests import RequestFilters, list_requests, post_message, reassign_request, stats
 from core.users import link_telegram
 from db.models import CustomerRequest, Source, Status, User
 
@@ -158,6 +158,23 @@ async def on_bind(message: Message, command: CommandObject, actor: User | None, 
     await message.reply(tr("bind_ok", lang, name=chat.name), parse_mode="HTML")
 
 
+async def on_assign(message: Message, command: CommandObject, actor: User | None, lang: str) -> None:
+    """/assign <request id> <username>: a director reassigns a request."""
+    if await _staff(message, actor, lang) is None:
+        return
+    args = (command.args or "").split()
+    if len(args) != 2 or not args[0].lstrip("#").isdigit():
+        await message.reply(tr("assign_usage", lang), parse_mode="HTML")
+        return
+    username = args[1].lstrip("@")
+    target = await User.filter(username=username).first()
+    if target is None:
+        await message.reply(tr("user_not_found", lang, username=username), parse_mode="HTML")
+        return
+    req = await reassign_request(actor, int(args[0].lstrip("#")), target.id)
+    await message.reply(tr("assign_ok", lang, id=req.id, name=target.full_name), parse_mode="HTML")
+
+
 def get_router() -> Router:
     router = Router(name="admin_commands")
     router.message.register(on_queue, Command("queue"))
@@ -167,5 +184,6 @@ def get_router() -> Router:
     router.message.register(on_note, Command("note"))
     router.message.register(on_link, Command("link"))
     router.message.register(on_bind, Command("bind"))
+    router.message.register(on_assign, Command("assign"))
     return router
 

@@ -101,8 +101,7 @@ async def on_category(
 ) -> None:
     data = await state.get_data()
     if await state.get_state() != NewRequest.category.state or "title" not in data:
-        callback_reply.alert(plain("new_ask_title", lang))
-        await state.set_state(NewRequest.title)
+        callback_reply.alert(plain("new_expired", lang))
         return
     category = callback_data.code if callback_data.code in Category.__members__ else Category.general
     req = await create_request(
