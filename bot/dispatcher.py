@@ -17,15 +17,22 @@ from bot.middlewares import ActorMiddleware, CallbackGuard, MessageGuard, Proces
 from core.settings import Settings
 
 ALBUM_QUIET_SECONDS = 1.0
+FSM_KEY_PREFIX = "helpdesk:fsm"
+FSM_TTL = 7 * 24 * 3600  # an abandoned /new conversation is forgotten after a week
 
 
 def build_storage(settings: Settings) -> BaseStorage:
     """FSM storage: Redis when REDIS_URL is set (conversations survive restarts and are
     shared by webhook replicas), memory otherwise."""
     if settings.redis_url:
+        from aiogram.fsm.storage.base import DefaultKeyBuilder
         from aiogram.fsm.storage.redis import RedisStorage
 
-        return RedisStorage.from_url(settings.redis_url)
+        prefix = str(settings.extra.get("fsm_key_prefix") or FSM_KEY_PREFIX)
+        return RedisStorage.from_url(
+            settings.redis_url, key_builder=DefaultKeyBuilder(prefix=prefix), state_ttl=FSM_TTL,
+            data_ttl=FSM_TTL,
+        )
     return MemoryStorage()
 
 

@@ -163,3 +163,27 @@ async def test_repeated_update_is_handled_once(telegram_settings, fake_telegram,
     async with running_bot(telegram_settings):
         await eventually(lambda: RequestMessage.filter(content="after").exists())
     assert await RequestMessage.filter(content="once").count() == 1
+
+
+async def test_new_request_conversation_survives_bot_restart_with_redis(telegram_settings, fake_telegram):
+    from tests.conftest import REDIS_TEST_URL, RUN_ID, need_service, redis_available
+
+    need_service("Redis", redis_available())
+    fake = fake_telegram
+    who = fake.user(CUSTOMER_TG, "Ivan")
+    settings = telegram_settings.with_overrides(
+        redis_url=REDIS_TEST_URL,
+        extra={**telegram_settings.extra, "fsm_key_prefix": f"test-fsm-{RUN_ID}",
+               "events_channel": f"test-events-{RUN_ID}"},
+    )
+    async with running_bot(settings):
+        fake.message_update(CUSTOMER_TG, who, "/new")
+        await reply_containing(fake, CUSTOMER_TG, "тему")
+        fake.message_update(CUSTOMER_TG, who, "Пережить перезапуск")
+        await reply_containing(fake, CUSTOMER_TG, "подробнее")
+    async with running_bot(settings):  # a new process: the conversation continues
+        fake.message_update(CUSTOMER_TG, who, "Описание после перезапуска")
+        ask = await fake.wait_for("sendMessage", where=lambda c: "cat:order" in buttons_of(c))
+        fake.callback_update(who, CUSTOMER_TG, ask[0].result["message_id"], "cat:order")
+        req = await eventually(lambda: CustomerRequest.filter(title="Пережить перезапуск").first())
+    assert req.description == "Описание после перезапуска" and req.category == "order"
