@@ -2,65 +2,28 @@
 customer notifications and relayed messages. Pure functions; no aiogram import.
 
 Callback data agreed with the handlers: `req:take:<id>`, `req:done:<id>`, `req:open:<id>`.
-Texts come from bot/locales/<lang>.json through `bot.texts`; the defaults below are used
-when a key is missing there, so delivery never breaks on a locale file in flux.
+Texts come from bot/locales/delivery.<lang>.json (Russian default, English).
 """
 
 from __future__ import annotations
 
 import html
+import json
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from core.texts import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS
 
-DEFAULTS: dict[str, dict[str, str]] = {
-    "ru": {
-        "card_title": "Запрос #{id}: {title}",
-        "card_status": "Статус",
-        "card_priority": "Приоритет",
-        "card_category": "Категория",
-        "card_customer": "Клиент",
-        "card_assignee": "Исполнитель",
-        "card_deleted": "Запрос #{id} удалён.",
-        "card_btn_take": "Взять",
-        "card_btn_done": "Завершить",
-        "card_btn_thread": "Тред",
-        "summary_new_requests": "+{count} новых запросов: {ids}\nСписок: /queue",
-        "relay_from_customer": "💬 {name} (запрос #{id}):",
-        "relay_from_admin": "↩️ {name} (запрос #{id}):",
-        "relay_internal": "🔒 Внутренняя заметка, {name} (запрос #{id}):",
-        "relay_to_customer": "💬 Поддержка, запрос #{id}:",
-        "relay_attachment": "📎 {name}",
-        "notify_taken": "Ваш запрос #{id} «{title}» взят в работу.",
-        "notify_completed": "Ваш запрос #{id} «{title}» выполнен.",
-        "notify_closed": "Ваш запрос #{id} «{title}» закрыт.",
-        "chat_relay": "{name}:",
-        "topic_name": "#{id} {title}",
-    },
-    "en": {
-        "card_title": "Request #{id}: {title}",
-        "card_status": "Status",
-        "card_priority": "Priority",
-        "card_category": "Category",
-        "card_customer": "Customer",
-        "card_assignee": "Assignee",
-        "card_deleted": "Request #{id} was deleted.",
-        "card_btn_take": "Take",
-        "card_btn_done": "Complete",
-        "card_btn_thread": "Thread",
-        "summary_new_requests": "+{count} new requests: {ids}\nList: /queue",
-        "relay_from_customer": "💬 {name} (request #{id}):",
-        "relay_from_admin": "↩️ {name} (request #{id}):",
-        "relay_internal": "🔒 Internal note, {name} (request #{id}):",
-        "relay_to_customer": "💬 Support, request #{id}:",
-        "relay_attachment": "📎 {name}",
-        "notify_taken": "Your request #{id} “{title}” has been taken into work.",
-        "notify_completed": "Your request #{id} “{title}” has been completed.",
-        "notify_closed": "Your request #{id} “{title}” has been closed.",
-        "chat_relay": "{name}:",
-        "topic_name": "#{id} {title}",
-    },
-}
+LOCALES_DIR = Path(__file__).parent / "locales"
+
+
+@cache
+def _catalog(lang: str) -> dict[str, str]:
+    """bot/locales/delivery.<lang>.json: the delivery side's texts (the handlers' texts live
+    in bot/locales/<lang>.json)."""
+    return json.loads((LOCALES_DIR / f"delivery.{lang}.json").read_text(encoding="utf-8"))
+
 
 DESCRIPTION_LIMIT = 3000  # the card is one message: keep the description within 4,096
 
@@ -70,15 +33,7 @@ def lang_of(language: str | None) -> str:
 
 
 def _template(key: str, lang: str) -> str:
-    try:
-        from bot.texts import _catalog
-
-        value = _catalog(lang).get(key)
-        if value:
-            return value
-    except Exception:  # locale files missing or malformed: fall back to the defaults
-        pass
-    return DEFAULTS[lang].get(key) or DEFAULTS["ru"][key]
+    return _catalog(lang).get(key) or _catalog("ru")[key]
 
 
 def text(key: str, lang: str | None, **kwargs: Any) -> str:

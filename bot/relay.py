@@ -92,6 +92,10 @@ class Relay:
         self._postponed = False
 
     @property
+    def group_lang(self) -> str:
+        return cards.lang_of(getattr(self.settings, "language", "ru"))
+
+    @property
     def admin_chat(self) -> int | None:
         return self.settings.telegram_admin_chat_id
 
@@ -323,13 +327,13 @@ class Relay:
         if msg.is_internal:
             if self.admin_chat and not from_telegram:
                 await self.ensure_thread(req.id)
-                await self._relay(ev, msg, self.admin_chat, "relay_internal", "ru", sender_name, "note",
+                await self._relay(ev, msg, self.admin_chat, "relay_internal", self.group_lang, sender_name, "note",
                                   thread=True, links=links)
             return
         if msg.sender_type == SenderType.customer:
             if self.admin_chat:
                 await self.ensure_thread(req.id)
-                await self._relay(ev, msg, self.admin_chat, "relay_from_customer", "ru", sender_name,
+                await self._relay(ev, msg, self.admin_chat, "relay_from_customer", self.group_lang, sender_name,
                                   "thread", thread=True, links=links)
             return
         # Staff reply.
@@ -338,7 +342,7 @@ class Relay:
                               sender_name, "customer", thread=False, links=links)
         if self.admin_chat and not from_telegram:
             await self.ensure_thread(req.id)
-            await self._relay(ev, msg, self.admin_chat, "relay_from_admin", "ru", sender_name, "thread",
+            await self._relay(ev, msg, self.admin_chat, "relay_from_admin", self.group_lang, sender_name, "thread",
                               thread=True, links=links)
 
     async def _relay(self, ev: Event, msg: RequestMessage, chat_id: int, header: str, lang: str,
@@ -367,25 +371,32 @@ class Relay:
                                     dedup_key=key if n == 1 else f"{key}:{n}", request_id=rid)
             return
         attachments = await RequestAttachment.filter(message_id=msg.id).order_by("id")
-        content = msg.content or ""
-        if content.strip():
-            await self._enqueue(
-                chat_id, "sendMessage", {"text": f"{head}\n{_escape(content)}", "_meta": meta},
-                dedup_key=key, request_id=rid,
-            )
-        for n, att in enumerate(attachments, start=1):
-            from core.attachments import resolve_stored
+        content = (msg.content or "").strip()
+        body = f"{head}\n{_escape(content)}" if content else head
+        files = []
+        from core.attachments import resolve_stored
 
+        for att in attachments:
             path = resolve_stored(att.file)
-            if path is None or not path.exists():
-                continue
-            is_photo = att.content_type.startswith("image/") and att.size <= 10 * 1024 * 1024 \
-                and att.content_type in ("image/jpeg", "image/png", "image/webp")
+            if path is not None and path.is_file():
+                files.append((att, path))
+        # With files, the header and the text ride on the first file's caption when they fit.
+        text_in_caption = bool(files) and len(body) <= 1024
+        if not text_in_caption and (content or not files):
+            await self._enqueue(chat_id, "sendMessage", {"text": body, "_meta": meta},
+                                dedup_key=key, request_id=rid)
+        for n, (att, path) in enumerate(files, start=1):
+            is_photo = att.content_type in ("image/jpeg", "image/png", "image/webp") \
+                and att.size <= 10 * 1024 * 1024
             method, fieldname = ("sendPhoto", "photo") if is_photo else ("sendDocument", "document")
-            caption = head if not content.strip() and n == 1 else cards.text("relay_attachment", lang, name=att.name)
+            if n == 1 and text_in_caption:
+                caption = body
+            else:
+                caption = cards.text("relay_attachment", lang, name=att.name)
             await self._enqueue(
                 chat_id, method,
-                {"caption": caption, "_meta": {**meta, "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
+                {"caption": caption,
+                 "_meta": {**meta, "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
                 dedup_key=f"{key}:att{att.id}", request_id=rid,
             )
 
@@ -397,7 +408,7 @@ class Relay:
         chat = await AdminChat.filter(id=chat_id).first() if chat_id else None
         if chat is None or not chat.telegram_chat_id:
             return
-        body = f"<b>{cards.text('chat_relay', 'ru', name=data.get('sender', ''))}</b>\n{_escape(str(data.get('message', '')))}"
+        body = f"<b>{cards.text('chat_relay', self.group_lang, name=data.get('sender', ''))}</b>\n{_escape(str(data.get('message', '')))}"
         await self._enqueue(
             chat.telegram_chat_id, "sendMessage",
             {"text": body, "_meta": {"kind": "chat", "link": {"chat_message_id": data.get("id")}}},

@@ -131,7 +131,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     dp = make_dispatcher(settings)
     forum_chats: set[int] = set()
     await detect_forums(bot, settings, forum_chats)
-    sender = Sender(bot, SenderLimits.from_settings(settings))
+    sender = Sender(bot, SenderLimits.from_settings(settings), lang=settings.language)
     relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
     runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats)
     if delivery:

@@ -112,8 +112,9 @@ class Sender:
     """One sender loop (a process may run one; several processes may run one each)."""
 
     def __init__(self, bot: Any, limits: SenderLimits | None = None, *, name: str | None = None,
-                 forum_chats: set[int] | None = None) -> None:
+                 lang: str = "ru") -> None:
         self.bot = bot
+        self.lang = lang
         self.limits = limits or SenderLimits()
         self.name = name or f"sender-{uuid.uuid4().hex[:6]}"
         self.global_window = SlidingWindow(self.limits.global_per_sec, 1.0)
@@ -265,7 +266,7 @@ class Sender:
 
                 await enqueue(
                     chat_id, "sendMessage",
-                    {"text": summary_text(merged_ids), "_meta": {"kind": "summary", "requests": merged_ids}},
+                    {"text": summary_text(merged_ids, self.lang), "_meta": {"kind": "summary", "requests": merged_ids}},
                     dedup_key=f"summary:{token}", using_db=conn,
                 )
         if merged_ids:
@@ -315,7 +316,7 @@ class Sender:
         except TelegramBadRequest as exc:
             message = str(exc.message).lower()
             if "message is not modified" in message:
-                await self._mark_sent(row, meta, {"not_modified": True})
+                await self._mark_sent(row, meta, {"not_modified": True}, prepared)
                 return
             if "message thread not found" in message and meta.get("thread_of"):
                 await self._recreate_topic(int(meta["thread_of"]), row.chat_id)
@@ -328,7 +329,7 @@ class Sender:
         except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as exc:
             await self._fail(row, f"{type(exc).__name__}: {exc.message}")
             return
-        await self._mark_sent(row, meta, result)
+        await self._mark_sent(row, meta, result, prepared)
 
     async def _prepare(self, row: TelegramOutbox, payload: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any] | None:
         """Resolve what is only known at send time: the card's current text, its message id,
@@ -351,17 +352,20 @@ class Sender:
                     return None
                 payload["message_id"] = thread.card_message_id
                 if data is None:
-                    payload["text"] = cards.deleted_card_text(int(request_id))
+                    payload["text"] = cards.deleted_card_text(int(request_id), self.lang)
                     payload.pop("reply_markup", None)
                 else:
-                    payload["text"] = cards.card_text(data)
-                    payload["reply_markup"] = cards.card_keyboard(data)
+                    payload["text"] = cards.card_text(data, self.lang)
+                    payload["reply_markup"] = cards.card_keyboard(data, self.lang)
+                if await _last_render(row.chat_id, int(request_id)) == _render_hash(payload):
+                    await self._close(row, "merged", "card unchanged")
+                    return None
             else:
                 if data is None:
                     await self._close(row, "merged", "request deleted before its card was sent")
                     return None
-                payload["text"] = cards.card_text(data)
-                payload["reply_markup"] = cards.card_keyboard(data)
+                payload["text"] = cards.card_text(data, self.lang)
+                payload["reply_markup"] = cards.card_keyboard(data, self.lang)
         if kind == "topic" and row.chat_id in self.not_forum:
             await self._close(row, "failed", "the chat is not a forum")
             return None
@@ -399,8 +403,12 @@ class Sender:
         await TelegramThread.filter(request_id=request_id).update(topic_id=topic.message_thread_id)
 
     # --- row outcomes -------------------------------------------------------------------
-    async def _mark_sent(self, row: TelegramOutbox, meta: dict[str, Any], result: Any) -> None:
+    async def _mark_sent(self, row: TelegramOutbox, meta: dict[str, Any], result: Any,
+                         payload_sent: dict[str, Any] | None = None) -> None:
+        payload_sent = payload_sent or {}
         compact = _compact(result)
+        if meta.get("kind") in ("card", "card_edit") and "text" in payload_sent:
+            compact["render"] = _render_hash(payload_sent)
         message_ids = compact.get("message_ids") or ([compact["message_id"]] if "message_id" in compact else [])
         kind = meta.get("kind")
         request_id = meta.get("request_id") or row.request_id
@@ -500,6 +508,24 @@ async def _upsert_thread(conn: Any, request_id: int, chat_id: int, **fields: Any
             ignore_conflicts=True, using_db=conn,
         )
         await TelegramThread.filter(request_id=request_id).using_db(conn).update(**fields)
+
+
+def _render_hash(payload: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    raw = json.dumps([payload.get("text"), payload.get("reply_markup")], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+async def _last_render(chat_id: int, request_id: int) -> str | None:
+    """The render hash of what the card shows now (its last sent version)."""
+    rows = await TelegramOutbox.filter(
+        Q(dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"])
+        | Q(dedup_key__endswith=":edit"),
+        chat_id=chat_id, request_id=request_id, status="sent",
+    ).order_by("-sent_at", "-id").limit(1)
+    return (rows[0].result or {}).get("render") if rows else None
 
 
 def _compact(result: Any) -> dict[str, Any]:
