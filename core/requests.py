@@ -148,46 +148,65 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _pg_literal(value: Any) -> str:
+    """A PostgreSQL literal for an int or a string (E'' string: quotes and backslashes
+    escaped, so it is safe whatever standard_conforming_strings says)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"unsupported literal {value!r}")
+    if isinstance(value, int):
+        return str(int(value))
+    text = str(value.value if isinstance(value, Enum) else value).replace("\x00", "")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def _pg_where(conds: list[tuple[str, str, Any]]) -> tuple[str, list[Any]]:
-    """`WHERE ...` for PostgreSQL ($1, $2, ...) and its parameters."""
+    """`WHERE ...` for PostgreSQL, values written as literals, and its (empty) parameters.
+
+    Literals, not $n parameters: asyncpg prepares and caches every statement, and after
+    five runs PostgreSQL may switch a prepared statement to one generic plan for all
+    values. One plan cannot suit both a search that matches 500 rows (trigram bitmap)
+    and one that matches 86,000 (walk created_at, stop at 20), nor status 'open' (15%)
+    and 'closed' (55%). Every value here is an int, a validated enum value or a string
+    escaped by _pg_literal.
+    """
     parts: list[str] = []
-    params: list[Any] = []
     for column, op, value in conds:
         if op == "null":
             parts.append(f'"{column}" IS NULL')
-            continue
-        if op == "contains":
-            params.append(f"%{_escape_like(value)}%")
-            parts.append(f"\"{column}\" LIKE ${len(params)} ESCAPE '\\'")
+        elif op == "contains":
+            pattern = _pg_literal(f"%{_escape_like(value)}%")
+            parts.append(f"\"{column}\" LIKE {pattern} ESCAPE E'\\\\'")
         else:
-            params.append(value.value if isinstance(value, Enum) else value)
-            parts.append(f'"{column}" = ${len(params)}')
-    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+            parts.append(f'"{column}" = {_pg_literal(value)}')
+    return (" WHERE " + " AND ".join(parts)) if parts else "", []
 
 
-async def _pg_count(db: Any, where: str, params: list[Any]) -> tuple[int, bool]:
+async def _pg_estimate(db: Any, where: str) -> int:
+    """The planner's row estimate for the filters (EXPLAIN: nothing is executed), never
+    below EXACT_COUNT_LIMIT + 1 (it is only asked once more rows than that are known)."""
+    table = CustomerRequest._meta.db_table
+    _, plan_rows = await db.execute_query(f'EXPLAIN (FORMAT JSON) SELECT 1 FROM "{table}"{where}')
+    plan = plan_rows[0][0]
+    if isinstance(plan, (str, bytes)):
+        plan = json.loads(plan)
+    return max(int(plan[0]["Plan"]["Plan Rows"]), EXACT_COUNT_LIMIT + 1)
+
+
+async def _pg_count(db: Any, where: str) -> tuple[int, bool]:
     """(count, exact). Exact up to EXACT_COUNT_LIMIT rows: one COUNT(*) over a subquery
-    capped with LIMIT, so it never reads more rows than that. Beyond the cap, the planner's
-    row estimate for the same filters (EXPLAIN, nothing executed), never below the cap + 1.
-    """
+    capped with LIMIT, so it never reads more rows than that (any order: the planner may
+    use whichever index is smallest). Beyond the cap, the planner's estimate."""
     table = CustomerRequest._meta.db_table
     _, rows = await db.execute_query(
-        f'SELECT COUNT(*) FROM (SELECT 1 FROM "{table}"{where} LIMIT {EXACT_COUNT_LIMIT + 1}) c',
-        params,
+        f'SELECT COUNT(*) FROM (SELECT 1 FROM "{table}"{where} LIMIT {EXACT_COUNT_LIMIT + 1}) c'
     )
     capped = int(rows[0][0])
     if capped <= EXACT_COUNT_LIMIT:
         return capped, True
-    _, plan_rows = await db.execute_query(
-        f'EXPLAIN (FORMAT JSON) SELECT 1 FROM "{table}"{where}', params
-    )
-    plan = plan_rows[0][0]
-    if isinstance(plan, (str, bytes)):
-        plan = json.loads(plan)
-    return max(int(plan[0]["Plan"]["Plan Rows"]), EXACT_COUNT_LIMIT + 1), False
+    return await _pg_estimate(db, where), False
 
 
-_page_sql_cache: dict[str, str] = {}
+_select_list: list[str] = []
 _columns: dict[str, list[str]] = {}
 
 
@@ -198,40 +217,34 @@ def _db_columns(model: Any) -> list[str]:
     return _columns[name]
 
 
-async def _pg_page(
-    db: Any, where: str, params: list[Any], offset: int, limit: int
-) -> list[CustomerRequest]:
-    """One page, newest first, with customer and assigned admin: one query.
-
-    The page's ids are found first (an index-only scan where an index covers the filters,
-    the created_at order and the id), then only those rows are joined, so a deep OFFSET
-    skips index entries instead of table rows. Rows become model instances exactly as
-    Tortoise's select_related makes them (`_init_from_db`), without rebuilding the SQL
-    each time: that is most of the CPU an ORM list query costs.
-    """
-    sql = _page_sql_cache.get(where)
-    if sql is None:
-        table = CustomerRequest._meta.db_table
-        users = User._meta.db_table
+def _page_select() -> str:
+    """`SELECT <request, customer and admin columns>` (built once)."""
+    if not _select_list:
         rcols, ucols = _db_columns(CustomerRequest), _db_columns(User)
-        n = len(params)
-        select = ", ".join(
+        _select_list.append(", ".join(
             [f'r."{c}"' for c in rcols] + [f'c."{c}"' for c in ucols] + [f'a."{c}"' for c in ucols]
-        )
-        sql = (
-            f'SELECT {select} FROM (SELECT "id" FROM "{table}"{where} '
-            f'ORDER BY "created_at" DESC, "id" DESC LIMIT ${n + 1} OFFSET ${n + 2}) p '
-            f'JOIN "{table}" r ON r."id" = p."id" '
-            f'LEFT JOIN "{users}" c ON c."id" = r."customer_id" '
-            f'LEFT JOIN "{users}" a ON a."id" = r."assigned_admin_id" '
-            'ORDER BY r."created_at" DESC, r."id" DESC'
-        )
-        if len(_page_sql_cache) < 256:
-            _page_sql_cache[where] = sql
-    _, records = await db.execute_query(sql, [*params, limit, offset])
+        ))
+    return _select_list[0]
+
+
+def _page_joins() -> str:
+    table, users = CustomerRequest._meta.db_table, User._meta.db_table
+    return (
+        f'LEFT JOIN "{table}" r ON r."id" = p."id" '
+        f'LEFT JOIN "{users}" c ON c."id" = r."customer_id" '
+        f'LEFT JOIN "{users}" a ON a."id" = r."assigned_admin_id" '
+        'ORDER BY r."created_at" DESC, r."id" DESC'
+    )
+
+
+def _hydrate(records: list[Any], skip: int = 0) -> list[CustomerRequest]:
+    """Model instances from page rows, exactly as Tortoise's select_related builds them
+    (`_init_from_db`); the first `skip` columns are not the page's; rows without a
+    request (an empty page's placeholder) are dropped. A user met twice on a page is
+    built once."""
     rcols, ucols = _db_columns(CustomerRequest), _db_columns(User)
     nr, nu = len(rcols), len(ucols)
-    uid = ucols.index("id")
+    rid, uid = rcols.index("id"), ucols.index("id")
     seen: dict[int, User] = {}
 
     def user(values: tuple[Any, ...]) -> User | None:
@@ -245,7 +258,9 @@ async def _pg_page(
 
     result: list[CustomerRequest] = []
     for record in records:
-        values = tuple(record)
+        values = tuple(record)[skip:]
+        if values[rid] is None:
+            continue
         req = CustomerRequest._init_from_db(**dict(zip(rcols, values[:nr], strict=True)))
         object.__setattr__(req, "_customer", user(values[nr : nr + nu]))
         object.__setattr__(req, "_assigned_admin", user(values[nr + nu :]))
@@ -253,17 +268,62 @@ async def _pg_page(
     return result
 
 
+def _order(offset: int, limit: int) -> str:
+    # Literals, not parameters: a cached generic plan never has to guess them.
+    return f'ORDER BY "created_at" DESC, "id" DESC LIMIT {int(limit)} OFFSET {int(offset)}'
+
+
+async def _pg_page(db: Any, where: str, offset: int, limit: int) -> list[CustomerRequest]:
+    """One page, newest first, with customer and assigned admin: one query.
+
+    The page's ids are found first (an index-only scan where an index covers the filters,
+    the created_at order and the id), then only those rows are joined, so a deep OFFSET
+    skips index entries instead of table rows.
+    """
+    table = CustomerRequest._meta.db_table
+    sql = (
+        f'SELECT {_page_select()} FROM (SELECT "id" FROM "{table}"{where} '
+        f"{_order(offset, limit)}) p {_page_joins()}"
+    )
+    _, records = await db.execute_query(sql)
+    return _hydrate(records)
+
+
+async def _pg_small_page(
+    db: Any, where: str, offset: int, limit: int
+) -> tuple[int, list[CustomerRequest]]:
+    """(matches capped at EXACT_COUNT_LIMIT + 1, the page if there are no more): one query.
+
+    For searches. Every match (at most the cap + 1) is collected once, through the
+    trigram index, then counted and sorted in memory. The plain form (walk created_at,
+    stop at 20 matches) costs a full table walk when matches are rare, and PostgreSQL's
+    LIKE estimates are too rough to choose between the two; counting and paging one
+    collected set also reads the matching rows once instead of twice. When the cap is
+    reached the page is not usable (the set is cut at random) and the caller falls back
+    to an estimated count and `_pg_page`.
+    """
+    table = CustomerRequest._meta.db_table
+    sql = (
+        f'WITH m AS MATERIALIZED (SELECT "id", "created_at" FROM "{table}"{where} '
+        f"LIMIT {EXACT_COUNT_LIMIT + 1}), n AS (SELECT COUNT(*) AS n FROM m) "
+        f'SELECT n.n, {_page_select()} FROM n LEFT JOIN (SELECT "id" FROM m '
+        f"{_order(offset, limit)}) p ON TRUE {_page_joins()}"
+    )
+    _, records = await db.execute_query(sql)
+    return int(records[0][0]), _hydrate(records, skip=1)
+
+
 async def list_requests(
     actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE
 ) -> tuple[int, list[CustomerRequest]]:
     """One page, newest first (created_at, then id), and the total count.
 
-    A constant number of queries whatever the page or data size (2, or 3 when the count
-    is estimated). The count is exact when it is at most EXACT_COUNT_LIMIT; above that,
-    on PostgreSQL, it is the planner's estimate, corrected by what the page itself shows:
-    a page that turns out to be the last one reports the exact total, a page followed by
-    more rows reports at least one more than it has seen, so `next` is always right.
-    NotFound for a page before the first or past the last.
+    A constant number of queries whatever the page or data size (at most 3). The count
+    is exact when it is at most EXACT_COUNT_LIMIT; above that, on PostgreSQL, it is the
+    planner's estimate, corrected by what the page itself shows: a page that turns out
+    to be the last one reports the exact total, a page followed by more rows reports at
+    least one more than it has seen, so `next` is always right. NotFound for a page
+    before the first or past the last. See docs/performance.md.
     """
     if page < 1:
         raise NotFound("Неправильная страница")
@@ -282,21 +342,27 @@ async def list_requests(
             .select_related("customer", "assigned_admin")
         )
         return total, list(rows)
-    where, params = _pg_where(conds)
-    total, exact = await _pg_count(db, where, params)
-    if exact and page > 1 and offset >= total:
-        raise NotFound("Неправильная страница")
-    # One row more than the page tells whether another page follows (used when estimated).
-    rows = await _pg_page(db, where, params, offset, page_size if exact else page_size + 1)
-    if not exact:
-        if len(rows) > page_size:
-            total = max(total, offset + len(rows))
-            rows = rows[:page_size]
-        elif rows or page == 1:
-            total = offset + len(rows)
-        else:
+    where, _ = _pg_where(conds)
+    if any(op == "contains" for _, op, _ in conds):
+        total, rows = await _pg_small_page(db, where, offset, page_size)
+        if total <= EXACT_COUNT_LIMIT:
+            if page > 1 and offset >= total:
+                raise NotFound("Неправильная страница")
+            return total, rows
+        total, exact = await _pg_estimate(db, where), False
+    else:
+        total, exact = await _pg_count(db, where)
+    if exact:
+        if page > 1 and offset >= total:
             raise NotFound("Неправильная страница")
-    return total, rows
+        return total, await _pg_page(db, where, offset, page_size)
+    # One row more than the page tells whether another page follows.
+    rows = await _pg_page(db, where, offset, page_size + 1)
+    if len(rows) > page_size:
+        return max(total, offset + len(rows)), rows[:page_size]
+    if rows or page == 1:
+        return offset + len(rows), rows
+    raise NotFound("Неправильная страница")
 
 
 def _check_text(errors: dict[str, list[str]], name: str, value: Any, max_len: int | None) -> None:
