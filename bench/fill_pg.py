@@ -33,7 +33,7 @@ import os
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
@@ -263,7 +263,7 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
     from db.setup import migrate_db
 
     timer = Timer()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     print(f"fill {url}: {n_requests} requests x 3 messages, {n_customers} customers, "
           f"{n_admins} admins + 1 director", flush=True)
     await recreate_database(url, allow_any_name=allow_any_name)

@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = load_average()
 
     print()
-    print(f"| scenario | req/s | p50 ms | p95 ms | p99 ms | CPU ms/req | errors | p95 target |")
+    print("| scenario | req/s | p50 ms | p95 ms | p99 ms | CPU ms/req | errors | p95 target |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         mark = "ok" if r.ok else "MISSED"
