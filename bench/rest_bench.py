@@ -137,13 +137,15 @@ def http(base: str, token: str, method: str, path: str, body: str | None = None)
         return resp.status, json.loads(resp.read() or b"null")
 
 
-def start_server(database_url: str, port: int) -> subprocess.Popen:
+def start_server(database_url: str, port: int, raw: bool = False) -> subprocess.Popen:
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
         "LOG_LEVEL": "WARNING", "HELPDESK_ENV_FILE": "/nonexistent/.env",
         "PYTHONPATH": str(ROOT),
     })
+    if raw:
+        return subprocess.Popen([sys.executable, "-m", "bench.raw_server"], cwd=ROOT, env=env)
     return subprocess.Popen([sys.executable, "-c", SERVER_CODE], cwd=ROOT, env=env)
 
 
@@ -330,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--user", default="bench_admin1", help="staff user whose token is used")
     parser.add_argument("--json", dest="json_out", default="", help="write results here")
+    parser.add_argument("--raw", action="store_true",
+                        help="drive bench/raw_server.py (hand-written SQL) instead of the API; "
+                             "use with --only detail,messages,stats,create")
     args = parser.parse_args(argv)
 
     client = args.client
@@ -352,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     load_before = load_average()
-    proc = start_server(database_url, port)
+    proc = start_server(database_url, port, raw=args.raw)
     results: list[Result] = []
     try:
         wait_ready(base, token, proc)
