@@ -21,6 +21,8 @@ TELEGRAM_MODES = ("polling", "webhook", "off")
 class Settings:
     database_url: str = "sqlite://data/helpdesk.sqlite3"
     redis_url: str | None = None
+    # Redis pub/sub channel of the event bus: processes of one deployment share it.
+    events_channel: str = "helpdesk:events"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -140,6 +142,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         if urlparse(v).scheme not in ("redis", "rediss", "unix"):
             raise SettingsError(f"REDIS_URL must start with redis://, got {v!r}")
         kw["redis_url"] = v
+    if (v := get("EVENTS_CHANNEL")) is not None:
+        kw["events_channel"] = v
     if (v := get("HOST")) is not None:
         kw["host"] = v
     if (v := get("PORT")) is not None:
