@@ -54,6 +54,10 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app.config.KEEP_ALIVE_TIMEOUT = 30
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.OAS_UI_DEFAULT = "swagger"
+    # sanic-ext would add /docs (assets from a CDN: blank offline) and re-finalize the router
+    # for every auto HEAD/OPTIONS route (~2.5 s per start); api/routes/docs.py serves the
+    # OpenAPI document and an offline docs page instead.
+    app.config.AUTO_EXTEND = False
     app.ctx.settings = settings
     runtime.configure(settings)
 

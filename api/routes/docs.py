@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sanic import Blueprint, Request
-from sanic.response import html
+from sanic.response import html, redirect
 
 from api.http import json
 
@@ -466,5 +466,9 @@ def get_blueprint() -> Blueprint:
     @bp.get("/api/docs/")
     async def docs(request: Request):
         return html(docs_page(), headers={"Cache-Control": "no-cache"})
+
+    @bp.get("/docs")
+    async def docs_alias(request: Request):
+        return redirect("/api/docs/")
 
     return bp

@@ -1,0 +1,86 @@
+"""Helpers for the REST tests: query counting, multipart bodies, common set-ups."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+from tortoise import connections
+
+ADMIN = "/api/admin/customer-requests/"
+CUSTOMER = "/api/customer/requests/"
+
+
+@dataclass
+class QueryLog:
+    queries: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.queries)
+
+
+@contextlib.contextmanager
+def count_queries() -> Iterator[QueryLog]:
+    """Count SQL statements sent through the default connection's class (the live server
+    shares the process, so its queries are counted too). Our own wrapper, no patching of
+    anything but Tortoise's public execute methods, restored on exit."""
+    cls = type(connections.get("default"))
+    log = QueryLog()
+    originals = {}
+    for name in ("execute_query", "execute_query_dict"):
+        original = cls.__dict__[name]
+        originals[name] = original
+
+        def make(orig):
+            async def wrapper(self, query, *args, **kwargs):
+                log.queries.append(query)
+                return await orig(self, query, *args, **kwargs)
+
+            return wrapper
+
+        setattr(cls, name, make(original))
+    try:
+        yield log
+    finally:
+        for name, original in originals.items():
+            setattr(cls, name, original)
+
+
+def multipart_parts(
+    fields: dict[str, str], file_name: str, content_type: str = "application/octet-stream"
+) -> tuple[str, bytes, bytes]:
+    """(content type header, bytes before the file data, bytes after it)."""
+    boundary = uuid.uuid4().hex
+    head = b""
+    for k, v in fields.items():
+        head += (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ).encode()
+    head += (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+        f"filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", head, tail
+
+
+async def chunked(head: bytes, size: int, tail: bytes, chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """A body without Content-Length (chunked transfer encoding): head, `size` bytes, tail."""
+    yield head
+    sent = 0
+    while sent < size:
+        n = min(chunk, size - sent)
+        yield b"x" * n
+        sent += n
+    yield tail
+
+
+async def new_request(api, token: str, **fields) -> dict:
+    """Create a request through the customer side (the caller is the customer)."""
+    body = {"title": "Не работает вход", "description": "Пишет: ошибка 500", **fields}
+    r = await api.post(CUSTOMER, token, json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
