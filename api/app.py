@@ -111,4 +111,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         from bot.webhook import get_blueprint as telegram_webhook_blueprint
 
         app.blueprint(telegram_webhook_blueprint(settings))
+
+    # Customer web form and request pages, /health and /ready.
+    from api import web
+
+    web.install(app)
     return app

@@ -1,0 +1,100 @@
+"""Customer web channel: the request form at `/`, the private request page `/r/<key>`,
+the public JSON routes under `/api/public/` and their static files.
+
+`install(app)` registers this channel and the health probes on an app built by
+api.app.create_app: the blueprints, the per-client rate limiter (Redis when REDIS_URL is
+set), and process start/stop hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sanic import Blueprint, Request, Sanic
+from sanic.response import HTTPResponse
+
+from api.routes import health
+from api.web import pages, public
+from api.web.render import SECURITY_HEADERS, STATIC
+from core.logging import adopt_sanic_loggers
+from core.ratelimit import DEFAULT_PREFIX, build_rate_limiter
+
+log = logging.getLogger("helpdesk.web")
+
+
+def _too_large(handler):
+    async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        try:
+            return await handler(request, *args, **kwargs)
+        except public.TooLarge as exc:
+            message = exc.errors["attachments"][0]
+            return public.json({"detail": message, **exc.errors}, status=413)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+def get_blueprint() -> Blueprint:
+    bp = Blueprint("web")
+
+    bp.add_route(pages.form_page, "/", methods=["GET"], name="form")
+    bp.add_route(pages.request_page, "/r/<key:str>", methods=["GET"], name="request_page",
+                 strict_slashes=False)
+    bp.add_route(_too_large(public.create_from_form), "/api/public/requests/", methods=["POST"],
+                 name="public_create")
+    bp.add_route(public.request_state, "/api/public/requests/<key:str>/", methods=["GET"],
+                 name="public_state")
+    bp.add_route(_too_large(public.reply), "/api/public/requests/<key:str>/messages/",
+                 methods=["POST"], name="public_reply")
+    bp.add_route(public.download, "/api/public/requests/<key:str>/attachments/<attachment_id:int>/",
+                 methods=["GET"], name="public_download")
+    bp.static("/static/web", str(STATIC), name="web_static")
+
+    @bp.on_response
+    async def security_headers(request: Request, response: HTTPResponse) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            if name not in response.headers:
+                response.headers[name] = value
+
+    return bp
+
+
+def _hooks(app: Sanic, name: str) -> list:
+    hooks = getattr(app.ctx, name, None)
+    if hooks is None:
+        hooks = []
+        setattr(app.ctx, name, hooks)
+    return hooks
+
+
+def install(app: Sanic) -> None:
+    """Add the web channel and /health, /ready to `app` (called once by create_app)."""
+    settings = app.ctx.settings
+    app.ctx.web_redis = None
+    app.ctx.web_limiter = build_rate_limiter(settings.web_rate_limit_per_min)
+    app.blueprint(health.get_blueprint())
+    app.blueprint(get_blueprint())
+
+    async def start_web(app: Sanic) -> None:
+        # Sanic installs its own log handlers when the app is built; route them through
+        # core.logging's handler (JSON in production) if the process configured it.
+        adopt_sanic_loggers()
+        if settings.redis_url:
+            import redis.asyncio as aioredis
+
+            client = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            app.ctx.web_redis = client
+            app.ctx.web_limiter = build_rate_limiter(
+                settings.web_rate_limit_per_min, client,
+                prefix=settings.extra.get("ratelimit_prefix", DEFAULT_PREFIX),
+            )
+
+    async def stop_web(app: Sanic) -> None:
+        client = app.ctx.web_redis
+        app.ctx.web_redis = None
+        if client is not None:
+            await client.aclose()
+
+    _hooks(app, "startup_hooks").append(start_web)
+    _hooks(app, "shutdown_hooks").insert(0, stop_web)

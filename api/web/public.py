@@ -1,0 +1,325 @@
+"""Public JSON routes behind the customer web pages (no account: the access key is the
+credential).
+
+- `POST /api/public/requests/` (multipart): create a request from the web form.
+- `GET  /api/public/requests/<key>/?after=<message id>`: the request and its thread
+  (non-internal messages, oldest first, each with its attachments).
+- `POST /api/public/requests/<key>/messages/`: the customer replies, with files.
+- `GET  /api/public/requests/<key>/attachments/<id>/`: download, only through the key.
+
+Ids never grant access: every route first resolves the key, and an attachment is served
+only if it belongs to that request and is not part of an internal note.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from sanic import Request
+from sanic.request import File
+from sanic.response import HTTPResponse, file_stream, redirect
+
+from api.http import json
+from api.web.i18n import choose_language, text
+from core import attachments as files_svc
+from core.errors import NotFound, Throttled, ValidationFailed
+from core.requests import create_request, post_message
+from core.serializers import dt
+from core.texts import CATEGORY_LABELS, STATUS_LABELS
+from core.users import customer_for_email
+from db.models import (
+    Category,
+    CustomerRequest,
+    RequestAttachment,
+    RequestMessage,
+    Source,
+    Status,
+)
+
+log = logging.getLogger("helpdesk.web")
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
+MAX_FILES = 10
+MAX_NAME = 150
+MAX_EMAIL = 254
+MAX_TITLE = 200
+MAX_TEXT = 20_000
+MAX_MESSAGES_PER_POLL = 500
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+async def request_for_key(key: str) -> CustomerRequest:
+    """The request whose private page key is `key`; NotFound for anything else."""
+    if not key or not KEY_RE.match(key):
+        raise NotFound("Не найдено.")
+    req = await CustomerRequest.filter(access_key=key).select_related("customer").first()
+    if req is None:
+        raise NotFound("Не найдено.")
+    return req
+
+
+def public_request(req: CustomerRequest, lang: str) -> dict[str, Any]:
+    """What the customer's page shows about the request (no staff details)."""
+    return {
+        "id": req.id,
+        "title": req.title,
+        "description": req.description,
+        "status": str(req.status),
+        "status_label": STATUS_LABELS[lang].get(str(req.status), str(req.status)),
+        "category": str(req.category),
+        "category_label": CATEGORY_LABELS[lang].get(str(req.category), str(req.category)),
+        "created_at": dt(req.created_at),
+        "updated_at": dt(req.updated_at),
+        "accepts_messages": req.status != Status.closed,
+    }
+
+
+def attachment_url(key: str, attachment_id: int) -> str:
+    return f"/api/public/requests/{key}/attachments/{attachment_id}/"
+
+
+def public_message(msg: RequestMessage, key: str, files: list[RequestAttachment]) -> dict[str, Any]:
+    return {
+        "id": msg.id,
+        "sender_type": str(msg.sender_type),
+        "sender_name": msg.sender.full_name if msg.sender else "",
+        "content": msg.content,
+        "message_type": str(msg.message_type),
+        "created_at": dt(msg.created_at),
+        "attachments": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "size": a.size,
+                "content_type": a.content_type,
+                "url": attachment_url(key, a.id),
+            }
+            for a in files
+        ],
+    }
+
+
+async def thread_since(req: CustomerRequest, after: int) -> list[dict[str, Any]]:
+    """Non-internal messages with id > `after`, oldest first, with their attachments.
+    Two queries whatever the thread's length."""
+    # The customer-visibility rule of core.requests.list_messages: never internal notes.
+    rows = (
+        await RequestMessage.filter(request_id=req.id, is_internal=False, id__gt=after)
+        .order_by("id")
+        .limit(MAX_MESSAGES_PER_POLL)
+        .select_related("sender")
+    )
+    by_message: dict[int, list[RequestAttachment]] = {}
+    if rows:
+        for att in await RequestAttachment.filter(
+            request_id=req.id, message_id__in=[m.id for m in rows]
+        ).order_by("id"):
+            by_message.setdefault(att.message_id, []).append(att)
+    key = req.access_key or ""
+    return [public_message(m, key, by_message.get(m.id, [])) for m in rows]
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+def client_address(request: Request) -> str:
+    # remote_addr honours the proxy settings (SANIC_PROXIES_COUNT / SANIC_REAL_IP_HEADER);
+    # without them it is empty and the socket's peer address is the client.
+    return request.remote_addr or request.ip or "unknown"
+
+
+async def enforce_rate_limit(request: Request, action: str, lang: str) -> None:
+    limiter = request.app.ctx.web_limiter
+    decision = await limiter.hit(f"{action}:{client_address(request)}")
+    if not decision.allowed:
+        raise Throttled(text("err_rate", lang, seconds=decision.retry_after), decision.retry_after)
+
+
+def form_fields(request: Request) -> dict[str, str]:
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return {k: (v[0] if v else "") for k, v in request.form.items()}
+    if ctype == "application/json":
+        data = request.json
+        if not isinstance(data, dict):
+            raise ValidationFailed({"non_field_errors": ["Ожидался JSON-объект."]})
+        return {k: v if isinstance(v, str) else str(v) for k, v in data.items() if v is not None}
+    return {}
+
+
+def uploaded_files(request: Request, lang: str, max_bytes: int, max_mb: int) -> list[File]:
+    """The form's files (field `attachments`), empty file inputs ignored; checks the count
+    and the total size (ValidationFailed / 413 with a message in the page's language)."""
+    if request.files is None:
+        return []
+    files = [f for f in request.files.getlist("attachments", []) if f.name or f.body]
+    if len(files) > MAX_FILES:
+        raise ValidationFailed({"attachments": [text("err_too_many", lang, max_files=MAX_FILES)]})
+    total = sum(len(f.body) for f in files)
+    if total > max_bytes:
+        raise TooLarge(text("err_too_big", lang, size=f"{total / 1048576:.1f}", mb=max_mb))
+    return files
+
+
+class TooLarge(ValidationFailed):
+    def __init__(self, message: str) -> None:
+        super().__init__({"attachments": [message]})
+
+
+def _required(errors: dict[str, list[str]], data: dict[str, str], name: str, limit: int, lang: str) -> str:
+    value = (data.get(name) or "").strip()
+    if not value:
+        errors[name] = [text("err_required", lang)]
+    elif len(value) > limit:
+        errors[name] = [text("err_too_long", lang, max=limit)]
+    return value
+
+
+def validate_form(data: dict[str, str], lang: str) -> dict[str, str]:
+    errors: dict[str, list[str]] = {}
+    out = {
+        "name": _required(errors, data, "name", MAX_NAME, lang),
+        "email": _required(errors, data, "email", MAX_EMAIL, lang),
+        "title": _required(errors, data, "title", MAX_TITLE, lang),
+        "description": _required(errors, data, "description", MAX_TEXT, lang),
+        "category": (data.get("category") or Category.general).strip(),
+    }
+    if "email" not in errors and not EMAIL_RE.match(out["email"]):
+        errors["email"] = [text("err_email", lang)]
+    if out["category"] not in Category.__members__:
+        errors["category"] = [text("err_category", lang)]
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+async def store_files(customer, req_id: int, files: list[File]) -> list[str]:
+    """Each file becomes a thread message with its attachment (core.attachments, one
+    transaction per file). Returns the names that could not be stored (logged)."""
+    failed: list[str] = []
+    for f in files:
+        try:
+            await files_svc.save_attachment(
+                customer, req_id, name=f.name or "file", content=f.body,
+                content_type=f.type, source=Source.web,
+            )
+        except ValidationFailed:
+            raise
+        except Exception:
+            log.exception("could not store attachment %r of request %s", f.name, req_id)
+            failed.append(f.name or "file")
+    return failed
+
+
+def wants_html(request: Request) -> bool:
+    """A plain form post from a browser without JavaScript (fetch asks for JSON)."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+async def create_from_form(request: Request) -> HTTPResponse:
+    settings = request.app.ctx.settings
+    lang = choose_language(request, settings.language)
+    await enforce_rate_limit(request, "create", lang)
+    data = validate_form(form_fields(request), lang)
+    files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
+    customer = await customer_for_email(data["email"], data["name"], lang)
+    req = await create_request(
+        customer,
+        title=data["title"],
+        description=data["description"],
+        category=data["category"],
+        source=Source.web,
+        with_access_key=True,
+    )
+    failed = await store_files(customer, req.id, files)
+    url = f"/r/{req.access_key}?created=1"
+    log.info("web request #%s created (%d files)", req.id, len(files) - len(failed))
+    if wants_html(request):
+        return redirect(url, status=303)
+    return json(
+        {
+            "access_key": req.access_key,
+            "url": url,
+            "request": public_request(req, lang),
+            "failed_attachments": failed,
+        },
+        status=201,
+    )
+
+
+async def request_state(request: Request, key: str) -> HTTPResponse:
+    lang = choose_language(request, request.app.ctx.settings.language)
+    req = await request_for_key(key)
+    raw_after = request.args.get("after") or "0"
+    try:
+        after = max(0, int(raw_after))
+    except ValueError:
+        raise ValidationFailed({"after": ["Введите правильное число."]}) from None
+    return json(
+        {"request": public_request(req, lang), "messages": await thread_since(req, after)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def reply(request: Request, key: str) -> HTTPResponse:
+    settings = request.app.ctx.settings
+    lang = choose_language(request, settings.language)
+    req = await request_for_key(key)
+    await enforce_rate_limit(request, "reply", lang)
+    data = form_fields(request)
+    content = (data.get("content") or "").strip()
+    files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
+    if not content and not files:
+        raise ValidationFailed({"content": [text("err_required", lang)]})
+    if len(content) > MAX_TEXT:
+        raise ValidationFailed({"content": [text("err_too_long", lang, max=MAX_TEXT)]})
+    customer = req.customer
+    if files:
+        # Refuses a closed request before anything is written (the rule of post_message).
+        await files_svc.check_can_attach(customer, req.id)
+    last_id = (
+        await RequestMessage.filter(request_id=req.id).order_by("-id").first().values_list("id", flat=True)
+    ) or 0
+    if content:
+        await post_message(customer, req.id, content, source=Source.web)
+    failed = await store_files(customer, req.id, files)
+    # Everything new in the thread since just before this reply (the page de-duplicates).
+    return json(
+        {"messages": await thread_since(req, last_id), "failed_attachments": failed}, status=201
+    )
+
+
+async def download(request: Request, key: str, attachment_id: int) -> HTTPResponse:
+    req = await request_for_key(key)
+    att = (
+        await RequestAttachment.filter(id=attachment_id, request_id=req.id)
+        .select_related("message")
+        .first()
+    )
+    if att is None or (att.message is not None and att.message.is_internal):
+        raise NotFound("Не найдено.")
+    path = files_svc.resolve_stored(att.file)
+    if path is None or not path.is_file():
+        raise NotFound("Не найдено.")
+    return await file_stream(
+        str(path),
+        chunk_size=64 * 1024,
+        mime_type=att.content_type or files_svc.DEFAULT_CONTENT_TYPE,
+        headers={
+            "Content-Disposition": files_svc.content_disposition(att.name),
+            # Even an uploaded HTML or SVG file can never run as a page of our origin.
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
