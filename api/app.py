@@ -112,6 +112,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
         app.blueprint(telegram_webhook_blueprint(settings))
 
+    # Real-time: WebSocket routes, and the event bus + outbox relay started with the server.
+    from api import ws
+
+    ws.install(app)
+
     # Customer web form and request pages, /health and /ready.
     from api import web
 

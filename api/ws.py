@@ -1,0 +1,528 @@
+"""WebSocket routes and the hub that fans bus events out to connected clients.
+
+Routes (see docs/realtime.md for the full protocol):
+- `/ws/admin/notifications/`: admins and directors; `new_request`, `request_updated`,
+  `new_message` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
+- `/ws/chats/<chat_id>/`: chat participants; `{"message": "text"}` is saved through
+  core.chats.post_chat_message and every participant (on any process) gets the seed's
+  `{"type": "message", "message", "sender", "sender_id", "timestamp", ...}` frame.
+- `/ws/public/requests/<access_key>/`: the customer's request page; the access key is the
+  credential; only that request's public messages and its status changes.
+
+Every event frame carries `event_id`; `?last_event_id=N` or `{"type": "resume",
+"last_event_id": N}` replays what was missed from the outbox before live events, without
+duplicates. Each connection has a bounded send queue: a client that falls that far behind is
+disconnected with 4408 and never slows anyone else down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+import orjson
+from sanic import Blueprint, Request, Sanic
+
+from api.http import token_from
+from core import events
+from core.bus import EventsRuntime, start_events
+from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from core.permissions import is_staff
+from core.users import user_for_token
+from db.models import AdminChat, CustomerRequest, Event, Source, User
+
+log = logging.getLogger("helpdesk.ws")
+
+# Close codes (documented in docs/realtime.md).
+CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_BAD_REQUEST = 4400  # bad query parameter (e.g. last_event_id not a number)
+CLOSE_UNAUTHENTICATED = 4401  # no token or an invalid one
+CLOSE_FORBIDDEN = 4403  # not staff, or not a participant of the chat
+CLOSE_NOT_FOUND = 4404  # unknown (or inactive) chat, unknown access key
+CLOSE_SLOW_CONSUMER = 4408  # the client did not read fast enough; its send queue overflowed
+
+SEND_QUEUE_MAX = 256  # frames waiting for one client
+REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
+REPLAY_SCAN_MAX = 20_000  # outbox rows scanned for a customer page's replay
+MAX_FRAME_BYTES = 64 * 1024
+ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE)
+PUBLIC_TYPES = (events.REQUEST_UPDATED, events.NEW_MESSAGE)
+CHAT_EVENT_NAMES = {events.CHAT_JOIN: "join", events.CHAT_LEAVE: "leave"}
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+# --- frames ----------------------------------------------------------------------------------
+
+
+def admin_frame(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The seed's AdminNotificationConsumer frame: the REST JSON of the change in `data`."""
+    if message.get("topic") != events.ADMIN_TOPIC or message.get("type") not in ADMIN_TYPES:
+        return None
+    return {"type": message["type"], "data": message["data"], "event_id": message["id"]}
+
+
+def chat_ws_frame(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The seed's ChatConsumer frame (core.serializers.chat_frame); join/leave say so in
+    `event` and arrive as system messages."""
+    if message.get("type") not in (events.CHAT_MESSAGE, *CHAT_EVENT_NAMES):
+        return None
+    frame = {k: v for k, v in message["data"].items() if k not in ("data", "source")}
+    if message["type"] in CHAT_EVENT_NAMES:
+        frame["event"] = CHAT_EVENT_NAMES[message["type"]]
+    frame["event_id"] = message["id"]
+    return frame
+
+
+def customer_request_view(data: dict[str, Any]) -> dict[str, Any]:
+    """A request as its customer may see it: no staff e-mail or username, no message count
+    (it would reveal internal notes)."""
+    view = {k: v for k, v in data.items() if k not in ("messages_count",)}
+    admin = data.get("assigned_admin")
+    if admin:
+        view["assigned_admin"] = {
+            "id": admin.get("id"),
+            "first_name": admin.get("first_name", ""),
+            "last_name": admin.get("last_name", ""),
+            "avatar": admin.get("avatar"),
+        }
+    return view
+
+
+def public_frame(message: dict[str, Any], request_id: int) -> dict[str, Any] | None:
+    """What the customer page of `request_id` gets from an event, or None."""
+    if message.get("topic") != events.ADMIN_TOPIC:
+        return None
+    data = message.get("data") or {}
+    if message.get("type") == events.REQUEST_UPDATED and data.get("id") == request_id:
+        return {
+            "type": events.REQUEST_UPDATED,
+            "data": customer_request_view(data),
+            "event_id": message["id"],
+        }
+    if (
+        message.get("type") == events.NEW_MESSAGE
+        and data.get("request") == request_id
+        and not data.get("is_internal")
+    ):
+        return {"type": events.NEW_MESSAGE, "data": data, "event_id": message["id"]}
+    return None
+
+
+def error_frame(code: str, detail: Any) -> str:
+    return dumps({"type": "error", "code": code, "detail": detail})
+
+
+# --- one connection --------------------------------------------------------------------------
+
+
+class Connection:
+    """A client socket with a bounded queue and its own writer task."""
+
+    def __init__(
+        self,
+        ws: Any,
+        kind: str,
+        key: int | None,
+        user: User | None,
+        queue_max: int = SEND_QUEUE_MAX,
+    ) -> None:
+        self.ws = ws
+        self.kind = kind  # "admin" | "chat" | "public"
+        self.key = key  # chat id or request id
+        self.user = user
+        self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(queue_max)
+        self.live = asyncio.Event()  # cleared while a replay is being sent
+        self.live.set()
+        self.closed = False
+        self._close_started = False
+        self._sent_order: deque[int] = deque()
+        self._sent: set[int] = set()
+        self._writer: asyncio.Task[None] | None = None
+
+    def mark_sent(self, event_id: int) -> bool:
+        """Remember an event id as sent; False if it was sent already."""
+        if event_id in self._sent:
+            return False
+        self._sent.add(event_id)
+        self._sent_order.append(event_id)
+        if len(self._sent_order) > 4 * REPLAY_MAX:
+            self._sent.discard(self._sent_order.popleft())
+        return True
+
+    def offer(self, event_id: int | None, text: str) -> None:
+        """Queue a frame without waiting; a full queue disconnects this client (4408)."""
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait((event_id, text))
+        except asyncio.QueueFull:
+            log.warning(
+                "ws: %s client too slow (%d frames queued); disconnecting",
+                self.kind,
+                self.queue.qsize(),
+            )
+            self.closed = True  # no more frames, and only one close task
+            asyncio.create_task(self.close(CLOSE_SLOW_CONSUMER, "send queue overflow"))
+
+    def start_writer(self) -> None:
+        self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        while True:
+            event_id, text = await self.queue.get()
+            await self.live.wait()
+            if event_id is not None and not self.mark_sent(event_id):
+                continue
+            await self.ws.send(text)
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self._close_started:
+            return
+        self._close_started = True
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), timeout=1.0)
+        except Exception:
+            # The client is not reading: the close frame cannot go out. Drop the TCP link.
+            with contextlib.suppress(Exception):
+                self.ws.fail_connection(code, reason)
+
+    async def stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+
+
+# --- the hub ---------------------------------------------------------------------------------
+
+
+class Hub:
+    """This process's connected clients, grouped for fan-out."""
+
+    def __init__(self, queue_max: int = SEND_QUEUE_MAX) -> None:
+        self.queue_max = queue_max
+        self.admin: set[Connection] = set()
+        self.chats: dict[int, set[Connection]] = {}
+        self.public: dict[int, set[Connection]] = {}
+
+    def _group(self, conn: Connection) -> set[Connection]:
+        if conn.kind == "admin":
+            return self.admin
+        groups = self.chats if conn.kind == "chat" else self.public
+        return groups.setdefault(conn.key or 0, set())
+
+    def add(self, conn: Connection) -> None:
+        self._group(conn).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        group = self._group(conn)
+        group.discard(conn)
+        if not group and conn.kind != "admin":
+            (self.chats if conn.kind == "chat" else self.public).pop(conn.key or 0, None)
+
+    @property
+    def connections(self) -> int:
+        return (
+            len(self.admin)
+            + sum(map(len, self.chats.values()))
+            + sum(map(len, self.public.values()))
+        )
+
+    async def on_event(self, message: dict[str, Any]) -> None:
+        """Bus subscriber: serialize each frame once, queue it for every interested client."""
+        topic = message.get("topic") or ""
+        event_id = message.get("id")
+        if topic == events.ADMIN_TOPIC:
+            if self.admin and (frame := admin_frame(message)):
+                text = dumps(frame)
+                for conn in list(self.admin):
+                    conn.offer(event_id, text)
+            data = message.get("data") or {}
+            request_id = (
+                data.get("request") if message.get("type") == events.NEW_MESSAGE else data.get("id")
+            )
+            conns = self.public.get(request_id) if isinstance(request_id, int) else None
+            if conns and (frame := public_frame(message, request_id)):
+                text = dumps(frame)
+                for conn in list(conns):
+                    conn.offer(event_id, text)
+        elif topic.startswith("chat:"):
+            try:
+                chat_id = int(topic[5:])
+            except ValueError:
+                return
+            conns = self.chats.get(chat_id)
+            if conns and (frame := chat_ws_frame(message)):
+                text = dumps(frame)
+                for conn in list(conns):
+                    conn.offer(event_id, text)
+
+    async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
+        conns = (
+            list(self.admin)
+            + [c for g in self.chats.values() for c in g]
+            + [c for g in self.public.values() for c in g]
+        )
+        await asyncio.gather(
+            *(c.close(code, "server shutting down") for c in conns), return_exceptions=True
+        )
+
+
+# --- replay (catch-up) -----------------------------------------------------------------------
+
+
+def _replay_query(conn: Connection, after: int):
+    if conn.kind == "admin":
+        return Event.filter(topic=events.ADMIN_TOPIC, id__gt=after, type__in=ADMIN_TYPES)
+    if conn.kind == "chat":
+        return Event.filter(topic=events.chat_topic(conn.key or 0), id__gt=after)
+    return Event.filter(topic=events.ADMIN_TOPIC, id__gt=after, type__in=PUBLIC_TYPES)
+
+
+def _frame_for(conn: Connection, message: dict[str, Any]) -> dict[str, Any] | None:
+    if conn.kind == "admin":
+        return admin_frame(message)
+    if conn.kind == "chat":
+        return chat_ws_frame(message)
+    return public_frame(message, conn.key or 0)
+
+
+async def replay(conn: Connection, after: int) -> None:
+    """Send the committed events after `after` that this client may see, oldest first, then
+    let live frames flow again (those already replayed are skipped)."""
+    conn.live.clear()
+    try:
+        sent = scanned = 0
+        cursor = after
+        while True:
+            rows = await _replay_query(conn, cursor).order_by("id").limit(500)
+            for row in rows:
+                cursor = row.id
+                scanned += 1
+                frame = _frame_for(conn, events.event_message(row))
+                if frame is None or not conn.mark_sent(row.id):
+                    continue
+                if sent >= REPLAY_MAX:
+                    await conn.send(
+                        dumps(
+                            {
+                                "type": "resync_required",
+                                "detail": "Too many missed events; reload the data over REST.",
+                            }
+                        )
+                    )
+                    return
+                await conn.send(dumps(frame))
+                sent += 1
+            if len(rows) < 500 or scanned >= REPLAY_SCAN_MAX:
+                return
+    finally:
+        conn.live.set()
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def _parse_last_event_id(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError
+    number = int(value)
+    if number < 0:
+        raise ValueError
+    return number
+
+
+async def _authenticate(request: Request) -> User | None:
+    key = token_from(request)
+    if not key or len(key) > 128:
+        return None
+    return await user_for_token(key)
+
+
+async def _serve(request: Request, ws: Any, conn: Connection) -> None:
+    """Common life of a connection: replay, live frames, and the client's frames."""
+    hub: Hub = request.app.ctx.ws_hub
+    try:
+        last_event_id = _parse_last_event_id(request.args.get("last_event_id"))
+    except ValueError:
+        await ws.close(CLOSE_BAD_REQUEST, "last_event_id must be a non-negative integer")
+        return
+    hub.add(conn)  # live events queue up from here on; the replay below fills the gap
+    try:
+        if last_event_id is not None:
+            await replay(conn, last_event_id)
+        conn.start_writer()
+        while not conn.closed:
+            raw = await ws.recv()
+            if raw is None:
+                continue
+            await _handle_frame(conn, raw)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # closed by the client, or the network went away
+        if not _is_closed_error(exc):
+            log.exception("ws: connection failed")
+    finally:
+        hub.remove(conn)
+        conn.closed = True
+        await conn.stop_writer()
+
+
+def _is_closed_error(exc: Exception) -> bool:
+    from sanic.exceptions import WebsocketClosed
+    from websockets.exceptions import ConnectionClosed
+
+    return isinstance(exc, (ConnectionClosed, WebsocketClosed, ConnectionError))
+
+
+async def _handle_frame(conn: Connection, raw: str | bytes) -> None:
+    if isinstance(raw, (bytes, bytearray)):
+        await conn.send(error_frame("invalid_frame", "Only JSON text frames are accepted."))
+        return
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        await conn.send(error_frame("invalid_json", "The frame is not valid JSON."))
+        return
+    if not isinstance(data, dict):
+        await conn.send(error_frame("invalid_frame", "A frame must be a JSON object."))
+        return
+    kind = data.get("type")
+    if kind == "ping":
+        await conn.send(dumps({"type": "pong"}))
+        return
+    if kind == "resume":
+        try:
+            after = _parse_last_event_id(data.get("last_event_id"))
+        except (TypeError, ValueError):
+            after = None
+        if after is None:
+            await conn.send(
+                error_frame("invalid_frame", "resume needs last_event_id, a non-negative integer.")
+            )
+            return
+        await replay(conn, after)
+        return
+    if conn.kind == "chat" and kind in (None, "message") and "message" in data:
+        await _post_chat_message(conn, data.get("message"))
+        return
+    expected = 'ping, resume or {"message": "..."}' if conn.kind == "chat" else "ping or resume"
+    await conn.send(error_frame("unknown_type", f"Unknown frame; expected {expected}."))
+
+
+async def _post_chat_message(conn: Connection, text: Any) -> None:
+    from core.chats import post_chat_message
+
+    assert conn.user is not None and conn.key is not None
+    if not isinstance(text, str):
+        await conn.send(error_frame("invalid", {"message": ["Ожидалась строка."]}))
+        return
+    try:
+        # The hub broadcasts it (to the sender too) when the outbox relay publishes it.
+        await post_chat_message(conn.user, conn.key, text, source=Source.web)
+    except ValidationFailed as exc:
+        errors = dict(exc.errors)
+        if "content" in errors:
+            errors["message"] = errors.pop("content")
+        await conn.send(error_frame("invalid", errors))
+    except PermissionDenied as exc:
+        await conn.send(error_frame("forbidden", exc.message))
+    except NotFound as exc:
+        await conn.send(error_frame("not_found", exc.message))
+    except DomainError as exc:
+        await conn.send(error_frame("invalid", exc.message))
+
+
+async def admin_notifications(request: Request, ws: Any) -> None:
+    user = await _authenticate(request)
+    if user is None:
+        await ws.close(CLOSE_UNAUTHENTICATED, "authentication required")
+        return
+    if not is_staff(user):
+        await ws.close(CLOSE_FORBIDDEN, "admins and directors only")
+        return
+    await _serve(request, ws, Connection(ws, "admin", None, user, request.app.ctx.ws_hub.queue_max))
+
+
+async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
+    user = await _authenticate(request)
+    if user is None:
+        await ws.close(CLOSE_UNAUTHENTICATED, "authentication required")
+        return
+    if not is_staff(user):
+        await ws.close(CLOSE_FORBIDDEN, "admins and directors only")
+        return
+    chat = await AdminChat.filter(id=chat_id, is_active=True).first()
+    if chat is None:
+        await ws.close(CLOSE_NOT_FOUND, "unknown chat")
+        return
+    if not await AdminChat.filter(id=chat.id, participants__id=user.id).exists():
+        await ws.close(CLOSE_FORBIDDEN, "not a participant of this chat")
+        return
+    await _serve(
+        request, ws, Connection(ws, "chat", chat.id, user, request.app.ctx.ws_hub.queue_max)
+    )
+
+
+async def public_request_socket(request: Request, ws: Any, access_key: str) -> None:
+    req = None
+    if 8 <= len(access_key) <= 64:
+        req = await CustomerRequest.filter(access_key=access_key).only("id").first()
+    if req is None:
+        await ws.close(CLOSE_NOT_FOUND, "unknown request")
+        return
+    await _serve(
+        request, ws, Connection(ws, "public", req.id, None, request.app.ctx.ws_hub.queue_max)
+    )
+
+
+def get_blueprint() -> Blueprint:
+    bp = Blueprint("realtime")
+    bp.add_websocket_route(admin_notifications, "/ws/admin/notifications/")
+    bp.add_websocket_route(chat_socket, "/ws/chats/<chat_id:int>/")
+    bp.add_websocket_route(public_request_socket, "/ws/public/requests/<access_key:str>/")
+    return bp
+
+
+def install(app: Sanic) -> None:
+    """Register the WebSocket routes and start/stop the event runtime with the server."""
+    settings = app.ctx.settings
+    app.config.WEBSOCKET_MAX_SIZE = MAX_FRAME_BYTES
+    app.ctx.ws_hub = Hub(int(settings.extra.get("ws_send_queue", SEND_QUEUE_MAX)))
+    app.blueprint(get_blueprint())
+
+    async def start(app: Sanic) -> None:
+        runtime: EventsRuntime = await start_events(app.ctx.settings)
+        app.ctx.events_runtime = runtime
+        app.ctx.ws_unsubscribe = runtime.bus.subscribe(app.ctx.ws_hub.on_event)
+
+    async def stop(app: Sanic) -> None:
+        with contextlib.suppress(Exception):
+            await app.ctx.ws_hub.close_all()
+        unsubscribe = getattr(app.ctx, "ws_unsubscribe", None)
+        if unsubscribe:
+            unsubscribe()
+        runtime = getattr(app.ctx, "events_runtime", None)
+        if runtime is not None:
+            await runtime.stop()
+
+    if not hasattr(app.ctx, "startup_hooks"):
+        app.ctx.startup_hooks = []
+    if not hasattr(app.ctx, "shutdown_hooks"):
+        app.ctx.shutdown_hooks = []
+    app.ctx.startup_hooks.append(start)
+    app.ctx.shutdown_hooks.append(stop)
