@@ -91,7 +91,12 @@ class ActorMiddleware(BaseMiddleware):
             if actor is not None and not actor.is_active:
                 actor = None
         data["actor"] = actor
-        data["lang"] = lang_of(actor.language if actor else _telegram_language(tg_user) if tg_user else None)
+        settings = data.get("settings")
+        fallback = settings.language if settings is not None else None
+        if actor is not None:
+            data["lang"] = lang_of(actor.language)
+        else:
+            data["lang"] = lang_of((_telegram_language(tg_user) if tg_user else None) or fallback)
         return await handler(event, data)
 
 

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 
 from core import attachments
@@ -110,7 +111,13 @@ async def post_messages(
     await attachments.check_can_attach(actor, request_id, is_internal=is_internal)
     message_id: int | None = None
     for f in files:
-        data = await bot.download(f.file_id)
+        try:
+            data = await bot.download(f.file_id)
+        except TelegramBadRequest as exc:
+            # Telegram's cloud Bot API refuses downloads over 20 MB ("file is too big").
+            if "too big" in str(exc).lower():
+                raise FileTooBig(f.name) from None
+            raise
         assert data is not None
         content = data.getvalue()
         if len(content) > settings.max_upload_bytes:
