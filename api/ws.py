@@ -191,6 +191,12 @@ class Connection:
         self.closed = True
         if self._writer is not None:
             self._writer.cancel()
+        if code == CLOSE_SLOW_CONSUMER:
+            # Its socket buffers are full: a polite close would wait behind them. Queue the
+            # close frame after what is buffered and let the connection go.
+            with contextlib.suppress(Exception):
+                self.ws.fail_connection(code, reason)
+            return
         try:
             await asyncio.wait_for(self.ws.close(code, reason), timeout=1.0)
         except Exception:
