@@ -24,6 +24,16 @@
     return errors;
   }
 
+  // Typing into a field that was marked invalid clears its message and the summary.
+  form.addEventListener("input", function (event) {
+    var input = event.target;
+    if (!input.name || input.getAttribute("aria-invalid") !== "true" || input === fileInput) return;
+    input.removeAttribute("aria-invalid");
+    var error = form.querySelector("[data-error-for='" + input.name + "']");
+    if (error) error.textContent = "";
+    if (!form.querySelector("[aria-invalid=true]")) H.setNotice(status, "");
+  });
+
   fileInput.addEventListener("change", function () {
     var message = H.checkFiles(fileInput);
     H.showErrors(form, message ? { attachments: [message] } : {});

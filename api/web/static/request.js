@@ -118,6 +118,7 @@
     }
     socket.onopen = function () {
       socketOpen = true;
+      document.body.setAttribute("data-live", "websocket");
       wsDelay = 1000;
       schedulePoll(0); // catch up on anything sent while we were not connected
     };
@@ -139,6 +140,7 @@
     };
     socket.onclose = function () {
       socketOpen = false;
+      document.body.setAttribute("data-live", "polling");
       socket = null;
       if (stopped) return;
       setTimeout(connect, wsDelay);
@@ -193,6 +195,7 @@
     node.textContent = H.formatTime(node.getAttribute("datetime"));
   });
   if (H.data.request) showRequest(H.data.request);
+  document.body.setAttribute("data-live", "polling");
   poll();
   connect();
 })();
