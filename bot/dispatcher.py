@@ -6,15 +6,25 @@ call builds fresh routers, so several Dispatchers can live in one process (tests
 
 from __future__ import annotations
 
-from aiogram import Dispatcher
+import asyncio
+import logging
+
+from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 
 from bot.handlers import admin_buttons, admin_commands, admin_thread, chat_bridge, customer
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
 from bot.middlewares import ActorMiddleware, CallbackGuard, MessageGuard, ProcessedUpdateMiddleware
+from bot.texts import plain
 from core.settings import Settings
+
+log = logging.getLogger("helpdesk.bot")
+
+CUSTOMER_COMMANDS = ("start", "new", "my", "cancel", "help")
+ADMIN_COMMANDS = ("queue", "mine", "stats", "note", "help")
 
 ALBUM_QUIET_SECONDS = 1.0
 FSM_KEY_PREFIX = "helpdesk:fsm"
@@ -36,6 +46,22 @@ def build_storage(settings: Settings) -> BaseStorage:
     return MemoryStorage()
 
 
+async def publish_commands(bot: Bot, settings: Settings) -> None:
+    """The command menus Telegram shows: customer commands in private chats, admin commands
+    in the admin group, in Russian and English. Best effort: a failure is only logged."""
+    scopes = [(BotCommandScopeAllPrivateChats(), CUSTOMER_COMMANDS)]
+    if settings.telegram_admin_chat_id:
+        scopes.append((BotCommandScopeChat(chat_id=settings.telegram_admin_chat_id), ADMIN_COMMANDS))
+    try:
+        for scope, names in scopes:
+            for language_code in (None, "en"):
+                lang = language_code or settings.language
+                commands = [BotCommand(command=n, description=plain(f"cmd_{n}", lang)) for n in names]
+                await bot.set_my_commands(commands, scope=scope, language_code=language_code)
+    except Exception as exc:  # the menu is a convenience; the bot works without it
+        log.warning("setMyCommands failed: %s", exc)
+
+
 def build_dispatcher(settings: Settings) -> Dispatcher:
     """A Dispatcher with every router and middleware of the bot.
 
@@ -52,6 +78,15 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     dp.update.outer_middleware(ActorMiddleware())
     dp.callback_query.outer_middleware(CallbackGuard())
     dp.message.outer_middleware(MessageGuard())
+    background: set[asyncio.Task[None]] = set()
+
+    async def on_startup(bot: Bot) -> None:
+        # In the background: a slow or unreachable API must not delay receiving updates.
+        task = asyncio.create_task(publish_commands(bot, settings), name="telegram-commands")
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    dp.startup.register(on_startup)
     dp.include_routers(
         admin_buttons.get_router(),
         customer.get_router(),

@@ -187,3 +187,16 @@ async def test_new_request_conversation_survives_bot_restart_with_redis(telegram
         fake.callback_update(who, CUSTOMER_TG, ask[0].result["message_id"], "cat:order")
         req = await eventually(lambda: CustomerRequest.filter(title="Пережить перезапуск").first())
     assert req.description == "Описание после перезапуска" and req.category == "order"
+
+
+async def test_bot_publishes_command_menus_for_customers_and_admins(telegram_settings, fake_telegram):
+    fake = fake_telegram
+    async with running_bot(telegram_settings):
+        calls = await fake.wait_for("setMyCommands", count=4)
+    private = [c for c in calls if c.params["scope"]["type"] == "all_private_chats"]
+    group = [c for c in calls if c.params["scope"]["type"] == "chat"]
+    assert {cmd["command"] for cmd in private[0].params["commands"]} >= {"new", "my", "start"}
+    assert {cmd["command"] for cmd in group[0].params["commands"]} >= {"queue", "mine", "stats"}
+    assert group[0].params["scope"]["chat_id"] == fake.admin_chat_id
+    english = [c for c in private if c.params.get("language_code") == "en"]
+    assert any(cmd["description"] == "New request" for cmd in english[0].params["commands"])
