@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.handlers.lookup import remember, request_for_reply
 from bot.handlers.media import AlbumBuffer, FileTooBig, has_content, post_messages
+from bot.handlers.render import short
 from bot.keyboards import (
     ActiveRequestChoice,
     CategoryChoice,
@@ -38,8 +39,10 @@ class NewRequest(StatesGroup):
 
 async def on_start(message: Message, actor: User, lang: str, state: FSMContext) -> None:
     await state.clear()
-    await message.answer(tr("welcome", lang, name=actor.full_name), parse_mode="HTML")
-    await message.answer(tr("lang_prompt", lang), parse_mode="HTML", reply_markup=language_keyboard())
+    await message.answer(
+        tr("welcome", lang, name=actor.full_name) + "\n\n" + tr("lang_prompt", lang),
+        parse_mode="HTML", reply_markup=language_keyboard(),
+    )
 
 
 async def on_language(
@@ -123,7 +126,7 @@ async def on_my(message: Message, actor: User, lang: str) -> None:
         return
     lines = [tr("my_header", lang)] + [
         tr("my_line", lang, marker="★" if r.id == actor.active_request_id else "•", id=r.id,
-           title=r.title, status=status_label(r.status, lang))
+           title=short(r.title), status=status_label(r.status, lang))
         for r in rows
     ]
     await message.answer(

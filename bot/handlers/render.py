@@ -5,9 +5,15 @@ from __future__ import annotations
 from bot.texts import category_label, priority_label, status_label, tr
 from db.models import CustomerRequest, RequestMessage
 
+LIST_TITLE_WIDTH = 80  # 20 lines of a list stay far below Telegram's 4,096 characters
+
+
+def short(text: str, width: int = LIST_TITLE_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
 
 def request_line(req: CustomerRequest, lang: str) -> str:
-    return tr("list_line", lang, id=req.id, priority=priority_label(req.priority, lang), title=req.title)
+    return tr("list_line", lang, id=req.id, priority=priority_label(req.priority, lang), title=short(req.title))
 
 
 def request_summary(req: CustomerRequest, lang: str) -> str:
