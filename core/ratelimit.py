@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-
 DEFAULT_PREFIX = "helpdesk:ratelimit:"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ SECURITY_HEADERS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
