@@ -110,6 +110,8 @@ async def test_customer_submits_follows_live_and_replies_in_a_real_browser(
                 # Live over the WebSocket (polling stays on as the slow fallback).
                 await page.wait_for_selector("body[data-live=websocket]", timeout=10_000)
             await page.get_by_role("link", name="screenshot-error.txt").wait_for(timeout=10_000)
+            # New messages are announced to screen readers from now on.
+            assert await page.get_attribute("#thread", "aria-live") == "polite"
 
             # An admin replies over REST: the page shows it without a reload.
             r = await rest.post(

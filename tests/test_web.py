@@ -140,6 +140,17 @@ async def test_plain_form_post_without_javascript_redirects_to_the_page(web):
     assert r.headers["location"].startswith("/r/")
 
 
+async def test_plain_reply_without_javascript_redirects_back_to_the_page(web):
+    key = key_of(await submit(web))
+    r = await web.post(
+        f"/api/public/requests/{key}/messages/", data={"content": "Ответ без JS"},
+        headers={"Accept": "text/html"},
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/r/{key}"
+    assert await RequestMessage.filter(content="Ответ без JS").exists()
+
+
 async def test_missing_and_bad_fields_get_clear_messages_in_the_page_language(web):
     r = await web.post("/api/public/requests/", data={"email": "not-an-email", "category": "x"})
     assert r.status_code == 400

@@ -292,6 +292,8 @@ async def reply(request: Request, key: str) -> HTTPResponse:
     if content:
         await post_message(customer, req.id, content, source=Source.web)
     failed = await store_files(customer, req.id, files)
+    if wants_html(request):
+        return redirect(f"/r/{key}", status=303)
     # Everything new in the thread since just before this reply (the page de-duplicates).
     return json(
         {"messages": await thread_since(req, last_id), "failed_attachments": failed}, status=201

@@ -90,6 +90,11 @@
     H.request("GET", url).then(function (res) {
       polling = false;
       if (res.ok && res.body) {
+        if (!loaded) {
+          // Announce messages that arrive from now on, not the whole history at load.
+          addMessages(res.body.messages);
+          thread.setAttribute("aria-live", "polite");
+        }
         loaded = true;
         H.setNotice(threadError, "");
         showRequest(res.body.request);
