@@ -47,7 +47,9 @@ def body(request: Request) -> dict[str, Any]:
     """The JSON (or form) body as a dict; 400 for anything else."""
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return {k: v[0] if len(v) == 1 else v for k, v in request.form.items()}
+        form = {k: v[0] if len(v) == 1 else v for k, v in request.form.items()}
+        reject_null_characters(form)
+        return form
     raw = request.body or b""
     if not raw.strip():
         return {}
@@ -60,7 +62,35 @@ def body(request: Request) -> dict[str, Any]:
             {"non_field_errors": ["Недопустимые данные. Ожидался dictionary, но был получен "
                                   f"{type(data).__name__}."]}
         )
+    reject_null_characters(data)
     return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def reject_null_characters(data: dict[str, Any]) -> None:
+    """DRF's ProhibitNullCharactersValidator: PostgreSQL cannot store NUL in text."""
+    errors = {str(k): ["Символы NULL не допускаются."] for k, v in data.items() if _has_nul(k) or _has_nul(v)}
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def str_arg(request: Request, name: str) -> str | None:
+    """A query parameter as text (None when absent or empty); NUL characters are refused."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if "\x00" in raw:
+        raise ValidationFailed({name: ["Символы NULL не допускаются."]})
+    return raw
 
 
 def int_arg(request: Request, name: str, default: int | None = None) -> int | None:
@@ -68,9 +98,12 @@ def int_arg(request: Request, name: str, default: int | None = None) -> int | No
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValidationFailed({name: ["Введите правильное число."]}) from None
+    if abs(value) > 2**31 - 1:  # beyond PostgreSQL's integer: no row can match
+        raise ValidationFailed({name: ["Введите правильное число."]})
+    return value
 
 
 def page_number(request: Request) -> int:
@@ -79,12 +112,15 @@ def page_number(request: Request) -> int:
         return 1
     if raw == "last":
         return -1
-    try:
-        return int(raw)
-    except ValueError:
-        from core.errors import NotFound
+    from core.errors import NotFound
 
+    try:
+        page = int(raw)
+    except ValueError:
         raise NotFound("Неправильная страница") from None
+    if page < 1:  # -1 is the "last" sentinel above; never let a client send it
+        raise NotFound("Неправильная страница")
+    return page
 
 
 def paginated(
@@ -108,3 +144,18 @@ def paginated(
         "previous": link(page - 1) if page > 1 else None,
         "results": results,
     }
+
+
+MAX_DB_ID = 2**31 - 1
+
+
+def guard_ids(bp: Any) -> None:
+    """Answer 404 for path ids no database row can have (PostgreSQL's integer is 32-bit;
+    a larger value would otherwise surface as a database error)."""
+
+    @bp.on_request
+    async def _ids_in_range(request: Request):
+        for value in (request.match_info or {}).values():
+            if isinstance(value, int) and not 0 <= value <= MAX_DB_ID:
+                return json({"detail": "Не найдено."}, status=404)
+        return None

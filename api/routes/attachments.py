@@ -15,7 +15,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file_stream
 
-from api.http import authenticate, json
+from api.http import authenticate, guard_ids, json, reject_null_characters
 from api.multipart import MultipartError, MultipartParser, boundary_of
 from core import attachments as svc
 from core import runtime
@@ -143,6 +143,7 @@ async def upload_response(
         if file_size == 0:
             raise ValidationFailed({"file": ["Отправленный файл пуст."]})
         text = {k: v.decode("utf-8", "replace") for k, v in fields.items()}
+        reject_null_characters(text)
         message_id = None
         if text.get("message", "").strip():
             try:
@@ -193,6 +194,7 @@ async def list_response(request: Request, actor: User, request_id: int) -> HTTPR
 
 def get_blueprint() -> Blueprint:
     bp = Blueprint("attachments")
+    guard_ids(bp)
 
     @bp.get("/api/admin/customer-requests/<request_id:int>/attachments/")
     async def admin_list(request: Request, request_id: int):

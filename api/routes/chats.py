@@ -6,7 +6,7 @@ from typing import Any
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, json
+from api.http import authenticate, body, guard_ids, json
 from core import chats as svc
 from core.errors import ValidationFailed
 from core.permissions import require_staff
@@ -40,6 +40,7 @@ def chat_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
 
 def get_blueprint() -> Blueprint:
     bp = Blueprint("chats", url_prefix="/api/admin/chats")
+    guard_ids(bp)
 
     async def staff(request: Request) -> User:
         user = await authenticate(request)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, json, page_number, paginated
+from api.http import authenticate, body, guard_ids, json, page_number, paginated, str_arg
 from api.routes.requests import check_types
 from core import communications as svc
 from core.permissions import require_staff
@@ -18,6 +18,7 @@ STRINGS = ("from_department", "to_department", "subject", "content", "priority",
 
 def get_blueprint() -> Blueprint:
     bp = Blueprint("communications", url_prefix="/api/admin/internal-communications")
+    guard_ids(bp)
 
     async def staff(request: Request) -> User:
         user = await authenticate(request)
@@ -28,7 +29,7 @@ def get_blueprint() -> Blueprint:
     async def list_communications(request: Request):
         actor = await staff(request)
         page = page_number(request)
-        status = request.args.get("status") or None
+        status = str_arg(request, "status")
         if page == -1:
             total, _ = await svc.list_communications(actor, status=status, page=1)
             page = max(1, -(-total // svc.PAGE_SIZE))

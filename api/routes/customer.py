@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, json, page_number, paginated
+from api.http import authenticate, body, guard_ids, json, page_number, paginated
 from api.routes.attachments import list_response, upload_response
 from api.routes.requests import check_types, filters_from, parse_tags
 from core import requests as svc
@@ -29,6 +29,7 @@ async def own_request(actor: User, request_id: int) -> CustomerRequest:
 
 def get_blueprint() -> Blueprint:
     bp = Blueprint("customer", url_prefix="/api/customer/requests")
+    guard_ids(bp)
 
     @bp.get("/")
     async def list_own(request: Request):

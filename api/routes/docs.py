@@ -221,6 +221,21 @@ SCHEMAS: dict[str, Any] = {
         "example": {"title": ["Убедитесь, что это значение содержит не более 200 символов."]},
     },
     "ChatStatus": _obj({"status": _enum("joined", "left")}),
+    "PublicRequestForm": _obj(
+        {
+            "name": STR, "email": {"type": "string", "format": "email"}, "title": {"type": "string", "maxLength": 200},
+            "description": STR, "category": CATEGORY,
+            "attachments": _list({"type": "string", "format": "binary"}),
+        },
+        ["name", "email", "title", "description"],
+    ),
+    "PublicReplyForm": _obj(
+        {"content": STR, "attachments": _list({"type": "string", "format": "binary"})}
+    ),
+    "PublicCreated": _obj(
+        {"access_key": STR, "url": STR, "request": {"type": "object"}, "failed_attachments": _list(STR)}
+    ),
+    "PublicThread": _obj({"request": {"type": "object"}, "messages": _list({"type": "object"})}),
     "PaginatedCustomerRequests": _paginated("CustomerRequest"),
     "PaginatedInternalCommunications": _paginated("InternalCommunication"),
 }
@@ -342,6 +357,21 @@ OPERATIONS: list[tuple] = [
      "200", _list(_ref("Attachment")), [], {}),
     ("post", "/api/customer/requests/{request_id}/attachments/", "customer", "Upload a file to my request",
      "multipart", "201", _ref("Attachment"), [], {"413": "File too large"}),
+    # customer web pages (no account: the access key is the credential)
+    ("post", "/api/public/requests/", "public", "Create a request from the web form (rate limited)",
+     "multipart:PublicRequestForm", "201", _ref("PublicCreated"), [], {"public": True, "429": "Too many requests"}),
+    ("get", "/api/public/requests/{key}/", "public", "The request and its public thread",
+     None, "200", _ref("PublicThread"),
+     [{"name": "after", "in": "query", "schema": INT, "description": "Only messages with a larger id"}],
+     {"public": True, "404": True}),
+    ("post", "/api/public/requests/{key}/messages/", "public", "Reply (text and/or files, rate limited)",
+     "multipart:PublicReplyForm", "201", _obj({"messages": _list({"type": "object"}), "failed_attachments": _list(STR)}),
+     [], {"public": True, "404": True, "429": "Too many requests"}),
+    ("get", "/api/public/requests/{key}/attachments/{attachment_id}/", "public", "Download a file of that request",
+     None, "200", "binary", [], {"public": True, "404": True}),
+    # scheduler
+    ("get", "/api/admin/scheduler/jobs/", "service", "Scheduler jobs: schedule, next and last run (staff)",
+     None, "200", _obj({"enabled": BOOL, "running_in_this_process": BOOL, "jobs": _list({"type": "object"})}), [], {}),
     # service
     ("get", "/health", "service", "Liveness", None, "200", {"type": "object"}, [], {"public": True}),
     ("get", "/ready", "service", "Readiness (database reachable)", None, "200", {"type": "object"}, [], {"public": True}),
@@ -359,12 +389,16 @@ def _operation(method, path, tag, summary, body, ok, ok_schema, params, extra) -
         for name, desc in ID.items()
         if "{" + name + "}" in path
     ] + list(params)
+    if "{key}" in path:
+        parameters.insert(0, {"name": "key", "in": "path", "required": True, "schema": STR,
+                              "description": "The request's access key (from the web form)"})
     if parameters:
         op["parameters"] = parameters
-    if body == "multipart":
+    if isinstance(body, str) and body.startswith("multipart"):
+        form = body.partition(":")[2] or "AttachmentUpload"
         op["requestBody"] = {
             "required": True,
-            "content": {"multipart/form-data": {"schema": _ref("AttachmentUpload")}},
+            "content": {"multipart/form-data": {"schema": _ref(form)}},
         }
     elif isinstance(body, str):
         op["requestBody"] = {"required": True, "content": _json_content(_ref(body))}
@@ -388,6 +422,8 @@ def _operation(method, path, tag, summary, body, ok, ok_schema, params, extra) -
         responses["403"] = ERRORS["403"]
         if "{" in path:
             responses["404"] = ERRORS["404"]
+    elif extra.get("404"):
+        responses["404"] = ERRORS["404"]
     if extra.get("action"):
         responses["400"] = {
             "description": "Not allowed in the current state, e.g. already assigned (action errors use \"error\")",
@@ -431,7 +467,7 @@ def openapi_document() -> dict[str, Any]:
         "tags": [
             {"name": "auth"}, {"name": "customer-requests"}, {"name": "attachments"},
             {"name": "chats"}, {"name": "internal-communications"}, {"name": "customer"},
-            {"name": "service"},
+            {"name": "public"}, {"name": "service"},
         ],
         "paths": paths,
         "components": {

@@ -8,7 +8,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import empty
 
-from api.http import authenticate, body, int_arg, json, page_number, paginated
+from api.http import authenticate, body, guard_ids, int_arg, json, page_number, paginated, str_arg
 from core import requests as svc
 from core.errors import DomainError, ValidationFailed
 from core.permissions import require_staff
@@ -54,7 +54,11 @@ def check_types(data: dict[str, Any], strings: tuple[str, ...]) -> None:
 def request_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
     """Validate a create/update body into service arguments (DRF error shapes)."""
     check_types(data, ("title", "description", "priority", "category", "status"))
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {
+        name: ["Это поле не может быть null."]
+        for name in ("title", "description", "priority", "category", "status", "tags")
+        if name in data and data[name] is None
+    }
     if not partial:
         for name in ("title", "description"):
             if name not in data:
@@ -75,10 +79,10 @@ def request_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
 
 def filters_from(request: Request) -> svc.RequestFilters:
     return svc.RequestFilters(
-        status=request.args.get("status") or None,
-        priority=request.args.get("priority") or None,
-        category=request.args.get("category") or None,
-        search=request.args.get("search") or None,
+        status=str_arg(request, "status"),
+        priority=str_arg(request, "priority"),
+        category=str_arg(request, "category"),
+        search=str_arg(request, "search"),
         assigned_admin_id=int_arg(request, "assigned_admin"),
         customer_id=int_arg(request, "customer"),
         unassigned=request.args.get("unassigned") in ("1", "true"),
@@ -97,6 +101,7 @@ async def list_page(request: Request, actor) -> dict[str, Any]:
 
 def get_blueprint() -> Blueprint:
     bp = Blueprint("customer_requests", url_prefix="/api/admin/customer-requests")
+    guard_ids(bp)
 
     async def staff(request: Request):
         user = await authenticate(request)
@@ -198,7 +203,11 @@ def get_blueprint() -> Blueprint:
         check_types(data, ("content", "message_type"))
         is_internal = data.get("is_internal", False)
         if isinstance(is_internal, str):
-            is_internal = is_internal.lower() in ("true", "1", "on")
+            low = is_internal.strip().lower()
+            if low in ("true", "1", "on", "yes"):
+                is_internal = True
+            elif low in ("false", "0", "off", "no", ""):
+                is_internal = False
         if not isinstance(is_internal, bool):
             raise ValidationFailed({"is_internal": ["Значение должно быть булевым."]})
         if "content" not in data:
