@@ -39,6 +39,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_") and key not in entry:
                 entry[key] = value
+        if not entry["msg"] and "request" in entry:
+            # Sanic's access records carry everything as extras, with an empty message.
+            entry["msg"] = f"{entry['request']} {entry.get('status', '')}".strip()
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:

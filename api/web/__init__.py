@@ -17,7 +17,7 @@ from sanic.response import HTTPResponse
 from api.routes import health
 from api.web import pages, public
 from api.web.render import SECURITY_HEADERS, STATIC
-from core.logging import adopt_sanic_loggers
+from core.logging import adopt_sanic_loggers, setup_logging
 from core.ratelimit import DEFAULT_PREFIX, build_rate_limiter
 
 log = logging.getLogger("helpdesk.web")
@@ -77,9 +77,12 @@ def install(app: Sanic) -> None:
     app.blueprint(get_blueprint())
 
     async def start_web(app: Sanic) -> None:
-        # Sanic installs its own log handlers when the app is built; route them through
-        # core.logging's handler (JSON in production) if the process configured it.
-        adopt_sanic_loggers()
+        # Sanic workers are fresh processes: configure logging in each (JSON in production),
+        # which also routes Sanic's own loggers through it. Tests keep pytest's logging.
+        if Sanic.test_mode:
+            adopt_sanic_loggers()
+        else:
+            setup_logging(settings)
         if settings.redis_url:
             import redis.asyncio as aioredis
 
