@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from sanic import Blueprint, Request, Sanic
+from websockets.protocol import State
 
 from api.http import token_from
 from core import events
@@ -48,6 +49,7 @@ SEND_QUEUE_MAX = 256  # frames waiting for one client
 REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
 REPLAY_SCAN_MAX = 20_000  # outbox rows scanned for a customer page's replay
 MAX_FRAME_BYTES = 64 * 1024
+_OPEN = State.OPEN
 ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE)
 PUBLIC_TYPES = (events.REQUEST_UPDATED, events.NEW_MESSAGE)
 CHAT_EVENT_NAMES = {events.CHAT_JOIN: "join", events.CHAT_LEAVE: "leave"}
@@ -141,6 +143,7 @@ class Connection:
         self.live.set()
         self.closed = False
         self._close_started = False
+        self._busy = False  # the writer holds a frame it has not finished sending
         self._sent_order: deque[int] = deque()
         self._sent: set[int] = set()
         self._writer: asyncio.Task[None] | None = None
@@ -159,6 +162,13 @@ class Connection:
         """Queue a frame without waiting; a full queue disconnects this client (4408)."""
         if self.closed:
             return
+        if (
+            not self._busy
+            and self.queue.empty()
+            and self.live.is_set()
+            and self._write_now(event_id, text)
+        ):
+            return
         try:
             self.queue.put_nowait((event_id, text))
         except asyncio.QueueFull:
@@ -170,16 +180,43 @@ class Connection:
             self.closed = True  # no more frames, and only one close task
             asyncio.create_task(self.close(CLOSE_SLOW_CONSUMER, "send queue overflow"))
 
+    def _write_now(self, event_id: int | None, text: str) -> bool:
+        """Fast path for fan-out: when nothing is queued or being sent and the socket is
+        writable, hand the frame to the transport right here (no task switch per client).
+        False means "use the queue"; only Sanic's own send path is used then."""
+        ws = self.ws
+        try:
+            io = ws.io_proto
+            if (
+                ws.conn_mutex.locked()
+                or ws.ws_proto.state is not _OPEN
+                or io is None
+                or io.transport is None
+                or io.transport.is_closing()
+                or not io._can_write.is_set()
+            ):
+                return False
+            if event_id is not None and not self.mark_sent(event_id):
+                return True
+            ws.ws_proto.send_text(text.encode())
+            for chunk in ws.ws_proto.data_to_send():
+                if chunk:
+                    io.transport.write(chunk)
+            return True
+        except AttributeError:  # a Sanic without these internals: the queue still works
+            return False
+
     def start_writer(self) -> None:
         self._writer = asyncio.create_task(self._write())
 
     async def _write(self) -> None:
         while True:
             event_id, text = await self.queue.get()
+            self._busy = True
             await self.live.wait()
-            if event_id is not None and not self.mark_sent(event_id):
-                continue
-            await self.ws.send(text)
+            if event_id is None or self.mark_sent(event_id):
+                await self.ws.send(text)
+            self._busy = self.queue.qsize() > 0
 
     async def send(self, text: str) -> None:
         await self.ws.send(text)

@@ -28,7 +28,6 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
