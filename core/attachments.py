@@ -40,7 +40,9 @@ from db.models import (
 
 ATTACHMENTS_DIR = "request_attachments"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}$")
+_CONTENT_TYPE_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,62}$"
+)
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ()\[\]+,@=]+", re.UNICODE)
 
 _CAPTIONS = {"ru": "Вложение: {name}", "en": "Attachment: {name}"}
@@ -142,7 +144,9 @@ def serialize(att: RequestAttachment, base_url: str | None = None) -> dict[str, 
     return attachment_data(att, download_url(att.id, base_url))
 
 
-async def check_can_attach(actor: User, request_id: int, *, is_internal: bool = False) -> CustomerRequest:
+async def check_can_attach(
+    actor: User, request_id: int, *, is_internal: bool = False
+) -> CustomerRequest:
     """Raise unless `actor` may add a file to the request (the rules of post_message):
     staff replies follow CanManageRequest, internal files any staff; a customer only their
     own request (else NotFound) and not once it is closed. Call before reading an upload."""
@@ -199,11 +203,20 @@ async def record_attachment(
                 {"message": [f'Недопустимый первичный ключ "{message_id}" - объект не существует.']}
             )
         att = await RequestAttachment.create(
-            request_id=req.id, message_id=message_id, name=name, file=stored_path, size=size,
-            content_type=content_type, uploaded_by_id=actor.id,
+            request_id=req.id,
+            message_id=message_id,
+            name=name,
+            file=stored_path,
+            size=size,
+            content_type=content_type,
+            uploaded_by_id=actor.id,
         )
         return att
-    text = caption if caption and caption.strip() else _CAPTIONS[lang_of(actor.language)].format(name=name)
+    text = (
+        caption
+        if caption and caption.strip()
+        else _CAPTIONS[lang_of(actor.language)].format(name=name)
+    )
     async with in_transaction() as conn:
         msg = await RequestMessage.create(
             request_id=req.id,
@@ -216,11 +229,19 @@ async def record_attachment(
             using_db=conn,
         )
         att = await RequestAttachment.create(
-            request_id=req.id, message_id=msg.id, name=name, file=stored_path, size=size,
-            content_type=content_type, uploaded_by_id=actor.id, using_db=conn,
+            request_id=req.id,
+            message_id=msg.id,
+            name=name,
+            file=stored_path,
+            size=size,
+            content_type=content_type,
+            uploaded_by_id=actor.id,
+            using_db=conn,
         )
-        await CustomerRequest.filter(id=req.id).using_db(conn).update(
-            last_message_at=msg.created_at, messages_count=F("messages_count") + 1
+        await (
+            CustomerRequest.filter(id=req.id)
+            .using_db(conn)
+            .update(last_message_at=msg.created_at, messages_count=F("messages_count") + 1)
         )
         await events.record_event(
             events.NEW_MESSAGE,
@@ -269,9 +290,16 @@ async def save_attachment(
                         raise FileTooLarge(runtime.settings().max_upload_mb)
                     fh.write(chunk)
         return await record_attachment(
-            actor, request_id, name=name, stored_path=relative, size=size,
-            content_type=content_type, message_id=message_id, caption=caption,
-            is_internal=is_internal, source=source,
+            actor,
+            request_id,
+            name=name,
+            stored_path=relative,
+            size=size,
+            content_type=content_type,
+            message_id=message_id,
+            caption=caption,
+            is_internal=is_internal,
+            source=source,
         )
     except BaseException:
         remove_stored(absolute)
@@ -288,15 +316,23 @@ async def list_attachments(actor: User, request_id: int) -> list[RequestAttachme
     return await qs.order_by("created_at", "id")
 
 
-async def attachment_for_download(actor: User, attachment_id: int) -> tuple[RequestAttachment, Path]:
+async def attachment_for_download(
+    actor: User, attachment_id: int
+) -> tuple[RequestAttachment, Path]:
     """The attachment and its file if `actor` may read it: staff any, a customer only files
     of their own request and not of internal messages. NotFound otherwise, also when the
     stored path is missing or points outside the attachments folder."""
-    att = await RequestAttachment.filter(id=attachment_id).select_related("request", "message").first()
+    att = (
+        await RequestAttachment.filter(id=attachment_id)
+        .select_related("request", "message")
+        .first()
+    )
     if att is None:
         raise NotFound(t("err_not_found", actor.language))
     if not is_staff(actor):
-        if att.request.customer_id != actor.id or (att.message is not None and att.message.is_internal):
+        if att.request.customer_id != actor.id or (
+            att.message is not None and att.message.is_internal
+        ):
             raise NotFound(t("err_not_found", actor.language))
     path = resolve_stored(att.file)
     if path is None or not path.is_file():
@@ -309,12 +345,22 @@ def content_disposition(name: str) -> str:
     from urllib.parse import quote
 
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'[^A-Za-z0-9.\-_ ()]', "_", ascii_name).strip() or "file"
+    ascii_name = re.sub(r"[^A-Za-z0-9.\-_ ()]", "_", ascii_name).strip() or "file"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 __all__ = [
-    "FileTooLarge", "check_can_attach", "record_attachment", "save_attachment",
-    "list_attachments", "attachment_for_download", "new_storage_path", "remove_stored",
-    "serialize", "download_url", "content_disposition", "safe_name", "original_name",
+    "FileTooLarge",
+    "check_can_attach",
+    "record_attachment",
+    "save_attachment",
+    "list_attachments",
+    "attachment_for_download",
+    "new_storage_path",
+    "remove_stored",
+    "serialize",
+    "download_url",
+    "content_disposition",
+    "safe_name",
+    "original_name",
 ]

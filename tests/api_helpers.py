@@ -57,17 +57,19 @@ def multipart_parts(
     head = b""
     for k, v in fields.items():
         head += (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
         ).encode()
     head += (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-        f"filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{file_name}"\r\nContent-Type: {content_type}\r\n\r\n'
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     return f"multipart/form-data; boundary={boundary}", head, tail
 
 
-async def chunked(head: bytes, size: int, tail: bytes, chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
+async def chunked(
+    head: bytes, size: int, tail: bytes, chunk: int = 64 * 1024
+) -> AsyncIterator[bytes]:
     """A body without Content-Length (chunked transfer encoding): head, `size` bytes, tail."""
     yield head
     sent = 0

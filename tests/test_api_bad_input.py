@@ -22,18 +22,29 @@ async def test_admin_request_routes_reject_bad_input(api, make_user, token_for):
         ({"title": 5, "description": "d"}, "title"),
         ({"title": "t", "description": None}, "description"),
         ({"title": "t", "description": "d", "tags": [1, 2]}, "tags"),
-        ({"title": "t", "description": "d", "estimated_resolution_time": "завтра"}, "estimated_resolution_time"),
+        (
+            {"title": "t", "description": "d", "estimated_resolution_time": "завтра"},
+            "estimated_resolution_time",
+        ),
         ({"title": "t", "description": "d", "customer_id": "5"}, "customer_id"),
         ({"title": "t", "description": "d", "customer_id": 999999}, "customer_id"),
     ]
     for body, field in create_cases:
         r = await api.post(ADMIN, ta, json=body)
         assert r.status_code == 400 and field in r.json(), (body, r.text)
-    assert len("x" * 200) == 200 and (await api.post(ADMIN, ta, json={"title": "x" * 200, "description": "d"})).status_code == 201
+    assert (
+        len("x" * 200) == 200
+        and (await api.post(ADMIN, ta, json={"title": "x" * 200, "description": "d"})).status_code
+        == 201
+    )
 
     patch_cases = [
-        ({"title": ""}, "title"), ({"title": "x" * 201}, "title"), ({"priority": "now"}, "priority"),
-        ({"status": "archived"}, "status"), ({"tags": "a"}, "tags"), ({"category": 1}, "category"),
+        ({"title": ""}, "title"),
+        ({"title": "x" * 201}, "title"),
+        ({"priority": "now"}, "priority"),
+        ({"status": "archived"}, "status"),
+        ({"tags": "a"}, "tags"),
+        ({"category": 1}, "category"),
     ]
     for body, field in patch_cases:
         r = await api.request("PATCH", url, ta, json=body)
@@ -41,9 +52,13 @@ async def test_admin_request_routes_reject_bad_input(api, make_user, token_for):
     r = await api.request("PUT", url, ta, json={"title": "only"})
     assert r.status_code == 400 and "description" in r.json()
 
-    for body, field in (({}, "content"), ({"content": ""}, "content"), ({"content": 7}, "content"),
-                        ({"content": "x", "is_internal": "perhaps"}, "is_internal"),
-                        ({"content": "x", "message_type": "system"}, "message_type")):
+    for body, field in (
+        ({}, "content"),
+        ({"content": ""}, "content"),
+        ({"content": 7}, "content"),
+        ({"content": "x", "is_internal": "perhaps"}, "is_internal"),
+        ({"content": "x", "message_type": "system"}, "message_type"),
+    ):
         r = await api.post(f"{url}messages/", ta, json=body)
         assert r.status_code == 400 and field in r.json(), (body, r.text)
 
@@ -54,10 +69,18 @@ async def test_admin_request_routes_reject_bad_input(api, make_user, token_for):
     r = await api.post(ADMIN, ta, data={"title": "Форма", "description": "d"})
     assert r.status_code == 201 and r.json()["title"] == "Форма"
 
-    for method, path in (("GET", f"{ADMIN}999999/"), ("PATCH", f"{ADMIN}999999/"), ("PUT", f"{ADMIN}999999/"),
-                         ("DELETE", f"{ADMIN}999999/"), ("GET", f"{ADMIN}999999/messages/"),
-                         ("POST", f"{ADMIN}999999/messages/"), ("GET", "/api/attachments/999999/download/")):
-        r = await api.request(method, path, ta, json={"title": "t", "description": "d", "content": "c"})
+    for method, path in (
+        ("GET", f"{ADMIN}999999/"),
+        ("PATCH", f"{ADMIN}999999/"),
+        ("PUT", f"{ADMIN}999999/"),
+        ("DELETE", f"{ADMIN}999999/"),
+        ("GET", f"{ADMIN}999999/messages/"),
+        ("POST", f"{ADMIN}999999/messages/"),
+        ("GET", "/api/attachments/999999/download/"),
+    ):
+        r = await api.request(
+            method, path, ta, json={"title": "t", "description": "d", "content": "c"}
+        )
         assert r.status_code == 404 and "detail" in r.json(), (method, path)
     r = await api.get("/api/admin/no-such-thing/", ta)
     assert r.status_code == 404
@@ -76,12 +99,21 @@ async def test_no_route_answers_500_to_garbage(api, make_user, token_for):
     seen = 0
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
-            concrete = [path.replace("{request_id}", str(req["id"])).replace("{chat_id}", "1")
-                        .replace("{comm_id}", "1").replace("{attachment_id}", "1"),
-                        path.replace("{request_id}", "0").replace("{chat_id}", "99999999999")
-                        .replace("{comm_id}", "0").replace("{attachment_id}", "0")]
-            body_schema = (((op.get("requestBody") or {}).get("content") or {})
-                           .get("application/json", {}).get("schema", {}))
+            concrete = [
+                path.replace("{request_id}", str(req["id"]))
+                .replace("{chat_id}", "1")
+                .replace("{comm_id}", "1")
+                .replace("{attachment_id}", "1"),
+                path.replace("{request_id}", "0")
+                .replace("{chat_id}", "99999999999")
+                .replace("{comm_id}", "0")
+                .replace("{attachment_id}", "0"),
+            ]
+            body_schema = (
+                ((op.get("requestBody") or {}).get("content") or {})
+                .get("application/json", {})
+                .get("schema", {})
+            )
             if "$ref" in body_schema:
                 body_schema = schemas[body_schema["$ref"].split("/")[-1]]
             fields = list((body_schema.get("properties") or {}).keys())
@@ -90,8 +122,11 @@ async def test_no_route_answers_500_to_garbage(api, make_user, token_for):
                 for value in GARBAGE_VALUES:
                     bodies.append({"json": {name: value}})
             # garbage bodies as the director on a real id; a customer and odd ids get the basics
-            plan = [(concrete[0], tokens[0], bodies), (concrete[0], tokens[1], bodies[:3]),
-                    (concrete[1], tokens[0], bodies[:3])]
+            plan = [
+                (concrete[0], tokens[0], bodies),
+                (concrete[0], tokens[1], bodies[:3]),
+                (concrete[1], tokens[0], bodies[:3]),
+            ]
             for target, token, target_bodies in plan:
                 if True:
                     for kw in target_bodies if method != "get" else [{}]:
@@ -101,8 +136,13 @@ async def test_no_route_answers_500_to_garbage(api, make_user, token_for):
                         assert r.status_code < 500, (method, target, kw, r.status_code, r.text)
                     if method != "get":
                         continue
-                    for params in ({"page": "99999999999"}, {"status": "[]"}, {"search": "%\x00"},
-                                   {"customer": "99999999999"}, {"assigned_admin": "-5"}):
+                    for params in (
+                        {"page": "99999999999"},
+                        {"status": "[]"},
+                        {"search": "%\x00"},
+                        {"customer": "99999999999"},
+                        {"assigned_admin": "-5"},
+                    ):
                         r = await api.request(method.upper(), target, token, params=params)
                         assert r.status_code < 500, (method, target, params, r.text)
     assert seen > 200, seen

@@ -6,25 +6,51 @@ from tests.api_helpers import new_request
 
 COMMS = "/api/admin/internal-communications/"
 
-BODY = {"from_department": "Поддержка", "to_department": "Биллинг",
-        "subject": "Двойное списание", "content": "Проверьте платёж"}
+BODY = {
+    "from_department": "Поддержка",
+    "to_department": "Биллинг",
+    "subject": "Двойное списание",
+    "content": "Проверьте платёж",
+}
 
 
 async def test_admin_writes_to_another_department(api, make_user, token_for):
-    a1, a2, a3, director, customer = (await make_user("admin"), await make_user("admin"),
-                                      await make_user("admin"), await make_user("director"),
-                                      await make_user("customer"))
-    t1, t2, t3, td = (await token_for(a1), await token_for(a2), await token_for(a3),
-                      await token_for(director))
+    a1, a2, a3, director, customer = (
+        await make_user("admin"),
+        await make_user("admin"),
+        await make_user("admin"),
+        await make_user("director"),
+        await make_user("customer"),
+    )
+    t1, t2, t3, td = (
+        await token_for(a1),
+        await token_for(a2),
+        await token_for(a3),
+        await token_for(director),
+    )
     req = await new_request(api, await token_for(customer))
-    r = await api.post(COMMS, t1, json={**BODY, "request": req["id"], "priority": "high",
-                                        "participants": [a2.id]})
+    r = await api.post(
+        COMMS, t1, json={**BODY, "request": req["id"], "priority": "high", "participants": [a2.id]}
+    )
     assert r.status_code == 201, r.text
     comm = r.json()
-    assert comm["sender"] == a1.id and comm["participants"] == [a2.id] and comm["request"] == req["id"]
+    assert (
+        comm["sender"] == a1.id and comm["participants"] == [a2.id] and comm["request"] == req["id"]
+    )
     assert comm["status"] == "pending" and comm["priority"] == "high"
-    assert set(comm) == {"id", "request", "from_department", "to_department", "subject", "content",
-                         "priority", "status", "sender", "participants", "created_at"}
+    assert set(comm) == {
+        "id",
+        "request",
+        "from_department",
+        "to_department",
+        "subject",
+        "content",
+        "priority",
+        "status",
+        "sender",
+        "participants",
+        "created_at",
+    }
 
     # the participant reads it and marks it replied; a bystander admin never sees it
     assert (await api.get(f"{COMMS}{comm['id']}/", t2)).json()["subject"] == "Двойное списание"
@@ -34,8 +60,17 @@ async def test_admin_writes_to_another_department(api, make_user, token_for):
     assert (await api.get(COMMS, t3)).json()["count"] == 0
     assert (await api.get(COMMS, td)).json()["count"] == 1  # directors see everything
 
-    r = await api.request("PUT", f"{COMMS}{comm['id']}/", t1, json={**BODY, "subject": "Новая тема", "participants": []})
-    assert r.status_code == 200 and r.json()["subject"] == "Новая тема" and r.json()["participants"] == []
+    r = await api.request(
+        "PUT",
+        f"{COMMS}{comm['id']}/",
+        t1,
+        json={**BODY, "subject": "Новая тема", "participants": []},
+    )
+    assert (
+        r.status_code == 200
+        and r.json()["subject"] == "Новая тема"
+        and r.json()["participants"] == []
+    )
     r = await api.request("PUT", f"{COMMS}{comm['id']}/", t1, json={"subject": "только тема"})
     assert r.status_code == 400 and "content" in r.json()
 
@@ -90,6 +125,8 @@ async def test_communications_bad_input_and_access(api, make_user, token_for):
     r = await api.request("PATCH", f"{COMMS}{comm['id']}/", ta, json={"status": 1})
     assert r.status_code == 400
     assert (await api.get(f"{COMMS}999999/", ta)).status_code == 404
-    assert (await api.request("PATCH", f"{COMMS}999999/", ta, json={"status": "read"})).status_code == 404
+    assert (
+        await api.request("PATCH", f"{COMMS}999999/", ta, json={"status": "read"})
+    ).status_code == 404
     assert (await api.get(COMMS + "?status=nope", ta)).status_code == 400
     assert (await api.get(COMMS + "?page=abc", ta)).status_code == 404

@@ -9,9 +9,16 @@ async def test_customer_creates_and_follows_own_request(api, make_user, token_fo
     customer = await make_user("customer")
     tok = await token_for(customer)
     r = await api.post(
-        CUSTOMER, tok,
-        json={"title": "Не приходит письмо", "description": "Нет письма", "category": "account",
-              "priority": "high", "status": "closed", "customer_id": 999},
+        CUSTOMER,
+        tok,
+        json={
+            "title": "Не приходит письмо",
+            "description": "Нет письма",
+            "category": "account",
+            "priority": "high",
+            "status": "closed",
+            "customer_id": 999,
+        },
     )
     assert r.status_code == 201, r.text
     created = r.json()
@@ -43,11 +50,15 @@ async def test_customer_never_sees_internal_notes(api, make_user, token_for):
     tc, ta = await token_for(customer), await token_for(admin)
     req = await new_request(api, tc)
     await api.post(f"{ADMIN}{req['id']}/take/", ta)
-    r = await api.post(f"{ADMIN}{req['id']}/messages/", ta, json={"content": "секрет", "is_internal": True})
+    r = await api.post(
+        f"{ADMIN}{req['id']}/messages/", ta, json={"content": "секрет", "is_internal": True}
+    )
     assert r.status_code == 201 and r.json()["is_internal"] is True
     r = await api.post(f"{ADMIN}{req['id']}/messages/", ta, json={"content": "Здравствуйте"})
     assert r.status_code == 201
-    contents = [m["content"] for m in (await api.get(f"{CUSTOMER}{req['id']}/messages/", tc)).json()]
+    contents = [
+        m["content"] for m in (await api.get(f"{CUSTOMER}{req['id']}/messages/", tc)).json()
+    ]
     assert "секрет" not in contents and "Здравствуйте" in contents
     # the system message of the take is visible, in order
     assert contents[0].startswith("Запрос взят в работу")
@@ -61,18 +72,29 @@ async def test_customer_cannot_read_or_write_another_customers_request(api, make
     ta, tb = await token_for(alice), await token_for(bob)
     req = await new_request(api, ta)
     rid = req["id"]
-    for path in (f"{CUSTOMER}{rid}/", f"{CUSTOMER}{rid}/messages/", f"{CUSTOMER}{rid}/attachments/"):
+    for path in (
+        f"{CUSTOMER}{rid}/",
+        f"{CUSTOMER}{rid}/messages/",
+        f"{CUSTOMER}{rid}/attachments/",
+    ):
         r = await api.get(path, tb)
         assert r.status_code == 404, path
         assert set(r.json()) == {"detail"}
     r = await api.post(f"{CUSTOMER}{rid}/messages/", tb, json={"content": "чужое"})
     assert r.status_code == 404
-    r = await api.post(f"{CUSTOMER}{rid}/attachments/", tb, files={"file": ("a.txt", b"x", "text/plain")})
+    r = await api.post(
+        f"{CUSTOMER}{rid}/attachments/", tb, files={"file": ("a.txt", b"x", "text/plain")}
+    )
     assert r.status_code == 404
     # and the admin side is closed to customers altogether
-    for method, path in (("GET", f"{ADMIN}{rid}/"), ("GET", f"{ADMIN}{rid}/messages/"),
-                         ("POST", f"{ADMIN}{rid}/messages/"), ("PATCH", f"{ADMIN}{rid}/"),
-                         ("DELETE", f"{ADMIN}{rid}/"), ("GET", ADMIN)):
+    for method, path in (
+        ("GET", f"{ADMIN}{rid}/"),
+        ("GET", f"{ADMIN}{rid}/messages/"),
+        ("POST", f"{ADMIN}{rid}/messages/"),
+        ("PATCH", f"{ADMIN}{rid}/"),
+        ("DELETE", f"{ADMIN}{rid}/"),
+        ("GET", ADMIN),
+    ):
         r = await api.request(method, path, tb, json={"content": "x"} if method != "GET" else None)
         assert r.status_code == 403, (method, path)
     # bob's list is empty, alice's thread untouched
@@ -101,7 +123,9 @@ async def test_staff_may_create_on_customer_side_as_themselves(api, make_user, t
     admin = await make_user("admin")
     other = await make_user("customer")
     tok = await token_for(admin)
-    r = await api.post(CUSTOMER, tok, json={"title": "t", "description": "d", "customer_id": other.id})
+    r = await api.post(
+        CUSTOMER, tok, json={"title": "t", "description": "d", "customer_id": other.id}
+    )
     assert r.status_code == 201 and r.json()["customer"]["id"] == admin.id
     # the customer side shows staff only their own requests
     await new_request(api, await token_for(other))
@@ -133,15 +157,23 @@ async def test_customer_side_bad_input_is_4xx(api, make_user, token_for):
     for body, field in cases:
         r = await api.post(CUSTOMER, tok, json=body)
         assert r.status_code == 400 and field in r.json(), (body, r.text)
-    r = await api.post(CUSTOMER, tok, content=b"{oops", headers={"Content-Type": "application/json"})
+    r = await api.post(
+        CUSTOMER, tok, content=b"{oops", headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
-    r = await api.post(CUSTOMER, tok, content=b'"just a string"', headers={"Content-Type": "application/json"})
+    r = await api.post(
+        CUSTOMER, tok, content=b'"just a string"', headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400
     req = await new_request(api, tok)
     for body in ({}, {"content": ""}, {"content": 5}, {"content": "x", "message_type": "video"}):
         r = await api.post(f"{CUSTOMER}{req['id']}/messages/", tok, json=body)
         assert r.status_code == 400, (body, r.text)
-    for path in (f"{CUSTOMER}999999/", f"{CUSTOMER}999999/messages/", f"{CUSTOMER}999999/attachments/"):
+    for path in (
+        f"{CUSTOMER}999999/",
+        f"{CUSTOMER}999999/messages/",
+        f"{CUSTOMER}999999/attachments/",
+    ):
         assert (await api.get(path, tok)).status_code == 404
     assert (await api.get(CUSTOMER + "?page=7", tok)).status_code == 404
     assert (await api.get(CUSTOMER + "?status=lost", tok)).status_code == 400

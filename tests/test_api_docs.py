@@ -31,8 +31,14 @@ def test_schema_describes_every_api_route_and_nothing_else():
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops if p.startswith("/api/")}
     served = routes_of_app()
     assert served - documented == set(), "routes missing from the OpenAPI document"
-    ours = ("/api/admin/customer-requests/", "/api/admin/chats/", "/api/admin/internal-communications/",
-            "/api/customer/", "/api/attachments/", "/api/auth/")
+    ours = (
+        "/api/admin/customer-requests/",
+        "/api/admin/chats/",
+        "/api/admin/internal-communications/",
+        "/api/customer/",
+        "/api/attachments/",
+        "/api/auth/",
+    )
     assert {(m, p) for m, p in documented - served if p.startswith(ours)} == set(), (
         "documented operations that do not exist"
     )

@@ -58,28 +58,55 @@ async def test_list_page_query_count_is_constant(api, make_user, token_for):
         assert r.status_code == 200, r.text
         return log.count
 
-    small = {p: await queries(p, t) for p, t in ((ADMIN, ta), (CUSTOMER, tc), ("/api/admin/chats/", ta))}
+    from core import communications
+
+    comm_body = {"from_department": "A", "to_department": "B", "subject": "s", "content": "c"}
+    await communications.create_communication(admin, {**comm_body, "participants": [customer.id]})
+    thread = (
+        f"{ADMIN}{(await svc.create_request(customer, title='нить', description='d')).id}/messages/"
+    )
+    await svc.post_message(customer, int(thread.split("/")[-3]), "первое")
+    paths = (
+        (ADMIN, ta),
+        (CUSTOMER, tc),
+        ("/api/admin/chats/", ta),
+        ("/api/admin/internal-communications/", ta),
+        (thread, ta),
+    )
+    small = {p: await queries(p, t) for p, t in paths}
     await seed(customer, admin, 30, 4)
+    for _ in range(25):
+        await communications.create_communication(
+            admin, {**comm_body, "participants": [admin.id, customer.id]}
+        )
+    for i in range(30):
+        await svc.post_message(customer, int(thread.split("/")[-3]), f"ещё {i}")
     # chats with messages and several participants
     other = await make_user("admin")
     for i in range(5):
         chat = await chats.create_chat(admin, name=f"chat {i}", participant_ids=[other.id])
         for j in range(3):
             await chats.post_chat_message(other if j % 2 else admin, chat.id, f"m{j}")
-    big = {p: await queries(p, t) for p, t in ((ADMIN, ta), (CUSTOMER, tc), ("/api/admin/chats/", ta))}
+    big = {p: await queries(p, t) for p, t in paths}
     assert big == small, (small, big)
     assert small[ADMIN] <= 4 and small[CUSTOMER] <= 4
     page = (await api.get(ADMIN, ta)).json()
-    assert len(page["results"]) == 20 and page["count"] == 33
+    assert len(page["results"]) == 20 and page["count"] == 34
 
 
 async def test_filters_and_search(api, make_user, token_for):
-    customer = await make_user("customer", first_name="Анна", last_name="Смирнова", email="anna@shop.example")
+    customer = await make_user(
+        "customer", first_name="Анна", last_name="Смирнова", email="anna@shop.example"
+    )
     admin = await make_user("admin")
     tok = await token_for(admin)
-    await svc.create_request(customer, title="Двойное списание", description="карта", category="billing", priority="high")
+    await svc.create_request(
+        customer, title="Двойное списание", description="карта", category="billing", priority="high"
+    )
     await svc.create_request(customer, title="Не входит", description="пароль", category="account")
-    r = await svc.create_request(customer, title="Заказ потерян", description="трек", category="order", priority="urgent")
+    r = await svc.create_request(
+        customer, title="Заказ потерян", description="трек", category="order", priority="urgent"
+    )
     await svc.take_request(admin, r.id)
 
     async def titles(query: str) -> list[str]:

@@ -95,7 +95,9 @@ async def test_update_and_delete_matrix(api, cast):
     assert r.status_code == 400 and "status" in r.json()  # only directors set a status
     r = await api.request("PATCH", f"{ADMIN}{rid}/", tok["director"], json={"title": "Новое"})
     assert r.status_code == 200 and r.json()["title"] == "Новое"
-    r = await api.request("PUT", f"{ADMIN}{rid}/", tok["director"], json={"title": "П", "description": "Д"})
+    r = await api.request(
+        "PUT", f"{ADMIN}{rid}/", tok["director"], json={"title": "П", "description": "Д"}
+    )
     assert r.status_code == 200 and r.json()["description"] == "Д"
     # any admin may edit an open request
     orid = await open_request()
@@ -144,15 +146,21 @@ async def test_close_reopen_reassign_matrix(api, cast):
     for who in ("owner", "other"):
         r = await api.post(f"{ADMIN}{rid}/reassign/", tok[who], json=body)
         assert r.status_code == 403 and "error" in r.json(), who
-    assert (await api.post(f"{ADMIN}{rid}/reassign/", tok["customer"], json=body)).status_code == 403
+    assert (
+        await api.post(f"{ADMIN}{rid}/reassign/", tok["customer"], json=body)
+    ).status_code == 403
     r = await api.post(f"{ADMIN}{rid}/reassign/", tok["director"], json=body)
     assert r.status_code == 200 and r.json()["assigned_admin"]["id"] == people["other"].id
     for bad in ({}, {"admin_id": "2"}, {"admin_id": people["customer"].id}, {"admin_id": 999999}):
         r = await api.post(f"{ADMIN}{rid}/reassign/", tok["director"], json=bad)
         assert r.status_code == 400 and "admin_id" in r.json(), bad
     # the new assignee now manages it, the old one no longer does
-    assert (await api.post(f"{ADMIN}{rid}/messages/", tok["other"], json={"content": "беру"})).status_code == 201
-    assert (await api.post(f"{ADMIN}{rid}/messages/", tok["owner"], json={"content": "я"})).status_code == 403
+    assert (
+        await api.post(f"{ADMIN}{rid}/messages/", tok["other"], json={"content": "беру"})
+    ).status_code == 201
+    assert (
+        await api.post(f"{ADMIN}{rid}/messages/", tok["owner"], json={"content": "я"})
+    ).status_code == 403
     for action in ("take", "complete", "close", "reopen", "reassign"):
         r = await api.post(f"{ADMIN}999999/{action}/", tok["director"], json=body)
         assert r.status_code == 404, action

@@ -33,11 +33,17 @@ def parse(body: bytes, ctype: str, sizes: list[int]) -> list[tuple]:
 
 def test_any_chunking_yields_the_same_parts():
     tricky = b"\r\n--" + b"-" * 70 + b"\r\n\r\n" + bytes(range(256)) * 300 + b"\r\n--"
-    body, ctype = encode({"file": ("Отчёт 1.bin", tricky, "application/x-thing")}, {"message": "12", "caption": "Скрин"})
+    body, ctype = encode(
+        {"file": ("Отчёт 1.bin", tricky, "application/x-thing")},
+        {"message": "12", "caption": "Скрин"},
+    )
     rnd = random.Random(7)
     random.seed(rnd.random())
-    expected = [("message", None, None, b"12"), ("caption", None, None, "Скрин".encode()),
-                ("file", "Отчёт 1.bin", "application/x-thing", tricky)]
+    expected = [
+        ("message", None, None, b"12"),
+        ("caption", None, None, "Скрин".encode()),
+        ("file", "Отчёт 1.bin", "application/x-thing", tricky),
+    ]
     for sizes in ([1], [2, 3, 5], [7, 64, 1000], [65536], [len(body)]):
         assert parse(body, ctype, sizes) == expected, sizes
 
@@ -61,6 +67,10 @@ def test_malformed_bodies_raise():
 
 
 def test_preamble_epilogue_and_quoted_boundary():
-    body = (b"preamble\r\n--q b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\\\"y.txt\"\r\n\r\n"
-            b"data\r\n--q b--\r\nepilogue")
-    assert parse(body, 'multipart/form-data; boundary="q b"', [3]) == [("f", 'x"y.txt', None, b"data")]
+    body = (
+        b'preamble\r\n--q b\r\nContent-Disposition: form-data; name="f"; filename="x\\"y.txt"\r\n\r\n'
+        b"data\r\n--q b--\r\nepilogue"
+    )
+    assert parse(body, 'multipart/form-data; boundary="q b"', [3]) == [
+        ("f", 'x"y.txt', None, b"data")
+    ]
