@@ -164,3 +164,22 @@ async def test_close_reopen_reassign_matrix(api, cast):
     for action in ("take", "complete", "close", "reopen", "reassign"):
         r = await api.post(f"{ADMIN}999999/{action}/", tok["director"], json=body)
         assert r.status_code == 404, action
+
+
+async def test_twenty_admins_taking_at_once_over_rest_have_one_winner(api, make_user, token_for):
+    import asyncio
+
+    customer = await make_user("customer")
+    admins = [await make_user("admin") for _ in range(20)]
+    tokens = [await token_for(a) for a in admins]
+    req = await new_request(api, await token_for(customer))
+    url = f"{ADMIN}{req['id']}/take/"
+    responses = await asyncio.gather(*(api.post(url, t) for t in tokens))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] + [400] * 19
+    assert all("error" in r.json() for r in responses if r.status_code == 400)
+    winner = next(r.json()["assigned_admin"]["id"] for r in responses if r.status_code == 200)
+    final = (await api.get(f"{ADMIN}{req['id']}/", tokens[0])).json()
+    assert final["assigned_admin"]["id"] == winner and final["status"] == "in_progress"
+    msgs = (await api.get(f"{ADMIN}{req['id']}/messages/", tokens[0])).json()
+    assert [m["message_type"] for m in msgs] == ["system"]
