@@ -99,5 +99,11 @@ def install(app: Sanic) -> None:
         if client is not None:
             await client.aclose()
 
+    @app.main_process_start
+    async def adopt_logs_in_main_process(app: Sanic) -> None:
+        # With several workers the main process serves nothing but still logs (Sanic's
+        # handlers came back when the app was built): one format there too.
+        adopt_sanic_loggers()
+
     _hooks(app, "startup_hooks").append(start_web)
     _hooks(app, "shutdown_hooks").insert(0, stop_web)
