@@ -20,7 +20,7 @@ from pathlib import Path
 from bot.runtime import start_bot
 from core import requests as svc
 from db.models import TelegramOutbox
-from tests.fake_telegram import Call, FakeTelegram
+from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"^\+\d+ ")
@@ -216,7 +216,3 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
     assert set(seen) == set(ids + more), log_path.read_text()[-3000:]
     doubled = {i: n for i, n in seen.items() if n > 1}
     assert not doubled, (doubled, log_path.read_text()[-3000:])
-
-
-def _unused(call: Call) -> None:  # keep the import for type hints in helpers
-    pass

@@ -123,7 +123,7 @@ async def test_customer_hears_take_and_reply_but_never_an_internal_note(
         await svc.take_request(admin, req.id)
         await svc.post_message(admin, req.id, "SECRET: customer is a VIP", is_internal=True)
         await svc.post_message(admin, req.id, "Please restart the <router>")
-        to_customer = await fake_telegram.wait_for(
+        await fake_telegram.wait_for(
             "sendMessage", count=2, where=lambda c: c.params["chat_id"] == 5550001
         )
         # The web reply also lands in the request's thread in the group.
