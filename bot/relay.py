@@ -75,6 +75,7 @@ class Relay:
         rescan_seconds: float = 30.0,
         poll_interval: float = 0.5,
         batch: int = 500,
+        initial_lookback: float = 3600.0,
     ) -> None:
         self.settings = settings
         self.forum_chats = forum_chats if forum_chats is not None else set()
@@ -83,6 +84,7 @@ class Relay:
         self.rescan_seconds = rescan_seconds
         self.poll_interval = poll_interval
         self.batch = batch
+        self.initial_lookback = initial_lookback
         self._done: dict[int, float] = {}
         self._failures: dict[int, int] = {}
         self._wake = asyncio.Event()
@@ -139,7 +141,9 @@ class Relay:
     async def process_once(self) -> int:
         """Handle what is new since the cursor (and late commits in the re-scan window).
         Returns how many events were handled (more may be waiting if it equals the batch)."""
-        cursor, _ = await Cursor.get_or_create(name=self.cursor_name, defaults={"position": 0})
+        cursor = await Cursor.filter(name=self.cursor_name).first()
+        if cursor is None:
+            cursor = await self._first_cursor()
         position = cursor.position
         since = datetime.now(UTC) - timedelta(seconds=self.rescan_seconds)
         late_ids = await Event.filter(
@@ -182,6 +186,19 @@ class Relay:
         if postponed:
             self._postponed = True
         return handled if len(fresh) < self.batch else max(handled, 1)
+
+    async def _first_cursor(self) -> Cursor:
+        """The very first start: begin `initial_lookback` seconds back, not at the dawn of
+        the event log (an existing desk must not get a card and a customer notification for
+        every request it ever had)."""
+        horizon = datetime.now(UTC) - timedelta(seconds=self.initial_lookback)
+        older = await Event.filter(created_at__lt=horizon).order_by("-id").first()
+        start = older.id if older is not None else 0
+        cursor, created = await Cursor.get_or_create(name=self.cursor_name, defaults={"position": start})
+        if created and start:
+            log.info("telegram relay starts after event %s (events older than %ss are not relayed)",
+                     start, self.initial_lookback)
+        return cursor
 
     def _prune(self) -> None:
         horizon = time.monotonic() - self.rescan_seconds * 2

@@ -146,3 +146,18 @@ async def test_an_event_committed_late_behind_a_higher_id_is_still_relayed(
     again = Relay(telegram_settings)
     await again.process_once()
     assert await TelegramOutbox.filter(dedup_key__startswith="new:").count() == 3
+
+
+async def test_first_start_does_not_replay_old_history(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    from datetime import UTC, datetime, timedelta
+
+    customer = await make_user("customer")
+    old = await svc.create_request(customer, title="Last year", description="d")
+    await Event.all().update(created_at=datetime.now(UTC) - timedelta(days=300))
+    recent = await svc.create_request(customer, title="Just now", description="d")
+    relay = Relay(telegram_settings)
+    await relay.process_once()
+    assert await TelegramOutbox.filter(dedup_key=f"new:{recent.id}:card").exists()
+    assert not await TelegramOutbox.filter(dedup_key=f"new:{old.id}:card").exists()
