@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from typing import Any
 
 import orjson
@@ -144,19 +143,21 @@ class Connection:
         self.closed = False
         self._close_started = False
         self._busy = False  # the writer holds a frame it has not finished sending
-        self._sent_order: deque[int] = deque()
-        self._sent: set[int] = set()
+        # Ids sent by the last replay: the live frames queued meanwhile skip them. Kept for a
+        # minute (an event replayed from the table may still be on its way through the bus),
+        # then dropped, so an idle socket costs no per-event memory.
+        self._replayed: set[int] = set()
+        self._replayed_until = 0.0
         self._writer: asyncio.Task[None] | None = None
 
-    def mark_sent(self, event_id: int) -> bool:
-        """Remember an event id as sent; False if it was sent already."""
-        if event_id in self._sent:
+    def already_replayed(self, event_id: int | None) -> bool:
+        """True for a live frame whose event the last replay already sent."""
+        if not self._replayed or event_id is None:
             return False
-        self._sent.add(event_id)
-        self._sent_order.append(event_id)
-        if len(self._sent_order) > 4 * REPLAY_MAX:
-            self._sent.discard(self._sent_order.popleft())
-        return True
+        if asyncio.get_running_loop().time() > self._replayed_until:
+            self._replayed = set()
+            return False
+        return event_id in self._replayed
 
     def offer(self, event_id: int | None, text: str) -> None:
         """Queue a frame without waiting; a full queue disconnects this client (4408)."""
@@ -196,7 +197,7 @@ class Connection:
                 or not io._can_write.is_set()
             ):
                 return False
-            if event_id is not None and not self.mark_sent(event_id):
+            if self.already_replayed(event_id):
                 return True
             ws.ws_proto.send_text(text.encode())
             for chunk in ws.ws_proto.data_to_send():
@@ -214,7 +215,7 @@ class Connection:
             event_id, text = await self.queue.get()
             self._busy = True
             await self.live.wait()
-            if event_id is None or self.mark_sent(event_id):
+            if not self.already_replayed(event_id):
                 await self.ws.send(text)
             self._busy = self.queue.qsize() > 0
 
@@ -346,6 +347,7 @@ async def replay(conn: Connection, after: int) -> None:
     """Send the committed events after `after` that this client may see, oldest first, then
     let live frames flow again (those already replayed are skipped)."""
     conn.live.clear()
+    replayed: set[int] = set()
     try:
         sent = scanned = 0
         cursor = after
@@ -355,7 +357,7 @@ async def replay(conn: Connection, after: int) -> None:
                 cursor = row.id
                 scanned += 1
                 frame = _frame_for(conn, events.event_message(row))
-                if frame is None or not conn.mark_sent(row.id):
+                if frame is None:
                     continue
                 if sent >= REPLAY_MAX:
                     await conn.send(
@@ -368,10 +370,13 @@ async def replay(conn: Connection, after: int) -> None:
                     )
                     return
                 await conn.send(dumps(frame))
+                replayed.add(row.id)
                 sent += 1
             if len(rows) < 500 or scanned >= REPLAY_SCAN_MAX:
                 return
     finally:
+        conn._replayed = replayed
+        conn._replayed_until = asyncio.get_running_loop().time() + 60.0
         conn.live.set()
 
 

@@ -145,7 +145,7 @@ class RedisBus(Bus):
         self._task = asyncio.create_task(self._listen(), name="redis-bus-listener")
         # Give the first subscription a moment, so events published right after start are seen.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), timeout=2.0)
+            await asyncio.wait_for(self._subscribed.wait(), timeout=5.0)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -169,16 +169,22 @@ class RedisBus(Bus):
 
     async def _listen(self) -> None:
         delay = 0.05
-        gap_since: datetime | None = None
+        # Until the first subscription is up, this process may miss publishes: treat the
+        # start as a gap too (events created before the start are not this process's news).
+        started = datetime.now(UTC)
+        gap_since: datetime | None = started
         while not self._stopping:
             pubsub = self._sub_client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._subscribed.set()
                 if gap_since is not None:
-                    self.reconnects += 1
-                    log.info("event bus: Redis subscription restored; catching up from the outbox")
-                    await self._catch_up(gap_since)
+                    if gap_since is started:
+                        await self._catch_up(started, margin=timedelta(0))
+                    else:
+                        self.reconnects += 1
+                        log.info("event bus: Redis subscription restored; catching up")
+                        await self._catch_up(gap_since)
                     gap_since = None
                 delay = 0.05
                 while True:
@@ -205,10 +211,10 @@ class RedisBus(Bus):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    async def _catch_up(self, since: datetime) -> None:
+    async def _catch_up(self, since: datetime, margin: timedelta = CATCH_UP_MARGIN) -> None:
         """Deliver committed events created around and after the gap (duplicates dropped)."""
         last_id = 0
-        start = since - CATCH_UP_MARGIN
+        start = since - margin
         while True:
             rows = (
                 await Event.filter(created_at__gte=start, id__gt=last_id)

@@ -15,7 +15,7 @@ from api.ws import (
 )
 from core import chats, requests
 from core.serializers import request_data
-from db.models import CustomerRequest
+from db.models import CustomerRequest, Event
 from tests.wsutil import close_code, collect, connect, recv_json, recv_until
 
 NOTIFY = "/ws/admin/notifications/"
@@ -174,21 +174,48 @@ async def test_reconnecting_admin_catches_up_by_last_event_id(api, make_user, to
     ]
 
 
-async def test_resume_frame_replays_missed_events_without_duplicates(api, make_user, token_for):
+async def test_resume_frame_replays_what_came_after_the_given_event(api, make_user, token_for):
     admin = await make_user("admin")
     customer = await make_user("customer")
     tok = await token_for(admin)
     a = await requests.create_request(customer, title="A", description="a")
     b = await requests.create_request(customer, title="B", description="b")
+    c = await requests.create_request(customer, title="C", description="c")
     await published()
+    first = await Event.filter(type="new_request").order_by("id").first()
     async with await connect(api.base, NOTIFY, tok) as ws:
-        c = await requests.create_request(customer, title="C", description="c")
-        live = await recv_json(ws)
-        assert live["data"]["id"] == c.id
-        await ws.send(json.dumps({"type": "resume", "last_event_id": 0}))
+        await ws.send(json.dumps({"type": "resume", "last_event_id": first.id}))
         frames = await collect(ws)
-    # a and b replayed; c was already delivered, so it is not sent again.
-    assert [f["data"]["id"] for f in frames] == [a.id, b.id]
+        assert [f["data"]["id"] for f in frames] == [b.id, c.id]
+        await ws.send(json.dumps({"type": "resume", "last_event_id": frames[-1]["event_id"]}))
+        assert await collect(ws) == []  # nothing after the last one
+    assert a.id < b.id
+
+
+async def test_catch_up_racing_live_events_has_no_gap_and_no_duplicate(api, make_user, token_for):
+    admin = await make_user("admin")
+    customer = await make_user("customer")
+    tok = await token_for(admin)
+    before = [
+        (await requests.create_request(customer, title=f"B{i}", description="x")).id
+        for i in range(5)
+    ]
+    await published()
+
+    async def keep_creating() -> list[int]:
+        ids = []
+        for i in range(10):
+            ids.append((await requests.create_request(customer, title=f"L{i}", description="x")).id)
+            await asyncio.sleep(0.005)
+        return ids
+
+    creator = asyncio.create_task(keep_creating())
+    async with await connect(api.base, NOTIFY + "?last_event_id=0", tok) as ws:
+        during = await creator
+        frames = await collect(ws, quiet=1.0)
+    ids = [f["data"]["id"] for f in frames]
+    assert sorted(ids) == sorted(before + during), ids
+    assert len(ids) == len(set(ids))
 
 
 @sqlite_only
