@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -35,6 +36,8 @@ from core.users import user_for_token
 from db.models import AdminChat, CustomerRequest, Event, Source, User
 
 log = logging.getLogger("helpdesk.ws")
+# DEBUG on this logger records how long each admin fan-out took (bench/ws_bench.py reads it).
+fanout_log = logging.getLogger("helpdesk.ws.fanout")
 
 # Close codes (documented in docs/realtime.md).
 CLOSE_GOING_AWAY = 1001  # server shutting down
@@ -48,6 +51,7 @@ SEND_QUEUE_MAX = 256  # frames waiting for one client
 REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
 REPLAY_SCAN_MAX = 20_000  # outbox rows scanned for a customer page's replay
 MAX_FRAME_BYTES = 64 * 1024
+FANOUT_SLICE = 500  # sockets written between two yields to the event loop
 _OPEN = State.OPEN
 ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE)
 PUBLIC_TYPES = (events.REQUEST_UPDATED, events.NEW_MESSAGE)
@@ -290,9 +294,16 @@ class Hub:
         event_id = message.get("id")
         if topic == events.ADMIN_TOPIC:
             if self.admin and (frame := admin_frame(message)):
+                started = time.perf_counter()
                 text = dumps(frame)
-                for conn in list(self.admin):
-                    conn.offer(event_id, text)
+                await self._fan_out(list(self.admin), event_id, text)
+                if fanout_log.isEnabledFor(logging.DEBUG):
+                    fanout_log.debug(
+                        "fan-out event=%s sockets=%d ms=%.2f",
+                        event_id,
+                        len(self.admin),
+                        (time.perf_counter() - started) * 1000,
+                    )
             data = message.get("data") or {}
             request_id = (
                 data.get("request") if message.get("type") == events.NEW_MESSAGE else data.get("id")
@@ -312,6 +323,16 @@ class Hub:
                 text = dumps(frame)
                 for conn in list(conns):
                     conn.offer(event_id, text)
+
+    @staticmethod
+    async def _fan_out(conns: list[Connection], event_id: int | None, text: str) -> None:
+        # Writing to a socket costs a syscall (~30-60 us on loopback); let the event loop
+        # breathe between slices so a 5,000-socket fan-out does not stall REST requests.
+        for start in range(0, len(conns), FANOUT_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for conn in conns[start : start + FANOUT_SLICE]:
+                conn.offer(event_id, text)
 
     async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
         conns = (

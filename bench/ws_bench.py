@@ -177,7 +177,7 @@ def main() -> int:
         channel=f"ws-bench:{os.getpid()}:events",
         media_root=tmp / "media",
         log_path=tmp / "api.log",
-        extra_env={"HELPDESK_WS_SEND_QUEUE": "256"},
+        extra_env={"HELPDESK_WS_SEND_QUEUE": "256", "HELPDESK_FANOUT_LOG": "1"},
     )
     server.start()
     import httpx
@@ -234,7 +234,13 @@ def main() -> int:
     finally:
         server.stop()
 
+    fanout_ms = [
+        float(line.rsplit("ms=", 1)[1])
+        for line in (tmp / "api.log").read_text(errors="replace").splitlines()
+        if line.startswith("fan-out ") and f"sockets={len(results)}" in line
+    ]
     latencies: list[float] = []
+    first_client: list[float] = []
     last_client: list[float] = []
     missing = 0
     for title, t0 in sent_at.items():
@@ -243,6 +249,7 @@ def main() -> int:
         latencies.extend(per_event)
         if per_event:
             last_client.append(max(per_event))
+            first_client.append(min(per_event))
     summary = {
         "clients": args.clients,
         "connected": len(results),
@@ -253,6 +260,11 @@ def main() -> int:
             "p50": round(pct(latencies, 50) * 1000, 1),
             "p99": round(pct(latencies, 99) * 1000, 1),
             "max": round(max(latencies) * 1000, 1) if latencies else None,
+        },
+        "first_client_ms": {"p50": round(pct(first_client, 50) * 1000, 1)},
+        "server_fanout_ms": {
+            "p50": round(pct(fanout_ms, 50), 1),
+            "max": round(max(fanout_ms), 1) if fanout_ms else None,
         },
         "last_client_ms": {
             "p50": round(pct(last_client, 50) * 1000, 1),

@@ -34,6 +34,14 @@ if os.environ.get("HELPDESK_EVENTS_CHANNEL"):
 if os.environ.get("HELPDESK_WS_SEND_QUEUE"):
     extra["ws_send_queue"] = int(os.environ["HELPDESK_WS_SEND_QUEUE"])
 settings = settings.with_overrides(extra=extra)
+if os.environ.get("HELPDESK_FANOUT_LOG"):
+    import logging
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    fanout = logging.getLogger("helpdesk.ws.fanout")
+    fanout.setLevel(logging.DEBUG)
+    fanout.addHandler(handler)
+    fanout.propagate = False
 app = create_app(settings, name=os.environ.get("HELPDESK_APP_NAME", "helpdesk_proc"))
 app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
         motd=False, backlog=4096)
