@@ -579,9 +579,13 @@ def install(app: Sanic) -> None:
         app.ctx.events_runtime = runtime
         app.ctx.ws_unsubscribe = runtime.bus.subscribe(app.ctx.ws_hub.on_event)
 
-    async def stop(app: Sanic) -> None:
+    @app.before_server_stop
+    async def say_goodbye(app: Sanic) -> None:
+        # 1001 "going away" before Sanic drops the sockets: clients reconnect with last_event_id.
         with contextlib.suppress(Exception):
-            await app.ctx.ws_hub.close_all()
+            await asyncio.wait_for(app.ctx.ws_hub.close_all(), timeout=3.0)
+
+    async def stop(app: Sanic) -> None:
         unsubscribe = getattr(app.ctx, "ws_unsubscribe", None)
         if unsubscribe:
             unsubscribe()
