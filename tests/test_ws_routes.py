@@ -399,3 +399,19 @@ async def test_server_keeps_working_when_a_client_vanishes(api, make_user, token
     async with await connect(api.base, NOTIFY, tok) as ws2:
         await requests.create_request(customer, title="After", description="abort")
         assert (await recv_json(ws2))["type"] == "new_request"
+
+
+@sqlite_only
+async def test_clients_are_told_going_away_when_the_server_stops(settings, make_user, token_for):
+    from api.app import create_app
+    from tests.live import serve
+
+    admin = await make_user("admin")
+    app = create_app(settings)
+    async with serve(app) as base:
+        ws = await connect(base, NOTIFY, await token_for(admin))
+        for _ in range(100):
+            if app.ctx.ws_hub.connections:
+                break
+            await asyncio.sleep(0.01)
+    assert await close_code(ws) == 1001
