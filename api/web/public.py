@@ -208,9 +208,7 @@ async def store_files(customer, req_id: int, files: list[File]) -> list[str]:
                 customer, req_id, name=f.name or "file", content=f.body,
                 content_type=f.type, source=Source.web,
             )
-        except ValidationFailed:
-            raise
-        except Exception:
+        except Exception:  # the request exists already: report the file, keep the rest
             log.exception("could not store attachment %r of request %s", f.name, req_id)
             failed.append(f.name or "file")
     return failed
