@@ -66,6 +66,9 @@ async def test_admin_creates_chat_and_talks_in_it(api, make_user, token_for):
     assert listed[0]["last_message"]["content"] == "Я"
     assert listed[0]["last_message"]["sender_name"] == a2.full_name
     assert listed[0]["unread_count"] == 1  # a2's message, unread by a1
+    r = await api.post(f"{CHATS}{chat['id']}/read/", t1)
+    assert r.status_code == 200 and r.json() == {"status": "read", "marked": 1}
+    assert (await api.get(CHATS, t1)).json()[0]["unread_count"] == 0
 
     # the director is not a participant: not in their list, 403 on messages
     assert (await api.get(CHATS, td)).json() == []

@@ -115,6 +115,11 @@ def get_blueprint() -> Blueprint:
         await svc.join_chat(await staff(request), chat_id)
         return json({"status": "joined"})
 
+    @bp.post("/<chat_id:int>/read/")
+    async def mark_read(request: Request, chat_id: int):
+        marked = await svc.mark_chat_read(await staff(request), chat_id)
+        return json({"status": "read", "marked": marked})
+
     @bp.post("/<chat_id:int>/leave/")
     async def leave(request: Request, chat_id: int):
         await svc.leave_chat(await staff(request), chat_id)

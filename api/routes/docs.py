@@ -682,6 +682,17 @@ OPERATIONS: list[tuple] = [
         [],
         {},
     ),
+    (
+        "post",
+        "/api/admin/chats/{chat_id}/read/",
+        "chats",
+        "Mark the others' messages read (participants)",
+        None,
+        "200",
+        _obj({"status": _enum("read"), "marked": INT}),
+        [],
+        {},
+    ),
     # internal communications
     (
         "get",
