@@ -107,6 +107,7 @@ def _embed_components(app: Any, settings: Settings) -> None:
 
 def _api_factory() -> Any:
     settings = load_settings()
+    _setup_logging(settings)
     embedded = os.environ.get("HELPDESK_EMBED_COMPONENTS") == "1"
     return build_api(settings, embedded_components=embedded)
 

@@ -209,6 +209,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["auto_close_days"] = _int("AUTO_CLOSE_DAYS", v, 1)
     if (v := get("WEB_RATE_LIMIT_PER_MIN")) is not None:
         kw["web_rate_limit_per_min"] = _int("WEB_RATE_LIMIT_PER_MIN", v, 1)
+    if (v := get("LOGIN_MAX_FAILURES")) is not None:
+        kw["login_max_failures"] = _int("LOGIN_MAX_FAILURES", v, 1)
     settings = Settings(**kw)
     if settings.telegram_mode == "webhook" and settings.telegram_bot_token and not settings.telegram_webhook_secret:
         raise SettingsError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
