@@ -216,3 +216,62 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
     assert set(seen) == set(ids + more), log_path.read_text()[-3000:]
     doubled = {i: n for i, n in seen.items() if n > 1}
     assert not doubled, (doubled, log_path.read_text()[-3000:])
+
+
+async def test_two_senders_draining_one_queue_send_every_row_once(
+    telegram_settings, fake_telegram: FakeTelegram
+):
+    from bot.outbox import send_text
+    from bot.runtime import make_bot
+    from bot.sender import Sender, SenderLimits
+
+    chats = [100 + n for n in range(40)]
+    for chat in chats:
+        for k in range(3):
+            await send_text(chat, f"m{chat}-{k}", dedup_key=f"t:{chat}:{k}")
+    limits = SenderLimits(private_per_sec=50)
+    bots = [make_bot(telegram_settings), make_bot(telegram_settings)]
+    senders = [Sender(bots[0], limits), Sender(bots[1], limits)]
+    for s in senders:
+        s.start()
+    try:
+        await fake_telegram.wait_for("sendMessage", count=120, timeout=20)
+        await asyncio.sleep(0.3)
+    finally:
+        for s, b in zip(senders, bots, strict=True):
+            await s.stop()
+            await b.session.close()
+    texts = Counter(c.params["text"] for c in fake_telegram.calls_of("sendMessage"))
+    assert len(texts) == 120 and max(texts.values()) == 1
+    assert all(s.stats.sent > 0 for s in senders), "both senders should have taken part"
+    # Per chat, the order of enqueueing is kept.
+    for chat in chats:
+        order = [c.params["text"] for c in fake_telegram.calls_of("sendMessage") if c.params["chat_id"] == chat]
+        assert order == [f"m{chat}-{k}" for k in range(3)]
+
+
+async def test_a_row_left_sending_by_a_dead_sender_is_retried_after_its_lease(
+    telegram_settings, fake_telegram: FakeTelegram
+):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.outbox import send_text
+    from bot.runtime import make_bot
+    from bot.sender import Sender
+
+    await send_text(4242, "orphan", dedup_key="orphan")
+    await TelegramOutbox.filter(dedup_key="orphan").update(
+        status="sending", attempts=1, not_before=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    await send_text(4242, "after", dedup_key="after")
+    bot = make_bot(telegram_settings)
+    sender = Sender(bot)
+    sender.start()
+    try:
+        await fake_telegram.wait_for("sendMessage", count=2, timeout=10)
+    finally:
+        await sender.stop()
+        await bot.session.close()
+    assert [c.params["text"] for c in fake_telegram.calls_of("sendMessage")] == ["orphan", "after"]
+    row = await TelegramOutbox.get(dedup_key="orphan")
+    assert row.status == "sent" and row.attempts == 2
