@@ -14,11 +14,23 @@ def ws_url(base: str, path: str) -> str:
     return base.replace("http://", "ws://", 1) + path
 
 
-async def connect(base: str, path: str, token: str | None = None, **kw: Any):
+async def connect(base: str, path: str, token: str | None = None, sync: bool = True, **kw: Any):
+    """Open a client socket. With `sync`, wait for a pong first: the server answers frames
+    only once the socket is registered for live events, so nothing published after this
+    returns can be missed. (Not needed with last_event_id: the replay covers the gap. A
+    refused connection is returned as is, for `close_code`.)"""
     url = ws_url(base, path)
     if token is not None:
         url += ("&" if "?" in url else "?") + f"token={token}"
-    return await websockets.connect(url, open_timeout=10, **kw)
+    ws = await websockets.connect(url, open_timeout=10, **kw)
+    if sync and "last_event_id=" not in url:
+        try:
+            await ws.send('{"type": "ping"}')
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert frame == {"type": "pong"}, frame
+        except ConnectionClosed:
+            pass
+    return ws
 
 
 async def recv_json(ws, timeout: float = 10.0) -> dict[str, Any]:
