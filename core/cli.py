@@ -153,7 +153,8 @@ def serve(settings: Settings, *, components: bool) -> None:
 
         @app.main_process_ready
         async def spawn_components(app: Any) -> None:
-            if settings.telegram_bot_token and settings.telegram_mode == "polling":
+            if settings.telegram_bot_token and settings.telegram_mode != "off":
+                # Polling, or webhook delivery (the API workers feed the updates).
                 app.manager.manage("HelpdeskBot", _bot_process, {})
             if settings.scheduler_enabled:
                 app.manager.manage("HelpdeskScheduler", _scheduler_process, {})

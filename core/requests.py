@@ -32,7 +32,7 @@ from core.permissions import (
 )
 from core.security import new_access_key
 from core.serializers import message_data, request_data
-from core.texts import t
+from core.texts import STATUS_LABELS, lang_of, t
 from db.models import (
     Category,
     CustomerRequest,
@@ -472,6 +472,11 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
     fields["updated_at"] = ts
     async with in_transaction() as conn:
         await CustomerRequest.filter(id=req.id).using_db(conn).update(**fields)
+        if "status_changed_at" in fields:
+            # Like every move, a director's direct status change is recorded in the thread.
+            label = STATUS_LABELS[lang_of(actor.language)][new_status]
+            text = t("request_status_changed", actor.language, status=label, name=actor.full_name)
+            await _add_system_message(conn, req, actor, text, ts)
         fresh = await _load(req.id, conn)
         await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
     events.committed()

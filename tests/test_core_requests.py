@@ -119,3 +119,21 @@ async def test_search_matches_customer_name_and_is_case_insensitive(settings, ma
     assert total == 1 and rows[0].customer.first_name == "Анна"
     total, _ = await svc.list_requests(admin, svc.RequestFilters(search="login"))
     assert total == 1
+
+
+async def test_director_status_change_is_recorded_in_the_thread(settings, make_user):
+    customer = await make_user("customer")
+    boss = await make_user("director", first_name="Olga", last_name="K")
+    req = await svc.create_request(customer, title="t", description="d")
+    await svc.update_request(boss, req.id, {"status": "completed"})
+    texts = [m.content for m in await RequestMessage.filter(request_id=req.id, message_type="system")]
+    assert texts == ["Статус запроса изменен на «Выполнен» пользователем Olga K"]
+
+
+async def test_admin_cannot_set_status_directly(settings, make_user):
+    customer = await make_user("customer")
+    admin = await make_user("admin")
+    req = await svc.create_request(customer, title="t", description="d")
+    with pytest.raises(ValidationFailed):
+        await svc.update_request(admin, req.id, {"status": "completed"})
+    assert (await CustomerRequest.get(id=req.id)).status == "open"
