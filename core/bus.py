@@ -390,6 +390,12 @@ async def start_events(settings: Settings) -> EventsRuntime:
     # Open the database connection from the caller's task: a first (lazy) connect made
     # inside the relay's task is not shared with the caller's context and deadlocks later.
     await Event.filter(published=False).exists()
+    if settings.workers > 1 and not settings.redis_url:
+        log.warning(
+            "WORKERS=%d without REDIS_URL: each worker's WebSocket clients only see the events "
+            "that worker publishes; set REDIS_URL for several workers or replicas",
+            settings.workers,
+        )
     bus: Bus
     if settings.redis_url:
         bus = RedisBus(settings.redis_url, events_channel(settings))
