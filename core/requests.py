@@ -128,6 +128,7 @@ def _conditions(actor: User, f: RequestFilters) -> list[tuple[str, str, Any]]:
 
 
 def _filtered(actor: User, f: RequestFilters):
+    """The ORM queryset of the requests `actor` may list with filters `f` (unordered)."""
     qs = CustomerRequest.all()
     for column, op, value in _conditions(actor, f):
         if op == "=":
