@@ -43,6 +43,8 @@ Subscriber = Callable[[Message], Awaitable[None]]
 DEFAULT_CHANNEL = "helpdesk:events"
 SWEEP_INTERVAL = 1.0
 CLAIM_BATCH = 200
+# A claim not confirmed within this many seconds is given back (its holder died).
+CLAIM_LEASE_SECONDS = 30
 SEEN_IDS = 50_000
 # After a gap in the Redis subscription, events created this long before the gap began are
 # re-read from the outbox (covers transactions that committed late and clock skew).
@@ -280,6 +282,7 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Claim and publish unpublished events until none are left; returns how many."""
         total = 0
+        await self._release_expired_claims()
         while True:
             if not await Event.filter(published=False).exists():
                 return total
@@ -289,11 +292,15 @@ class OutboxRelay:
             try:
                 await self.bus.publish(batch)
             except Exception as exc:
-                await Event.filter(id__in=[m["id"] for m in batch]).update(published=False)
+                await Event.filter(id__in=[m["id"] for m in batch]).update(
+                    published=False, claimed_until=None
+                )
                 if not self._failing:
                     log.warning("outbox relay: publish failed (%s); events kept for retry", exc)
                 self._failing = True
                 return total
+            # Confirm: the claim no longer needs to expire.
+            await Event.filter(id__in=[m["id"] for m in batch]).update(claimed_until=None)
             if self._failing:
                 log.info("outbox relay: publishing again")
             self._failing = False
@@ -302,23 +309,34 @@ class OutboxRelay:
             if len(batch) < CLAIM_BATCH:
                 return total
 
+    async def _release_expired_claims(self) -> int:
+        """Give back claims whose holder died between claiming and publishing (the lease
+        ran out unconfirmed), so another relay publishes them: nothing is lost. Receivers
+        drop event ids they have seen, so a slow holder that did publish is not doubled."""
+        return await Event.filter(
+            published=True, claimed_until__lt=datetime.now(UTC)
+        ).update(published=False, claimed_until=None)
+
     async def _claim(self, limit: int) -> list[Message]:
         """Mark up to `limit` unpublished events as published; only the winner gets rows."""
         conn = connections.get("default")
+        until = datetime.now(UTC) + timedelta(seconds=CLAIM_LEASE_SECONDS)
         if conn.capabilities.dialect == "postgres":
             sql = (
-                "UPDATE events SET published = TRUE WHERE id IN ("
+                "UPDATE events SET published = TRUE, claimed_until = $2 WHERE id IN ("
                 " SELECT id FROM events WHERE published = FALSE ORDER BY id LIMIT $1"
                 " FOR UPDATE SKIP LOCKED) AND published = FALSE"
                 " RETURNING id, type, topic, payload"
             )
         else:
             sql = (
-                "UPDATE events SET published = 1 WHERE published = 0 AND id IN ("
+                "UPDATE events SET published = 1, claimed_until = ? WHERE published = 0 AND id IN ("
                 " SELECT id FROM events WHERE published = 0 ORDER BY id LIMIT ?)"
                 " RETURNING id, type, topic, payload"
             )
-        rows = await conn.execute_query_dict(sql, [limit])
+        # SQLite: the text form Tortoise itself stores, so ORM comparisons agree.
+        params = [limit, until] if conn.capabilities.dialect == "postgres" else [str(until), limit]
+        rows = await conn.execute_query_dict(sql, params)
         return sorted((_as_message(r) for r in rows), key=lambda m: m["id"])
 
 

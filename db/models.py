@@ -295,6 +295,9 @@ class Event(Model):
     payload = fields.JSONField()
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     published = fields.BooleanField(default=False)
+    # Set while a relay holds the claim (published=True) and has not yet confirmed the
+    # publish; a claim left behind by a crashed process expires and is taken again.
+    claimed_until = fields.DatetimeField(null=True, db_index=True)
 
     class Meta:
         table = "events"

@@ -163,3 +163,32 @@ async def test_second_start_in_one_process_shares_the_runtime(settings):
         assert busmod._runtimes  # still held by the first
         await first.stop()
     assert not busmod._runtimes
+
+
+async def test_claim_left_by_a_crashed_relay_is_published_after_its_lease(settings, make_user):
+    """A process that claimed events and died before publishing them loses nothing."""
+    from datetime import UTC, datetime, timedelta
+
+    from core import requests as svc
+    from core.bus import InProcessBus, OutboxRelay
+    from db.models import Event
+
+    customer = await make_user("customer")
+    await svc.create_request(customer, title="crash", description="d")
+    crashed = OutboxRelay(InProcessBus())
+    claimed = await crashed._claim(10)  # claimed, then the process "dies"
+    assert [m["type"] for m in claimed] == ["new_request"]
+
+    received: list[dict] = []
+    bus = InProcessBus()
+
+    async def collect(message: dict) -> None:
+        received.append(message)
+
+    bus.subscribe(collect)
+    survivor = OutboxRelay(bus)
+    assert await survivor.drain() == 0  # the claim is still within its lease
+    await Event.all().update(claimed_until=datetime.now(UTC) - timedelta(seconds=1))
+    assert await survivor.drain() == 1
+    assert [m["type"] for m in received] == ["new_request"]
+    assert await Event.filter(published=True, claimed_until__isnull=True).count() == 1
