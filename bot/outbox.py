@@ -198,3 +198,15 @@ def _open_at_end(html_text: str, start: list[tuple[str, str]]) -> list[tuple[str
         else:
             stack.append((name, m.group(0)))
     return stack
+
+
+async def prune_delivered(before) -> int:
+    """Delete queue rows that were sent (or merged into a summary) before `before`, and
+    inbound update ids recorded before it (Telegram redelivers updates for 24 h at most)."""
+    from db.models import ProcessedUpdate
+
+    sent = await TelegramOutbox.filter(
+        status__in=("sent", "merged"), created_at__lt=before
+    ).delete()
+    seen = await ProcessedUpdate.filter(created_at__lt=before).delete()
+    return sent + seen

@@ -12,9 +12,9 @@ also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>")
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -74,3 +74,18 @@ def committed() -> None:
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def prune_events(before: datetime, consumers: list[str]) -> int:
+    """Delete published events older than `before` that every durable consumer of the log
+    (the Cursor rows named in `consumers`, the bot's relay for one) has passed. Returns how
+    many were deleted. Clients reconnecting with an older last_event_id are told to resync."""
+    from tortoise.functions import Min
+
+    from db.models import Cursor
+
+    row = await Cursor.filter(name__in=consumers).annotate(low=Min("position")).first().values("low")
+    qs = Event.filter(published=True, claimed_until__isnull=True, created_at__lt=before)
+    if row and row.get("low") is not None:
+        qs = qs.filter(id__lt=row["low"])
+    return await qs.delete()

@@ -6,7 +6,7 @@
   threshold; an overdue estimated_resolution_time reminds the assignee. `ReminderLog`
   (unique request+kind) is written before sending, and only the insert that wins sends.
 - auto_close: completed requests quiet for AUTO_CLOSE_DAYS move to closed.
-- housekeeping: old fire-slot leases are deleted.
+- housekeeping: old fire-slot leases, events and delivered Telegram rows are deleted.
 
 Jobs write to the Telegram delivery queue (bot.outbox); the bot's sender delivers.
 """
@@ -43,6 +43,7 @@ MAX_LIST_LINES = 25
 MAX_TAKE_BUTTONS = 9
 AUTO_CLOSE_BATCH = 200
 LEASE_RETENTION = timedelta(days=7)
+LOG_RETENTION = timedelta(days=30)
 
 JobFunc = Callable[[Settings, datetime, datetime], Awaitable[Any]]
 
@@ -385,8 +386,17 @@ async def run_auto_close(
 
 
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
-    """Delete fire-slot leases older than a week (they only guard their own slot)."""
-    return await lease.prune(as_utc(now) - LEASE_RETENTION)
+    """Delete fire-slot leases older than a week (they only guard their own slot), and
+    keep the event log and the Telegram queue from growing forever (30 days)."""
+    from bot.outbox import prune_delivered
+    from bot.relay import CURSOR_NAME as RELAY_CURSOR
+    from core.events import prune_events
+
+    cutoff = as_utc(now) - LOG_RETENTION
+    removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
+    removed += await prune_events(cutoff, [RELAY_CURSOR])
+    removed += await prune_delivered(cutoff)
+    return removed
 
 
 def job_specs(settings: Settings) -> list[JobSpec]:

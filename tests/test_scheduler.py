@@ -400,3 +400,43 @@ async def test_quiet_completed_requests_close_by_themselves(tg_settings, make_us
     assert updates[0].payload["id"] == quiet.id and updates[0].payload["status"] == "closed"
     # Idempotent.
     assert await run_auto_close(tg_settings, now + timedelta(minutes=10)) == []
+
+
+async def test_housekeeping_prunes_old_events_and_delivered_telegram_rows(settings, make_user):
+    from datetime import UTC, datetime, timedelta
+
+    from core import requests as svc
+    from db.models import Cursor, Event, TelegramOutbox
+    from scheduler.jobs import run_housekeeping
+
+    customer = await make_user("customer")
+    await svc.create_request(customer, title="old", description="d")
+    await svc.create_request(customer, title="new", description="d")
+    old_event, new_event = await Event.all().order_by("id")
+    await Event.all().update(published=True)
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    await Event.filter(id=old_event.id).update(created_at=long_ago)
+    await Cursor.create(name="telegram-relay", position=new_event.id + 1)
+    await TelegramOutbox.create(dedup_key="a", chat_id=1, method="sendMessage", payload={}, status="sent")
+    await TelegramOutbox.create(dedup_key="b", chat_id=1, method="sendMessage", payload={}, status="pending")
+    await TelegramOutbox.all().update(created_at=long_ago)
+
+    await run_housekeeping(settings, datetime.now(UTC))
+
+    assert [e.id for e in await Event.all()] == [new_event.id]
+    assert [r.dedup_key for r in await TelegramOutbox.all()] == ["b"]  # undelivered rows stay
+
+
+async def test_housekeeping_keeps_events_a_consumer_has_not_passed(settings, make_user):
+    from datetime import UTC, datetime, timedelta
+
+    from core import requests as svc
+    from db.models import Cursor, Event
+    from scheduler.jobs import run_housekeeping
+
+    customer = await make_user("customer")
+    await svc.create_request(customer, title="old", description="d")
+    await Event.all().update(published=True, created_at=datetime.now(UTC) - timedelta(days=40))
+    await Cursor.create(name="telegram-relay", position=0)
+    await run_housekeeping(settings, datetime.now(UTC))
+    assert await Event.all().count() == 1
