@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,7 +50,7 @@ PAGE_SIZE = 20
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def build_search_text(title: str, description: str, customer: User) -> str:
@@ -813,7 +813,7 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
         local_now = now.astimezone(zone) if now is not None else datetime.now(zone)
         local_midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
         open_n, progress_n, completed_n, closed_n, today_n = await _stats_counts(
-            local_midnight.astimezone(timezone.utc)
+            local_midnight.astimezone(UTC)
         )
         total = open_n + progress_n + completed_n + closed_n
         return {

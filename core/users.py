@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -103,7 +103,7 @@ async def login(username: str, password: str) -> str:
     if record:
         wait = _delay_for(record.failures)
         ready_at = record.last_failure_at + timedelta(seconds=wait)
-        remaining = (ready_at - datetime.now(timezone.utc)).total_seconds()
+        remaining = (ready_at - datetime.now(UTC)).total_seconds()
         if remaining > 0:
             raise Throttled("Слишком много неудачных попыток входа. Попробуйте позже.", int(remaining) + 1)
     user = await User.filter(username=username).first()
@@ -113,7 +113,7 @@ async def login(username: str, password: str) -> str:
         async with in_transaction() as conn:
             updated = await LoginFailure.filter(username=username[:150]).using_db(conn).update(
                 failures=(record.failures + 1) if record else 1,
-                last_failure_at=datetime.now(timezone.utc),
+                last_failure_at=datetime.now(UTC),
             )
             if not updated:
                 try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -26,9 +26,8 @@ def parse_datetime(name: str, value: Any) -> datetime | None:
             parsed = None
         if parsed is not None:
             if parsed.tzinfo is None:
-                from datetime import timezone
 
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             return parsed
     raise ValidationFailed(
         {name: ["Неправильный формат datetime. Используйте один из этих форматов: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}
