@@ -17,8 +17,9 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/helpdesk run
 
-## Run the whole test suite on SQLite and (when reachable) PostgreSQL and Redis
+## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium
 test: install
+	$(BIN)/ruff check api bot core db scheduler tests bench
 	$(BIN)/python -m pytest
 
 lint: install
