@@ -39,12 +39,19 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+def _url_port_open(url: str, default_port: int) -> bool:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return _port_open(parsed.hostname or "127.0.0.1", parsed.port or default_port)
+
+
 def postgres_available() -> bool:
-    return _port_open("127.0.0.1", 5432)
+    return _url_port_open(PG_ADMIN_URL, 5432)
 
 
 def redis_available() -> bool:
-    return _port_open("127.0.0.1", 6379)
+    return _url_port_open(REDIS_TEST_URL, 6379)
 
 
 def need_service(name: str, available: bool) -> None:

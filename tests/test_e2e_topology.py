@@ -19,6 +19,7 @@ import httpx
 import websockets
 
 from tests.conftest import (
+    REDIS_TEST_URL,
     _pg_admin,
     free_port,
     need_service,
@@ -39,7 +40,7 @@ class Topology:
         self.env = {
             **os.environ,
             "DATABASE_URL": pg_url(db),
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "REDIS_URL": REDIS_TEST_URL,
             "EVENTS_CHANNEL": f"helpdesk:e2e:{uuid.uuid4().hex[:8]}",
             "TELEGRAM_BOT_TOKEN": fake.token,
             "TELEGRAM_ADMIN_CHAT_ID": str(fake.admin_chat_id),
