@@ -219,3 +219,29 @@ def token_for():
         return await get_or_create_token(user)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line per skip reason, so a run without PostgreSQL/Redis/Chromium says plainly
+    which suites it did not run and why."""
+    from collections import Counter
+
+    reasons: Counter[str] = Counter()
+    files: dict[str, set[str]] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] += 1
+        files.setdefault(reason, set()).add(report.nodeid.split("::")[0])
+    if not reasons:
+        return
+    terminalreporter.section("skipped suites")
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(
+            f"{count} tests skipped: {reason} ({len(files[reason])} files, e.g. "
+            f"{', '.join(sorted(files[reason])[:3])})"
+        )
+    if not REQUIRE_SERVICES:
+        terminalreporter.write_line(
+            "Set HELPDESK_REQUIRE_SERVICES=1 (as .ci/run does) to make these failures."
+        )
