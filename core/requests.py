@@ -60,12 +60,19 @@ def build_search_text(title: str, description: str, customer: User) -> str:
 
 
 async def _load(request_id: int, using_db: Any = None) -> CustomerRequest:
-    req = (
-        await CustomerRequest.filter(id=request_id)
-        .using_db(using_db)
-        .select_related("customer", "assigned_admin")
-        .first()
-    )
+    """The request with its customer and assigned admin; NotFound if there is none."""
+    if using_db is None and connections.get("default").capabilities.dialect == "postgres":
+        # Hot path of every detail/action/message call: one hand-written join, hydrated
+        # like select_related, costs about half the ORM's CPU (docs/performance.md).
+        rows = await _pg_page_for_ids(connections.get("default"), [int(request_id)])
+        req = rows[0] if rows else None
+    else:
+        req = (
+            await CustomerRequest.filter(id=request_id)
+            .using_db(using_db)
+            .select_related("customer", "assigned_admin")
+            .first()
+        )
     if req is None:
         raise NotFound(t("err_not_found"))
     return req
@@ -285,6 +292,18 @@ async def _pg_page(db: Any, where: str, offset: int, limit: int) -> list[Custome
     sql = (
         f'SELECT {_page_select()} FROM (SELECT "id" FROM "{table}"{where} '
         f"{_order(offset, limit)}) p {_page_joins()}"
+    )
+    _, records = await db.execute_query(sql)
+    return _hydrate(records)
+
+
+async def _pg_page_for_ids(db: Any, ids: list[int]) -> list[CustomerRequest]:
+    """These requests with customer and assigned admin, in one query (the detail path)."""
+    table = CustomerRequest._meta.db_table
+    id_list = ", ".join(str(int(i)) for i in ids)
+    sql = (
+        f'SELECT {_page_select()} FROM (SELECT "id" FROM "{table}" WHERE "id" IN ({id_list})) p '
+        f"{_page_joins()}"
     )
     _, records = await db.execute_query(sql)
     return _hydrate(records)
@@ -708,12 +727,45 @@ async def post_message(
 
 
 async def list_messages(actor: User, request_id: int) -> list[RequestMessage]:
-    """Oldest first; customers never see internal notes."""
+    """Oldest first, with senders; customers never see internal notes."""
     req = await get_request(actor, request_id)
+    internal = can_see_internal(actor)
+    db = connections.get("default")
+    if db.capabilities.dialect == "postgres":
+        return await _pg_messages(db, req.id, internal)
     qs = RequestMessage.filter(request_id=req.id)
-    if not can_see_internal(actor):
+    if not internal:
         qs = qs.filter(is_internal=False)
     return await qs.order_by("created_at", "id").select_related("sender")
+
+
+async def _pg_messages(db: Any, request_id: int, internal: bool) -> list[RequestMessage]:
+    """A thread with its senders in one hand-written join (the ORM's select_related costs
+    about twice the CPU on this hot path)."""
+    mcols, ucols = _db_columns(RequestMessage), _db_columns(User)
+    select = ", ".join([f'm."{c}"' for c in mcols] + [f'u."{c}"' for c in ucols])
+    where = f'm."request_id" = {int(request_id)}' + ("" if internal else ' AND NOT m."is_internal"')
+    _, records = await db.execute_query(
+        f'SELECT {select} FROM "{RequestMessage._meta.db_table}" m '
+        f'JOIN "{User._meta.db_table}" u ON u."id" = m."sender_id" '
+        f'WHERE {where} ORDER BY m."created_at", m."id"'
+    )
+    users: dict[int, User] = {}
+    result: list[RequestMessage] = []
+    nm = len(mcols)
+    uid = ucols.index("id")
+    for record in records:
+        values = tuple(record)
+        msg = RequestMessage._init_from_db(**dict(zip(mcols, values[:nm], strict=True)))
+        sender_values = values[nm:]
+        sender = users.get(sender_values[uid])
+        if sender is None:
+            sender = users[sender_values[uid]] = User._init_from_db(
+                **dict(zip(ucols, sender_values, strict=True))
+            )
+        object.__setattr__(msg, "_sender", sender)
+        result.append(msg)
+    return result
 
 
 class _SharedRun:
