@@ -10,6 +10,7 @@ again while reading, with 413 as soon as the limit is passed.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -21,7 +22,7 @@ from core import attachments as svc
 from core import runtime
 from core.errors import ValidationFailed
 from core.permissions import require_staff
-from db.models import Source, User
+from db.models import RequestAttachment, Source, User
 
 # Room for the other form fields and the multipart framing around the file.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -192,6 +193,23 @@ async def list_response(request: Request, actor: User, request_id: int) -> HTTPR
     return json([attachment_json(request, a) for a in rows])
 
 
+async def attachment_response(att: RequestAttachment, path: Path) -> HTTPResponse:
+    """Stream a stored attachment as a download (the REST route and the web page share it)."""
+    return await file_stream(
+        str(path),
+        chunk_size=64 * 1024,
+        mime_type=att.content_type or svc.DEFAULT_CONTENT_TYPE,
+        headers={
+            "Content-Disposition": svc.content_disposition(att.name),
+            # Even an uploaded HTML or SVG file can never run as a page of our origin.
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
 def get_blueprint() -> Blueprint:
     bp = Blueprint("attachments")
     guard_ids(bp)
@@ -212,15 +230,6 @@ def get_blueprint() -> Blueprint:
     async def download(request: Request, attachment_id: int):
         actor = await authenticate(request)
         att, path = await svc.attachment_for_download(actor, attachment_id)
-        return await file_stream(
-            str(path),
-            chunk_size=64 * 1024,
-            mime_type=att.content_type or svc.DEFAULT_CONTENT_TYPE,
-            headers={
-                "Content-Disposition": svc.content_disposition(att.name),
-                "X-Content-Type-Options": "nosniff",
-                "Cache-Control": "private, no-store",
-            },
-        )
+        return await attachment_response(att, path)
 
     return bp

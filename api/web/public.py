@@ -19,7 +19,7 @@ from typing import Any
 
 from sanic import Request
 from sanic.request import File
-from sanic.response import HTTPResponse, file_stream, redirect
+from sanic.response import HTTPResponse, redirect
 
 from api.http import json
 from api.web.i18n import choose_language, text
@@ -299,27 +299,11 @@ async def reply(request: Request, key: str) -> HTTPResponse:
 
 
 async def download(request: Request, key: str, attachment_id: int) -> HTTPResponse:
+    """A file of this request, with the rights of its customer (the key stands for them)."""
+    from api.routes.attachments import attachment_response
+
     req = await request_for_key(key)
-    att = (
-        await RequestAttachment.filter(id=attachment_id, request_id=req.id)
-        .select_related("message")
-        .first()
-    )
-    if att is None or (att.message is not None and att.message.is_internal):
+    att, path = await files_svc.attachment_for_download(req.customer, attachment_id)
+    if att.request_id != req.id:
         raise NotFound("Не найдено.")
-    path = files_svc.resolve_stored(att.file)
-    if path is None or not path.is_file():
-        raise NotFound("Не найдено.")
-    return await file_stream(
-        str(path),
-        chunk_size=64 * 1024,
-        mime_type=att.content_type or files_svc.DEFAULT_CONTENT_TYPE,
-        headers={
-            "Content-Disposition": files_svc.content_disposition(att.name),
-            # Even an uploaded HTML or SVG file can never run as a page of our origin.
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-            "Referrer-Policy": "no-referrer",
-        },
-    )
+    return await attachment_response(att, path)
