@@ -6,30 +6,9 @@ The page does not depend on the database, so this runs on SQLite only.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
-
-CHROMIUM = os.environ.get("HELPDESK_CHROMIUM", "/usr/bin/chromium")
-
-
-def need_browser() -> None:
-    reason = None
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            reason = "Playwright for Python is not installed (pip install playwright)"
-    if reason:
-        if REQUIRE_SERVICES:
-            pytest.fail(reason + " (HELPDESK_REQUIRE_SERVICES=1 turns this skip into a failure)")
-        pytest.skip(reason)
+from tests.browser import CHROMIUM, LAUNCH_ARGS, need_browser
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -42,7 +21,7 @@ async def test_docs_page_lists_operations_and_tries_one_with_a_token(api, make_u
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=LAUNCH_ARGS,
         )
         try:
             page = await browser.new_page()

@@ -10,32 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
-import pytest
-
 from db.models import CustomerRequest, RequestMessage, SenderType, Source
-from tests.conftest import REQUIRE_SERVICES
+from tests.browser import CHROMIUM, LAUNCH_ARGS, need_browser
 
-CHROMIUM = os.environ.get("HELPDESK_CHROMIUM", "/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SCRIPT = "<script>alert(1)</script>"
 
 
-def need_browser() -> None:
-    reason = None
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            reason = "Playwright for Python is not installed (pip install playwright)"
-    if reason:
-        if REQUIRE_SERVICES:
-            pytest.fail(reason + " (HELPDESK_REQUIRE_SERVICES=1 turns this skip into a failure)")
-        pytest.skip(reason)
 
 
 async def wait_until(predicate, timeout: float = 10.0) -> None:
@@ -66,7 +49,7 @@ async def test_customer_submits_follows_live_and_replies_in_a_real_browser(
         rest = Api(base)
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=LAUNCH_ARGS,
         )
         try:
             context = await browser.new_context(viewport={"width": 1000, "height": 900}, locale="ru-RU")
@@ -179,7 +162,7 @@ async def test_request_page_stays_live_by_polling_when_the_websocket_is_unavaila
         rest = Api(base)
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=LAUNCH_ARGS,
         )
         try:
             context = await browser.new_context(locale="en-US")
