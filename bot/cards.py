@@ -8,44 +8,13 @@ Texts come from bot/locales/delivery.<lang>.json (Russian default, English).
 from __future__ import annotations
 
 import html
-import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
+from bot.texts import lang_of, plain
+from bot.texts import tr as text
 from core.texts import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS
 
-LOCALES_DIR = Path(__file__).parent / "locales"
-
-
-@cache
-def _catalog(lang: str) -> dict[str, str]:
-    """bot/locales/delivery.<lang>.json: the delivery side's texts (the handlers' texts live
-    in bot/locales/<lang>.json)."""
-    return json.loads((LOCALES_DIR / f"delivery.{lang}.json").read_text(encoding="utf-8"))
-
-
 DESCRIPTION_LIMIT = 3000  # the card is one message: keep the description within 4,096
-
-
-def lang_of(language: str | None) -> str:
-    return language if language in ("ru", "en") else "ru"
-
-
-def _template(key: str, lang: str) -> str:
-    return _catalog(lang).get(key) or _catalog("ru")[key]
-
-
-def text(key: str, lang: str | None, **kwargs: Any) -> str:
-    """The text `key` as HTML: the template and every argument are escaped."""
-    lang = lang_of(lang)
-    safe = {k: html.escape(str(v), quote=False) for k, v in kwargs.items()}
-    return html.escape(_template(key, lang), quote=False).format(**safe)
-
-
-def plain(key: str, lang: str | None, **kwargs: Any) -> str:
-    """The text `key` unescaped (button labels, topic names)."""
-    return _template(key, lang_of(lang)).format(**kwargs)
 
 
 def _label(table: dict[str, dict[str, str]], value: Any, lang: str) -> str:

@@ -21,7 +21,11 @@ DEFAULT_LANGUAGE = "ru"
 
 @cache
 def _catalog(lang: str) -> dict[str, str]:
-    return json.loads((LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    """bot/locales/<lang>.json (handlers) and delivery.<lang>.json (cards, relay)."""
+    merged: dict[str, str] = {}
+    for name in (f"{lang}.json", f"delivery.{lang}.json"):
+        merged.update(json.loads((LOCALES_DIR / name).read_text(encoding="utf-8")))
+    return merged
 
 
 def lang_of(language: str | None) -> str:
