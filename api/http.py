@@ -43,6 +43,15 @@ async def authenticate(request: Request) -> User:
     return user
 
 
+async def authenticate_staff(request: Request) -> User:
+    """The caller if an admin or a director (the seed's IsAdminUser); 401/403 otherwise."""
+    from core.permissions import require_staff
+
+    user = await authenticate(request)
+    require_staff(user)
+    return user
+
+
 def body(request: Request) -> dict[str, Any]:
     """The JSON (or form) body as a dict; 400 for anything else."""
     ctype = (request.content_type or "").split(";")[0].strip().lower()

@@ -6,12 +6,10 @@ from typing import Any
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, guard_ids, json
+from api.http import authenticate_staff, body, guard_ids, json
 from core import chats as svc
 from core.errors import ValidationFailed
-from core.permissions import require_staff
 from core.serializers import chat_message_data
-from db.models import User
 
 
 def _is_int(value: Any) -> bool:
@@ -42,18 +40,13 @@ def get_blueprint() -> Blueprint:
     bp = Blueprint("chats", url_prefix="/api/admin/chats")
     guard_ids(bp)
 
-    async def staff(request: Request) -> User:
-        user = await authenticate(request)
-        require_staff(user)
-        return user
-
     @bp.get("/")
     async def list_chats(request: Request):
-        return json(await svc.list_chats(await staff(request)))
+        return json(await svc.list_chats(await authenticate_staff(request)))
 
     @bp.post("/")
     async def create_chat(request: Request):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = chat_changes(body(request), partial=False)
         chat = await svc.create_chat(
             actor,
@@ -65,12 +58,12 @@ def get_blueprint() -> Blueprint:
 
     @bp.get("/<chat_id:int>/")
     async def retrieve(request: Request, chat_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         return json(await svc.chat_detail(actor, chat_id))
 
     @bp.route("/<chat_id:int>/", methods=["PUT", "PATCH"])
     async def update(request: Request, chat_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = chat_changes(body(request), partial=request.method == "PATCH")
         data.pop("participant_ids", None)
         chat = await svc.update_chat(actor, chat_id, data)
@@ -81,13 +74,13 @@ def get_blueprint() -> Blueprint:
 
     @bp.get("/<chat_id:int>/messages/")
     async def messages(request: Request, chat_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         rows = await svc.list_chat_messages(actor, chat_id)
         return json([chat_message_data(m) for m in rows])
 
     @bp.post("/<chat_id:int>/messages/")
     async def post_message(request: Request, chat_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = body(request)
         errors: dict[str, list[str]] = {}
         if "content" not in data:
@@ -112,17 +105,17 @@ def get_blueprint() -> Blueprint:
 
     @bp.post("/<chat_id:int>/join/")
     async def join(request: Request, chat_id: int):
-        await svc.join_chat(await staff(request), chat_id)
+        await svc.join_chat(await authenticate_staff(request), chat_id)
         return json({"status": "joined"})
 
     @bp.post("/<chat_id:int>/read/")
     async def mark_read(request: Request, chat_id: int):
-        marked = await svc.mark_chat_read(await staff(request), chat_id)
+        marked = await svc.mark_chat_read(await authenticate_staff(request), chat_id)
         return json({"status": "read", "marked": marked})
 
     @bp.post("/<chat_id:int>/leave/")
     async def leave(request: Request, chat_id: int):
-        await svc.leave_chat(await staff(request), chat_id)
+        await svc.leave_chat(await authenticate_staff(request), chat_id)
         return json({"status": "left"})
 
     return bp

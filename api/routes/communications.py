@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, guard_ids, json, page_number, paginated, str_arg
+from api.http import (
+    authenticate_staff,
+    body,
+    guard_ids,
+    json,
+    page_number,
+    paginated,
+    str_arg,
+)
 from api.routes.requests import check_types
 from core import communications as svc
-from core.permissions import require_staff
-from db.models import User
 
 STRINGS = ("from_department", "to_department", "subject", "content", "priority", "status")
 
@@ -20,14 +26,9 @@ def get_blueprint() -> Blueprint:
     bp = Blueprint("communications", url_prefix="/api/admin/internal-communications")
     guard_ids(bp)
 
-    async def staff(request: Request) -> User:
-        user = await authenticate(request)
-        require_staff(user)
-        return user
-
     @bp.get("/")
     async def list_communications(request: Request):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         page = page_number(request)
         status = str_arg(request, "status")
         if page == -1:
@@ -38,19 +39,19 @@ def get_blueprint() -> Blueprint:
 
     @bp.post("/")
     async def create(request: Request):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = body(request)
         check_types(data, STRINGS)
         return json(await svc.create_communication(actor, data), status=201)
 
     @bp.get("/<comm_id:int>/")
     async def retrieve(request: Request, comm_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         return json(await svc.get_communication(actor, comm_id))
 
     @bp.route("/<comm_id:int>/", methods=["PUT", "PATCH"])
     async def update(request: Request, comm_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = body(request)
         check_types(data, STRINGS)
         return json(

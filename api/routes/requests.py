@@ -8,10 +8,18 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import empty
 
-from api.http import authenticate, body, guard_ids, int_arg, json, page_number, paginated, str_arg
+from api.http import (
+    authenticate_staff,
+    body,
+    guard_ids,
+    int_arg,
+    json,
+    page_number,
+    paginated,
+    str_arg,
+)
 from core import requests as svc
 from core.errors import DomainError, ValidationFailed
-from core.permissions import require_staff
 from core.serializers import message_data, request_data
 from db.models import Source
 
@@ -102,18 +110,13 @@ def get_blueprint() -> Blueprint:
     bp = Blueprint("customer_requests", url_prefix="/api/admin/customer-requests")
     guard_ids(bp)
 
-    async def staff(request: Request):
-        user = await authenticate(request)
-        require_staff(user)
-        return user
-
     @bp.get("/")
     async def list_requests(request: Request):
-        return json(await list_page(request, await staff(request)))
+        return json(await list_page(request, await authenticate_staff(request)))
 
     @bp.post("/")
     async def create_request(request: Request):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = body(request)
         fields = request_changes(data, partial=False)
         fields.pop("status", None)
@@ -132,28 +135,28 @@ def get_blueprint() -> Blueprint:
 
     @bp.get("/stats/")
     async def stats(request: Request):
-        await staff(request)
+        await authenticate_staff(request)
         return json(await svc.stats())
 
     @bp.get("/<request_id:int>/")
     async def retrieve(request: Request, request_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         return json(request_data(await svc.get_request(actor, request_id)))
 
     @bp.route("/<request_id:int>/", methods=["PUT", "PATCH"])
     async def update(request: Request, request_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         changes = request_changes(body(request), partial=request.method == "PATCH")
         return json(request_data(await svc.update_request(actor, request_id, changes)))
 
     @bp.delete("/<request_id:int>/")
     async def destroy(request: Request, request_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         await svc.delete_request(actor, request_id)
         return empty(status=204)
 
     async def action(request: Request, request_id: int, fn):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         await svc.get_request(actor, request_id)  # 404 before anything else
         try:
             req = await fn(actor, request_id)
@@ -191,13 +194,13 @@ def get_blueprint() -> Blueprint:
 
     @bp.get("/<request_id:int>/messages/")
     async def messages(request: Request, request_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         rows = await svc.list_messages(actor, request_id)
         return json([message_data(m) for m in rows])
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
-        actor = await staff(request)
+        actor = await authenticate_staff(request)
         data = body(request)
         check_types(data, ("content", "message_type"))
         is_internal = data.get("is_internal", False)
