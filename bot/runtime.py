@@ -29,8 +29,17 @@ def current_runtime() -> BotRuntime | None:
     return _current
 
 
-def make_bot(settings: Settings) -> Any:
-    """An aiogram Bot talking to TELEGRAM_API_SERVER, HTML parse mode by default."""
+# Direct answers to a user (command replies, prompts, alerts) wait out a 429 this long at
+# most; everything else goes through the outbox and its sender, which has its own limits.
+REPLY_RETRY_MAX_WAIT = 30.0
+REPLY_RETRY_ATTEMPTS = 3
+
+
+def make_bot(settings: Settings, *, wait_out_429: bool = False) -> Any:
+    """An aiogram Bot talking to TELEGRAM_API_SERVER, HTML parse mode by default.
+
+    `wait_out_429`: the bot that answers updates retries a call refused with 429 after
+    `retry_after` (bounded), so a reply is not lost when the chat is over its limit."""
     from aiogram import Bot
     from aiogram.client.default import DefaultBotProperties
     from aiogram.client.session.aiohttp import AiohttpSession
@@ -39,8 +48,26 @@ def make_bot(settings: Settings) -> Any:
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
+    if wait_out_429:
+        session.middleware(_wait_out_retry_after)
     return Bot(settings.telegram_bot_token, session=session,
                default=DefaultBotProperties(parse_mode="HTML"))
+
+
+async def _wait_out_retry_after(make_request: Any, bot: Any, method: Any) -> Any:
+    """aiogram request middleware: on TelegramRetryAfter wait and send again."""
+    from aiogram.exceptions import TelegramRetryAfter
+
+    for attempt in range(1, REPLY_RETRY_ATTEMPTS + 1):
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as exc:
+            if attempt == REPLY_RETRY_ATTEMPTS or exc.retry_after > REPLY_RETRY_MAX_WAIT:
+                raise
+            log.info("telegram asked to wait %ss before %s; waiting", exc.retry_after,
+                     type(method).__name__)
+            await asyncio.sleep(exc.retry_after)
+    raise AssertionError("unreachable")
 
 
 def make_dispatcher(settings: Settings) -> Any:
@@ -85,6 +112,7 @@ class BotRuntime:
     sender: Any
     relay: Any
     forum_chats: set[int]
+    delivery_bot: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     polling: asyncio.Task[Any] | None = None
     stopped: bool = False
@@ -111,8 +139,10 @@ class BotRuntime:
         await self.sender.stop()
         with contextlib.suppress(Exception):
             await self.dp.storage.close()
-        with contextlib.suppress(Exception):
-            await self.bot.session.close()
+        for bot in (self.bot, self.delivery_bot):
+            if bot is not None:
+                with contextlib.suppress(Exception):
+                    await bot.session.close()
         if _current is self:
             _current = None
 
@@ -127,13 +157,16 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     from bot.relay import Relay
     from bot.sender import Sender, SenderLimits
 
-    bot = make_bot(settings)
+    # Two sessions: the sender's (its own limits and 429 handling per chat) and the one
+    # that answers updates (waits out a 429 so a direct reply is not dropped).
+    delivery_bot = make_bot(settings)
+    bot = make_bot(settings, wait_out_429=True)
     dp = make_dispatcher(settings)
     forum_chats: set[int] = set()
-    await detect_forums(bot, settings, forum_chats)
-    sender = Sender(bot, SenderLimits.from_settings(settings), lang=settings.language)
+    await detect_forums(delivery_bot, settings, forum_chats)
+    sender = Sender(delivery_bot, SenderLimits.from_settings(settings), lang=settings.language)
     relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
-    runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats)
+    runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats, delivery_bot=delivery_bot)
     if delivery:
         sender.start()
         relay.start()
@@ -141,7 +174,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
         async def refresh_forums() -> None:
             while True:
                 await asyncio.sleep(FORUM_REFRESH_SECONDS)
-                await detect_forums(bot, settings, forum_chats)
+                await detect_forums(delivery_bot, settings, forum_chats)
 
         runtime.tasks.append(asyncio.create_task(refresh_forums()))
     if updates:

@@ -34,7 +34,7 @@ def get_blueprint(settings: Settings) -> Blueprint:
         if runtime is not None and runtime.settings.telegram_bot_token == settings.telegram_bot_token:
             return runtime.bot, runtime.dp
         if "bot" not in state:
-            state["bot"] = make_bot(settings)
+            state["bot"] = make_bot(settings, wait_out_429=True)
             state["dp"] = make_dispatcher(settings)
         return state["bot"], state["dp"]
 

@@ -200,3 +200,16 @@ async def test_bot_publishes_command_menus_for_customers_and_admins(telegram_set
     assert group[0].params["scope"]["chat_id"] == fake.admin_chat_id
     english = [c for c in private if c.params.get("language_code") == "en"]
     assert any(cmd["description"] == "New request" for cmd in english[0].params["commands"])
+
+
+async def test_reply_refused_with_429_is_sent_after_retry_after(telegram_settings, fake_telegram):
+    """Telegram says "retry after 1 s" to the bot's answer: the customer still gets it."""
+    fake = fake_telegram
+    who = fake.user(CUSTOMER_TG, "Ivan")
+    fake.fail("sendMessage", status=429, retry_after=1, times=1)
+    async with running_bot(telegram_settings):
+        fake.message_update(CUSTOMER_TG, who, "/new")
+        await reply_containing(fake, CUSTOMER_TG, "тему")
+    refused = [c for c in fake.calls_of("sendMessage", include_failed=True) if not c.ok]
+    assert len(refused) == 1 and refused[0].status == 429
+    assert len([c for c in fake.calls_of("sendMessage") if c.chat_id == CUSTOMER_TG]) == 1
