@@ -429,6 +429,6 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases",
+            description="delete old job leases, events and delivered Telegram rows",
         ),
     ]
