@@ -25,7 +25,7 @@ from api.http import json
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
 from core.errors import NotFound, Throttled, ValidationFailed
-from core.requests import create_request, post_message
+from core.requests import create_request, list_messages, post_message
 from core.serializers import dt
 from core.texts import CATEGORY_LABELS, STATUS_LABELS
 from core.users import customer_for_email
@@ -106,14 +106,9 @@ def public_message(msg: RequestMessage, key: str, files: list[RequestAttachment]
 
 async def thread_since(req: CustomerRequest, after: int) -> list[dict[str, Any]]:
     """Non-internal messages with id > `after`, oldest first, with their attachments.
-    Two queries whatever the thread's length."""
-    # The customer-visibility rule of core.requests.list_messages: never internal notes.
-    rows = (
-        await RequestMessage.filter(request_id=req.id, is_internal=False, id__gt=after)
-        .order_by("id")
-        .limit(MAX_MESSAGES_PER_POLL)
-        .select_related("sender")
-    )
+    A fixed number of queries whatever the thread's length."""
+    # The page acts with its customer's rights: never internal notes.
+    rows = await list_messages(req.customer, req.id, after_id=after, limit=MAX_MESSAGES_PER_POLL)
     by_message: dict[int, list[RequestAttachment]] = {}
     if rows:
         for att in await RequestAttachment.filter(
