@@ -10,13 +10,13 @@ from sanic import Blueprint, Request
 from api.http import (
     authenticate_staff,
     body,
+    check_types,
     guard_ids,
     json,
     page_number,
     paginated,
     str_arg,
 )
-from api.routes.requests import check_types
 from core import communications as svc
 
 STRINGS = ("from_department", "to_department", "subject", "content", "priority", "status")

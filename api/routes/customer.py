@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, guard_ids, json, page_number, paginated
+from api.http import authenticate, body, check_types, guard_ids, json, page_number, paginated
 from api.routes.attachments import list_response, upload_response
-from api.routes.requests import check_types, filters_from, parse_tags
+from api.routes.requests import filters_from, parse_tags
 from core import requests as svc
 from core.errors import NotFound, ValidationFailed
 from core.serializers import message_data, request_data

@@ -11,6 +11,7 @@ from sanic.response import empty
 from api.http import (
     authenticate_staff,
     body,
+    check_types,
     guard_ids,
     int_arg,
     json,
@@ -46,16 +47,6 @@ def parse_tags(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise ValidationFailed({"tags": ["Ожидался список строк."]})
     return value
-
-
-def check_types(data: dict[str, Any], strings: tuple[str, ...]) -> None:
-    errors = {
-        name: ["Not a valid string."]
-        for name in strings
-        if name in data and data[name] is not None and not isinstance(data[name], str)
-    }
-    if errors:
-        raise ValidationFailed(errors)
 
 
 def request_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
