@@ -20,6 +20,7 @@ Public API: `enqueue`, `send_text`, `split_html`.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from typing import Any
 
@@ -130,74 +131,183 @@ async def send_text(
 
 
 # --- splitting HTML -------------------------------------------------------------------------
-_TOKEN = re.compile(r"(<[^>]*>|&[#a-zA-Z0-9]+;)")
-_TAG = re.compile(r"<\s*(/)?\s*([a-zA-Z0-9-]+)[^>]*?(/)?\s*>")
+# A tag is `<` up to the next `>` with no `<` between (so a run of `<` costs one step each,
+# never a rescan); an entity is bounded. User text reaches here escaped (html.escape).
+_MARKUP = re.compile(r"<[^<>]*>|&#?[a-zA-Z0-9]{1,16};")
+_TAG = re.compile(r"<\s*(/)?\s*([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/)?\s*>")
+MIN_SPLIT_LIMIT = 64
 
 
-def split_html(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split Telegram HTML into parts of at most `limit` characters.
+def _is_extender(ch: str) -> bool:
+    """True for a code point that belongs to the grapheme before it: a cut before it would
+    separate a combining mark, a variation selector, a skin tone, a ZWJ or an emoji tag
+    from its base."""
+    o = ord(ch)
+    return (
+        o == 0x200D
+        or 0xFE00 <= o <= 0xFE0F
+        or 0x1F3FB <= o <= 0x1F3FF
+        or 0xE0020 <= o <= 0xE007F
+        or 0xE0100 <= o <= 0xE01EF
+        or (o >= 0x300 and unicodedata.category(ch) in ("Mn", "Me", "Mc"))
+    )
 
-    Prefers paragraph, then line, then word boundaries; never cuts a tag or an entity;
-    tags open at a cut are closed at the end of the part and reopened in the next one.
+
+def split_html(
+    text: str, limit: int = TEXT_LIMIT, *, max_parts: int | None = None, more: str = ""
+) -> list[str]:
+    """Split Telegram HTML into parts of at most `limit` UTF-16 units each.
+
+    Guarantees:
+    - every part is at most `limit` units (as Telegram counts: astral characters are two);
+    - a tag or an entity is never cut; a grapheme (base + combining marks, ZWJ sequences,
+      skin tones, flags' tag sequences) is cut only when it alone is longer than a part;
+    - tags open at a cut are closed at the end of the part and reopened in the next one;
+      a closing tag with no opening one is dropped, so every part is balanced;
+    - prefers a paragraph, then a line, then a word boundary in the last two thirds;
+    - linear in the input, and with `max_parts` bounded by `max_parts * limit` steps
+      whatever the input's size: the last part then ends with `more` (an HTML note, for
+      example "the full text is on the request") when text was left out.
     """
-    if tg_len(text) <= limit:
+    if limit < MIN_SPLIT_LIMIT:
+        raise ValueError(f"limit must be at least {MIN_SPLIT_LIMIT}")
+    if len(text) <= limit // 2 or tg_len(text) <= limit:
         return [text]
+    note = ("\n" + more) if more else ""
+    note_units = tg_len(note)
+    n = len(text)
     parts: list[str] = []
-    stack: list[tuple[str, str]] = []
-    rest = text
-    while True:
-        prefix = "".join(tag for _, tag in stack)
-        if tg_len(prefix + rest) <= limit:
-            if (prefix + rest).strip():
-                parts.append(prefix + rest)
-            return parts
-        budget = max(16, limit - tg_len(prefix) - 200)  # room for closing tags
-        window = rest[:budget]
-        while tg_len(window) > budget:
-            window = window[: len(window) - (tg_len(window) - budget)]
-        cut = _best_cut(window)
-        head = window[:cut]
-        end_stack = _open_at_end(head, stack)
-        parts.append(prefix + head.rstrip() + "".join(f"</{n}>" for n, _ in reversed(end_stack)))
-        stack = end_stack
-        rest = rest[cut:].lstrip("\n")
+    stack: tuple[tuple[str, str], ...] = ()
+    pos = 0
+    while pos < n:
+        if max_parts is not None and len(parts) == max_parts:
+            parts[-1] += note
+            break
+        if _units(_prefix(stack)) + _closing_units(stack) > limit // 2:
+            stack = ()  # pathological nesting: start the part clean rather than loop
+        last = max_parts is not None and len(parts) == max_parts - 1
+        room = limit
+        if last and not _rest_fits(text, pos, stack, limit):
+            room = limit - note_units
+        cut, stack_at_cut, dropped = _fill(text, pos, stack, room)
+        head = (_prefix(stack) + _without(text, pos, cut, dropped)).rstrip()
+        if _visible(head):
+            parts.append(head + "".join(f"</{name}>" for name, _ in reversed(stack_at_cut)))
+        stack = stack_at_cut
+        pos = cut
+        while pos < n and text[pos] == "\n":
+            pos += 1
+    return parts
 
 
-def _best_cut(body: str) -> int:
-    """Cut at the last paragraph break, else line break, else space, outside tags."""
-    n = len(body)
-    floor = n // 3
-    for sep in ("\n\n", "\n", " "):
-        pos = body.rfind(sep)
-        while pos > floor:
-            # Not inside a tag or an entity.
-            if body.rfind("<", 0, pos) <= body.rfind(">", 0, pos) and body.rfind("&", 0, pos) <= body.rfind(";", 0, pos):
-                return pos + len(sep)
-            pos = body.rfind(sep, 0, pos)
-    cut = n
-    lt, gt = body.rfind("<"), body.rfind(">")
-    if lt > gt:
-        cut = lt
-    amp, semi = body.rfind("&", 0, cut), body.rfind(";", 0, cut)
-    if amp > semi and cut - amp < 12:
-        cut = amp
-    return cut if cut > 0 else n
-
-
-def _open_at_end(html_text: str, start: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    stack = list(start)
-    for m in _TAG.finditer(html_text):
-        if m.group(3):
-            continue
-        name = m.group(2).lower()
-        if m.group(1):
-            for i in range(len(stack) - 1, -1, -1):
-                if stack[i][0] == name:
-                    del stack[i]
-                    break
+def _fill(
+    text: str, pos: int, stack: tuple[tuple[str, str], ...], room: int
+) -> tuple[int, tuple[tuple[str, str], ...], list[tuple[int, int]]]:
+    """Take tokens from `pos` while the part (reopened tags + text + closing tags) fits in
+    `room`; return where to cut, the tags open there and the spans of dropped tags (stray
+    closing tags, a tag longer than a part). Always advances past `pos`."""
+    n = len(text)
+    used = _units(_prefix(stack))
+    closing = _closing_units(stack)
+    start = pos
+    i = pos
+    # Best cut so far per kind: paragraph, line, word, any grapheme boundary.
+    breaks: list[tuple[int, tuple] | None] = [None, None, None, None]
+    dropped: list[tuple[int, int]] = []
+    while i < n:
+        ch = text[i]
+        new_stack = stack
+        new_closing = closing
+        m = _MARKUP.match(text, i) if ch in "<&" else None
+        if m is not None:
+            token = m.group()
+            j = m.end()
+            units = _units(token)
+            tag = _TAG.fullmatch(token) if ch == "<" else None
+            if tag is not None and not tag.group(3):
+                name = tag.group(2).lower()
+                if tag.group(1):
+                    k = _last_index(stack, name)
+                    if k < 0:
+                        dropped.append((i, j))  # a closing tag with no opening one
+                        i = j
+                        continue
+                    new_stack = stack[:k] + stack[k + 1:]
+                    new_closing = closing - len(name) - 3
+                else:
+                    new_stack = stack + ((name, token),)
+                    new_closing = closing + len(name) + 3
+            boundary = True
         else:
-            stack.append((name, m.group(0)))
-    return stack
+            j = i + 1
+            units = 2 if ord(ch) > 0xFFFF else 1
+            boundary = not _is_extender(ch) and not (i > start and text[i - 1] == "\u200d")
+        if boundary and i > start:
+            breaks[3] = (i, stack)
+        if used + units + new_closing > room:
+            if i == start:
+                # One token longer than a whole part (a huge tag): drop it.
+                return j, stack, dropped + [(i, j)]
+            floor = start + (i - start) // 3
+            for found in breaks:
+                if found is not None and found[0] > floor:
+                    return found[0], found[1], dropped
+            found = breaks[3] if breaks[3] is not None else (i, stack)
+            return found[0], found[1], dropped
+        used += units
+        closing = new_closing
+        stack = new_stack
+        i = j
+        if ch == "\n":
+            kind = 0 if i - 2 >= start and text[i - 2] == "\n" else 1
+            breaks[kind] = (i, stack)
+        elif ch == " ":
+            breaks[2] = (i, stack)
+    return n, stack, dropped
+
+
+def _without(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> str:
+    """text[start:end] without the dropped spans that lie before `end`."""
+    if not spans:
+        return text[start:end]
+    pieces, at = [], start
+    for a, b in spans:
+        if a >= end:
+            break
+        pieces.append(text[at:a])
+        at = b
+    pieces.append(text[at:end])
+    return "".join(pieces)
+
+
+def _rest_fits(text: str, pos: int, stack: tuple[tuple[str, str], ...], limit: int) -> bool:
+    if len(text) - pos > limit:
+        return False
+    return _units(_prefix(stack)) + tg_len(text[pos:]) + _closing_units(stack) <= limit
+
+
+def _units(s: str) -> int:
+    return len(s) + sum(1 for ch in s if ord(ch) > 0xFFFF) if not s.isascii() else len(s)
+
+
+def _prefix(stack: tuple[tuple[str, str], ...]) -> str:
+    return "".join(tag for _, tag in stack)
+
+
+def _closing_units(stack: tuple[tuple[str, str], ...]) -> int:
+    return sum(len(name) + 3 for name, _ in stack)
+
+
+def _last_index(stack: tuple[tuple[str, str], ...], name: str) -> int:
+    for k in range(len(stack) - 1, -1, -1):
+        if stack[k][0] == name:
+            return k
+    return -1
+
+
+def _visible(html_text: str) -> bool:
+    """Whether a part shows anything once its tags are removed."""
+    return bool(_MARKUP.sub(lambda m: "x" if m.group().startswith("&") else "", html_text).strip())
 
 
 async def prune_delivered(before) -> int:
