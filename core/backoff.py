@@ -1,0 +1,84 @@
+"""How a background loop lives through an outage (database or Redis gone for a while).
+
+Every loop (outbox relay, Telegram relay and sender, scheduler claims, Redis listener) uses
+one `LoopHealth`: on a failure it waits an exponentially growing, jittered delay (capped),
+and it logs one line when the loop starts failing, one line with the error's class when the
+kind of failure changes, and one line when it recovers, instead of a traceback a second.
+A failure that is not an outage (a bug) is still logged with its traceback, once per state
+change, so it is not hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+# Exceptions that mean "a service is unreachable", not "our code is wrong".
+_OUTAGE_NAMES = (
+    "ConnectionError", "ConnectionRefusedError", "ConnectionResetError", "OSError",
+    "TimeoutError", "OperationalError", "DBConnectionError", "InterfaceError",
+    "ConnectionDoesNotExistError", "CannotConnectNowError", "PostgresConnectionError",
+    "TooManyConnectionsError", "BusyLoadingError",
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) says a database or Redis is unreachable."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        for cls in type(current).__mro__:
+            if cls.__name__ in _OUTAGE_NAMES:
+                return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+class LoopHealth:
+    """Backoff and state-change logging for one background loop.
+
+    Usage:
+        health = LoopHealth("telegram sender", log)
+        while running:
+            try:
+                await one_pass()
+                health.ok()
+            except Exception as exc:
+                await asyncio.sleep(health.failed(exc))
+    """
+
+    def __init__(self, name: str, log: logging.Logger, *, base: float = 0.5,
+                 cap: float = 30.0) -> None:
+        self.name = name
+        self.log = log
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self._state: str | None = None  # None when healthy, else the failure's kind
+
+    @property
+    def failing(self) -> bool:
+        return self._state is not None
+
+    def ok(self) -> None:
+        """Record a good pass; logs once when the loop recovers."""
+        if self._state is not None:
+            self.log.warning("%s: recovered after %d failed passes", self.name, self.failures)
+        self._state = None
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failed pass; returns how long to wait before the next one."""
+        self.failures += 1
+        outage = is_outage(exc)
+        kind = ("outage:" if outage else "error:") + type(exc).__name__
+        if kind != self._state:
+            if outage:
+                self.log.warning("%s: cannot reach a service (%s: %s); backing off",
+                                 self.name, type(exc).__name__, str(exc)[:200])
+            else:
+                self.log.error("%s: pass failed; backing off", self.name, exc_info=exc)
+            self._state = kind
+        delay = min(self.cap, self.base * (2 ** min(self.failures - 1, 10)))
+        return delay * random.uniform(0.8, 1.2)
