@@ -337,6 +337,29 @@ class TelegramOutbox(Model):
         indexes = (("status", "id"), ("chat_id", "status"))
 
 
+class ParkedEvent(Model):
+    # An event a durable consumer (the Telegram relay) failed to handle: while `failing` it
+    # is retried with backoff; once `parked` the consumer's cursor has moved past it and a
+    # restart does not replay it; `retry` asks the consumer to try it once more
+    # (`helpdesk parked --retry event:ID`).
+
+    id = fields.BigIntField(primary_key=True)
+    consumer = fields.CharField(max_length=64)
+    event_id = fields.BigIntField()
+    event_type = fields.CharField(max_length=40)
+    request_id = fields.IntField(null=True)
+    status = fields.CharField(max_length=12, default="failing")  # failing|parked|retry
+    attempts = fields.IntField(default=0)
+    error = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "parked_events"
+        unique_together = (("consumer", "event_id"),)
+        indexes = (("consumer", "status"),)
+
+
 class TelegramThread(Model):
     # Where a request lives in the admin group: its card and its forum topic.
 
