@@ -519,7 +519,8 @@ async def delete_request(actor: User, request_id: int) -> None:
 
 
 async def _add_system_message(
-    conn: Any, req: CustomerRequest, actor: User, content: str, ts: datetime
+    conn: Any, req: CustomerRequest, actor: User, content: str, ts: datetime,
+    *, is_internal: bool = False,
 ) -> RequestMessage:
     msg = await RequestMessage.create(
         request_id=req.id,
@@ -527,12 +528,28 @@ async def _add_system_message(
         sender_type=SenderType.admin if is_staff(actor) else SenderType.customer,
         content=content,
         message_type=MessageType.system,
+        is_internal=is_internal,
         using_db=conn,
     )
     await CustomerRequest.filter(id=req.id).using_db(conn).update(
         last_message_at=msg.created_at, messages_count=F("messages_count") + 1
     )
     await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
+    return msg
+
+
+async def add_internal_system_note(request_id: int, content: str) -> RequestMessage | None:
+    """A system message only staff see (is_internal), for what the desk itself noticed
+    (a Telegram delivery that failed, an event set aside). Written on behalf of the
+    assignee, else the customer, like the auto-close message. None if the request is gone.
+    Event: new_message (system, internal: no channel relays it to the customer)."""
+    req = await CustomerRequest.filter(id=request_id).select_related("assigned_admin", "customer").first()
+    if req is None:
+        return None
+    author = req.assigned_admin or req.customer
+    async with in_transaction() as conn:
+        msg = await _add_system_message(conn, req, author, content, now(), is_internal=True)
+    events.committed()
     return msg
 
 
