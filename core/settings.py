@@ -51,6 +51,9 @@ class Settings:
     # Abuse protection
     web_rate_limit_per_min: int = 10
     login_max_failures: int = 5
+    # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
+    # tried this many times, with backoff, then parked (`helpdesk parked`).
+    poison_max_attempts: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,6 +214,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["web_rate_limit_per_min"] = _int("WEB_RATE_LIMIT_PER_MIN", v, 1)
     if (v := get("LOGIN_MAX_FAILURES")) is not None:
         kw["login_max_failures"] = _int("LOGIN_MAX_FAILURES", v, 1)
+    if (v := get("POISON_MAX_ATTEMPTS")) is not None:
+        kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
     settings = Settings(**kw)
     if settings.telegram_mode == "webhook" and settings.telegram_bot_token and not settings.telegram_webhook_secret:
         raise SettingsError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
