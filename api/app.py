@@ -8,7 +8,9 @@ import traceback
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 
-from api.http import json
+from api import body_limit
+from api.body_limit import is_file_body
+from api.http import INVALID_INPUT, json, redact_credentials, refused_value
 from core import runtime
 from core.errors import (
     Conflict,
@@ -20,6 +22,7 @@ from core.errors import (
     ValidationFailed,
 )
 from core.settings import Settings
+from core.texts import t
 from db.setup import close_db, init_db
 
 log = logging.getLogger("helpdesk.api")
@@ -89,12 +92,28 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
             405: f'Метод "{request.method}" не разрешен.',
             413: f"Файл слишком большой. Максимум {settings.max_upload_mb} МБ.",
         }
+        if status == 413 and not is_file_body(request):
+            messages[413] = t("err_body_too_large", None, max=settings.limits.json_body_bytes)
         return json({"detail": messages.get(status, str(exc))}, status=status)
 
     @app.exception(Exception)
     async def unexpected(request: Request, exc: Exception):
-        log.error("unhandled error on %s %s\n%s", request.method, request.path, traceback.format_exc())
+        refused = refused_value(exc)
+        if refused is not None:
+            # A value no column can hold reached the database: the client's input, not a
+            # bug of ours (routes check ids and texts first; this is the net behind them).
+            log.warning(
+                "input refused by the database on %s %s: %s",
+                request.method, request.path, type(refused).__name__,
+            )
+            return json({"detail": INVALID_INPUT}, status=400)
+        log.error(
+            "unhandled error on %s %s\n%s",
+            request.method, request.path, redact_credentials(request, traceback.format_exc()),
+        )
         return json({"detail": "Внутренняя ошибка сервера."}, status=500)
+
+    body_limit.install(app, settings)
 
     from api.routes import attachments, auth, chats, communications, customer, docs, requests
 

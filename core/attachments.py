@@ -23,6 +23,8 @@ from tortoise.transactions import in_transaction
 
 from core import events, runtime
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.limits import check_text
+from core.limits import current as current_limits
 from core.permissions import can_see_internal, is_staff, require_manage_request
 from core.requests import get_request
 from core.serializers import attachment_data, message_data
@@ -189,6 +191,11 @@ async def record_attachment(
     req = await check_can_attach(actor, request_id, is_internal=is_internal)
     if resolve_stored(stored_path) is None:
         raise ValidationFailed({"file": ["Недопустимый путь файла."]})
+    caption_errors: dict[str, list[str]] = {}
+    check_text(caption_errors, "caption", caption, current_limits().content, actor.language,
+               required=False)
+    if caption_errors:
+        raise ValidationFailed(caption_errors)
     if size > max_upload_bytes():
         raise FileTooLarge(runtime.settings().max_upload_mb)
     name = original_name(name)

@@ -13,6 +13,8 @@ from tortoise.transactions import in_transaction
 
 from core import events
 from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.limits import check_text
+from core.limits import current as current_limits
 from core.permissions import is_director, require_staff
 from core.serializers import chat_data, chat_frame, chat_message_data
 from core.texts import t
@@ -90,10 +92,7 @@ async def create_chat(
     """Create a chat; the creator joins it (and any listed staff participants)."""
     require_staff(actor)
     errors: dict[str, list[str]] = {}
-    if not isinstance(name, str) or not name.strip():
-        errors["name"] = ["Это поле не может быть пустым."]
-    elif len(name) > 100:
-        errors["name"] = ["Убедитесь, что это значение содержит не более 100 символов."]
+    check_text(errors, "name", name, current_limits().chat_name, actor.language)
     if chat_type not in ChatType.__members__:
         errors["chat_type"] = [f"Значения {chat_type} нет среди допустимых вариантов."]
     others: list[User] = []
@@ -112,9 +111,8 @@ async def create_chat(
 async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> AdminChat:
     chat = await get_chat(actor, chat_id)
     errors: dict[str, list[str]] = {}
-    if "name" in changes and (not isinstance(changes["name"], str) or not changes["name"].strip()
-                              or len(changes["name"]) > 100):
-        errors["name"] = ["Некорректное название."]
+    if "name" in changes:
+        check_text(errors, "name", changes["name"], current_limits().chat_name, actor.language)
     if "chat_type" in changes and changes["chat_type"] not in ChatType.__members__:
         errors["chat_type"] = [f"Значения {changes['chat_type']} нет среди допустимых вариантов."]
     if errors:
@@ -148,8 +146,7 @@ async def post_chat_message(
     """Save a chat message and announce it (event chat_message, topic chat:<id>)."""
     chat = await get_chat(actor, chat_id)
     errors: dict[str, list[str]] = {}
-    if not isinstance(content, str) or not content.strip():
-        errors["content"] = ["Это поле не может быть пустым."]
+    check_text(errors, "content", content, current_limits().chat_message, actor.language)
     if message_type not in (MessageType.text, MessageType.image, MessageType.file):
         errors["message_type"] = [f"Значения {message_type} нет среди допустимых вариантов."]
     if reply_to_id is not None and not await ChatMessage.filter(id=reply_to_id, chat_id=chat.id).exists():

@@ -8,6 +8,8 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.errors import NotFound, ValidationFailed
+from core.limits import check_text
+from core.limits import current as current_limits
 from core.permissions import is_director, require_staff
 from core.serializers import communication_data
 from core.texts import t
@@ -16,19 +18,17 @@ from db.models import CommPriority, CommStatus, CustomerRequest, InternalCommuni
 PAGE_SIZE = 20
 
 
-def _validate(data: dict[str, Any], partial: bool) -> dict[str, list[str]]:
+def _validate(data: dict[str, Any], partial: bool, lang: str | None) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
-    limits = {"from_department": 50, "to_department": 50, "subject": 200, "content": None}
+    lim = current_limits()
+    limits = {"from_department": lim.department, "to_department": lim.department,
+              "subject": lim.subject, "content": lim.communication}
     for name, limit in limits.items():
         if name not in data:
             if not partial:
                 errors[name] = ["Обязательное поле."]
             continue
-        value = data[name]
-        if not isinstance(value, str) or not value.strip():
-            errors[name] = ["Это поле не может быть пустым."]
-        elif limit and len(value) > limit:
-            errors[name] = [f"Убедитесь, что это значение содержит не более {limit} символов."]
+        check_text(errors, name, data[name], limit, lang)
     if "priority" in data and data["priority"] not in CommPriority.__members__:
         errors["priority"] = [f"Значения {data['priority']} нет среди допустимых вариантов."]
     if "status" in data and data["status"] not in CommStatus.__members__:
@@ -86,7 +86,7 @@ async def get_communication(actor: User, comm_id: int) -> dict[str, Any]:
 
 async def create_communication(actor: User, data: dict[str, Any]) -> dict[str, Any]:
     require_staff(actor)
-    errors = _validate(data, partial=False)
+    errors = _validate(data, partial=False, lang=actor.language)
     request_id = data.get("request")
     if not errors and request_id is not None and not await CustomerRequest.filter(id=request_id).exists():
         errors["request"] = [f'Недопустимый первичный ключ "{request_id}" - объект не существует.']
@@ -116,7 +116,7 @@ async def create_communication(actor: User, data: dict[str, Any]) -> dict[str, A
 
 async def update_communication(actor: User, comm_id: int, data: dict[str, Any], partial: bool) -> dict[str, Any]:
     current = await get_communication(actor, comm_id)
-    errors = _validate(data, partial=partial)
+    errors = _validate(data, partial=partial, lang=actor.language)
     if errors:
         raise ValidationFailed(errors)
     fields = {

@@ -22,6 +22,8 @@ from tortoise.transactions import in_transaction
 
 from core import events, runtime
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from core.limits import check_tags, check_text
+from core.limits import current as current_limits
 from core.permissions import (
     can_see_internal,
     can_view_request,
@@ -385,15 +387,6 @@ async def list_requests(
     raise NotFound("Неправильная страница")
 
 
-def _check_text(errors: dict[str, list[str]], name: str, value: Any, max_len: int | None) -> None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        errors[name] = ["Это поле не может быть пустым."]
-    elif not isinstance(value, str):
-        errors[name] = ["Not a valid string."]
-    elif max_len and len(value) > max_len:
-        errors[name] = [f"Убедитесь, что это значение содержит не более {max_len} символов."]
-
-
 async def create_request(
     actor: User,
     *,
@@ -412,8 +405,11 @@ async def create_request(
     One transaction: the request and a `new_request` event.
     """
     errors: dict[str, list[str]] = {}
-    _check_text(errors, "title", title, 200)
-    _check_text(errors, "description", description, None)
+    limits = current_limits()
+    lang = actor.language
+    check_text(errors, "title", title, limits.title, lang)
+    check_text(errors, "description", description, limits.content, lang)
+    tags = check_tags(errors, tags, lang, limits)
     if priority not in Priority.__members__:
         errors["priority"] = [f"Значения {priority} нет среди допустимых вариантов."]
     if category not in Category.__members__:
@@ -463,10 +459,14 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
         raise PermissionDenied(t("err_no_permission", actor.language))
     require_manage_request(actor, req)
     errors: dict[str, list[str]] = {}
+    limits = current_limits()
+    lang = actor.language
     if "title" in changes:
-        _check_text(errors, "title", changes["title"], 200)
+        check_text(errors, "title", changes["title"], limits.title, lang)
     if "description" in changes:
-        _check_text(errors, "description", changes["description"], None)
+        check_text(errors, "description", changes["description"], limits.content, lang)
+    if "tags" in changes:
+        changes = {**changes, "tags": check_tags(errors, changes["tags"], lang, limits)}
     if "priority" in changes and changes["priority"] not in Priority.__members__:
         errors["priority"] = [f"Значения {changes['priority']} нет среди допустимых вариантов."]
     if "category" in changes and changes["category"] not in Category.__members__:
@@ -718,7 +718,7 @@ async def post_message(
         if req.status == Status.closed:
             raise Conflict(t("err_closed", actor.language))
     errors: dict[str, list[str]] = {}
-    _check_text(errors, "content", content, None)
+    check_text(errors, "content", content, current_limits().content, actor.language)
     if message_type not in (MessageType.text, MessageType.image, MessageType.file):
         errors["message_type"] = [f"Значения {message_type} нет среди допустимых вариантов."]
     if errors:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from core.limits import CEILINGS, ENV_NAMES, Limits
+
 
 class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
@@ -49,11 +51,22 @@ class Settings:
     remind_low_min: int = 1440
     auto_close_days: int = 7
     # Abuse protection
+    # Proxies whose X-Forwarded-For is believed (addresses or networks); empty: no proxy,
+    # the socket's peer is the client (api/client_address.py).
+    trusted_proxies: tuple[str, ...] = ()
+    bot_new_requests_per_hour: int = 5  # per Telegram user
+    bot_messages_per_min: int = 20  # per Telegram user, private chat
+    ws_frame_rate: tuple[int, int] = (20, 10)  # frames per seconds, per WebSocket connection
+    ws_resume_rate: tuple[int, int] = (10, 60)  # replays per seconds, per public access key
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_public_sockets_per_client: int = 30  # open public sockets per client address
     web_rate_limit_per_min: int = 10
     login_max_failures: int = 5
     # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
     # tried this many times, with backoff, then parked (`helpdesk parked`).
     poison_max_attempts: int = 3
+    # Size limits of client input (core.limits; LIMIT_* variables)
+    limits: Limits = field(default_factory=Limits)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,6 +104,29 @@ def _bool(name: str, raw: str) -> bool:
     if low in ("0", "false", "no", "off", ""):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _rate_per_seconds(name: str, raw: str) -> tuple[int, int]:
+    """`N/S`: N events per S seconds (both at least 1)."""
+    count, sep, seconds = raw.strip().partition("/")
+    if not sep:
+        raise SettingsError(f"{name} must look like 20/10 (events per seconds), got {raw!r}")
+    return _int(name, count, 1), _int(name, seconds, 1)
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated IP addresses or networks (10.0.0.0/8, ::1)."""
+    import ipaddress
+
+    out = []
+    for item in raw.replace(",", " ").split():
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or networks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(out)
 
 
 def _database_url(raw: str) -> str:
@@ -210,12 +246,32 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
             kw[f"remind_{prio}_min"] = _int(name, v, 1)
     if (v := get("AUTO_CLOSE_DAYS")) is not None:
         kw["auto_close_days"] = _int("AUTO_CLOSE_DAYS", v, 1)
+    if (v := get("TRUSTED_PROXIES")) is not None:
+        kw["trusted_proxies"] = _networks("TRUSTED_PROXIES", v)
+    if (v := get("BOT_NEW_REQUESTS_PER_HOUR")) is not None:
+        kw["bot_new_requests_per_hour"] = _int("BOT_NEW_REQUESTS_PER_HOUR", v, 1)
+    if (v := get("BOT_MESSAGES_PER_MIN")) is not None:
+        kw["bot_messages_per_min"] = _int("BOT_MESSAGES_PER_MIN", v, 1)
+    if (v := get("WS_FRAME_RATE")) is not None:
+        kw["ws_frame_rate"] = _rate_per_seconds("WS_FRAME_RATE", v)
+    if (v := get("WS_RESUME_RATE")) is not None:
+        kw["ws_resume_rate"] = _rate_per_seconds("WS_RESUME_RATE", v)
+    if (v := get("WS_MAX_FRAME_BYTES")) is not None:
+        kw["ws_max_frame_bytes"] = _int("WS_MAX_FRAME_BYTES", v, 1024, 16 * 1024 * 1024)
+    if (v := get("WS_PUBLIC_SOCKETS_PER_CLIENT")) is not None:
+        kw["ws_public_sockets_per_client"] = _int("WS_PUBLIC_SOCKETS_PER_CLIENT", v, 1)
     if (v := get("WEB_RATE_LIMIT_PER_MIN")) is not None:
         kw["web_rate_limit_per_min"] = _int("WEB_RATE_LIMIT_PER_MIN", v, 1)
     if (v := get("LOGIN_MAX_FAILURES")) is not None:
         kw["login_max_failures"] = _int("LOGIN_MAX_FAILURES", v, 1)
     if (v := get("POISON_MAX_ATTEMPTS")) is not None:
         kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
+    limit_overrides: dict[str, int] = {}
+    for attr, name in ENV_NAMES.items():
+        if (v := get(name)) is not None:
+            limit_overrides[attr] = _int(name, v, 1, CEILINGS.get(attr))
+    if limit_overrides:
+        kw["limits"] = replace(Limits(), **limit_overrides)
     settings = Settings(**kw)
     if settings.telegram_mode == "webhook" and settings.telegram_bot_token and not settings.telegram_webhook_secret:
         raise SettingsError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")

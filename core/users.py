@@ -12,11 +12,14 @@ from tortoise.transactions import in_transaction
 
 from core import runtime
 from core.errors import NotAuthenticated, NotFound, Throttled, ValidationFailed
+from core.limits import check_text
+from core.limits import current as current_limits
 from core.permissions import require_director
 from core.security import hash_password, new_token_key, verify_password
 from db.models import ApiToken, LoginFailure, Role, User
 
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
+USERNAME_MAX = User._meta.fields_map["username"].max_length
 
 
 async def create_user(
@@ -37,6 +40,10 @@ async def create_user(
         errors["username"] = ["Введите правильное имя пользователя (буквы, цифры и @/./+/-/_)."]
     if role not in Role.__members__:
         errors["role"] = [f"Значения {role} нет среди допустимых вариантов."]
+    limits = current_limits()
+    check_text(errors, "first_name", first_name, limits.name, language, required=False)
+    check_text(errors, "last_name", last_name, limits.name, language, required=False)
+    check_text(errors, "email", email, limits.email, language, required=False)
     if errors:
         raise ValidationFailed(errors)
     try:
@@ -74,8 +81,15 @@ _TOKEN_USER_SQL = (
 )
 
 
+# What a key can look like (core.security.new_token_key: 40 hex characters). Anything else
+# is refused before the database sees it: a longer value fails the column's length check,
+# and non-ASCII bytes from a header cannot even be encoded for the query.
+TOKEN_KEY_RE = re.compile(r"[0-9A-Za-z]{1,%d}" % ApiToken._meta.fields_map["key"].max_length)
+
+
 async def user_for_token(key: str) -> User | None:
-    if not key or len(key) > 64:
+    """The active user owning API token `key`; None for an unknown or malformed key."""
+    if not isinstance(key, str) or not TOKEN_KEY_RE.fullmatch(key):
         return None
     conn = connections.get("default")
     if conn.capabilities.dialect == "postgres":
@@ -111,6 +125,9 @@ async def login(username: str, password: str) -> str:
         errors["username"] = ["Обязательное поле."]
     if not isinstance(password, str) or not password:
         errors["password"] = ["Обязательное поле."]
+    if "username" not in errors and len(username) > USERNAME_MAX:
+        # No account can have it, and the database refuses it in a filter.
+        errors["username"] = [f"Убедитесь, что это значение содержит не более {USERNAME_MAX} символов."]
     if errors:
         raise ValidationFailed(errors)
     record = await LoginFailure.filter(username=username[:150]).first()

@@ -21,10 +21,13 @@ from sanic import Request
 from sanic.request import File
 from sanic.response import HTTPResponse, redirect
 
-from api.http import json
+from api.client_address import client_address
+from api.http import MAX_DB_ID, int_arg, is_row_id, json
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
 from core.errors import NotFound, Throttled, ValidationFailed
+from core.limits import current as current_limits
+from core.ratelimit import MemoryRateLimiter
 from core.requests import create_request, list_messages, post_message
 from core.serializers import dt
 from core.texts import CATEGORY_LABELS, STATUS_LABELS
@@ -43,10 +46,6 @@ log = logging.getLogger("helpdesk.web")
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$")
 MAX_FILES = 10
-MAX_NAME = 150
-MAX_EMAIL = 254
-MAX_TITLE = 200
-MAX_TEXT = 20_000
 MAX_MESSAGES_PER_POLL = 500
 
 
@@ -122,17 +121,54 @@ async def thread_since(req: CustomerRequest, after: int) -> list[dict[str, Any]]
 # --- input -----------------------------------------------------------------------------------
 
 
-def client_address(request: Request) -> str:
-    # remote_addr honours the proxy settings (SANIC_PROXIES_COUNT / SANIC_REAL_IP_HEADER);
-    # without them it is empty and the socket's peer address is the client.
-    return request.remote_addr or request.ip or "unknown"
-
-
 async def enforce_rate_limit(request: Request, action: str, lang: str) -> None:
+    """WEB_RATE_LIMIT_PER_MIN per client address and action (`create`, `reply`): Throttled
+    (429 with Retry-After) beyond it. The address is the socket's peer unless a trusted
+    proxy forwarded the request (api.client_address, TRUSTED_PROXIES)."""
     limiter = request.app.ctx.web_limiter
-    decision = await limiter.hit(f"{action}:{client_address(request)}")
+    address = client_address(request)
+    decision = await limiter.hit(f"{action}:{address}")
     if not decision.allowed:
+        await _log_refusal(request, action, address, decision.retry_after)
         raise Throttled(text("err_rate", lang, seconds=decision.retry_after), decision.retry_after)
+
+
+async def _log_refusal(request: Request, action: str, address: str, retry_after: int) -> None:
+    # One line per client and action a minute, however hard it floods.
+    once = getattr(request.app.ctx, "web_refusal_log", None)
+    if once is None:
+        once = request.app.ctx.web_refusal_log = MemoryRateLimiter(1, 60.0)
+    if (await once.hit(f"{action}:{address}")).allowed:
+        log.warning("web rate limit: %s from %s refused for %ss (429)", action, address, retry_after)
+
+
+async def rate_limited(request: Request, action: str, lang: str) -> HTTPResponse | None:
+    """None when the client may go on. Over the limit: a page saying when to try again for a
+    form posted without JavaScript, Throttled (429 JSON) otherwise; both carry Retry-After."""
+    try:
+        await enforce_rate_limit(request, action, lang)
+    except Throttled as exc:
+        if not wants_html(request):
+            raise
+        return throttled_page(request, lang, exc, back="/" if action == "create" else request.path)
+    return None
+
+
+def throttled_page(request: Request, lang: str, exc: Throttled, back: str) -> HTTPResponse:
+    from api.web.pages import _base_context, _respond
+    from api.web.render import render
+
+    if back != "/":
+        back = "/r/" + back.split("/api/public/requests/", 1)[-1].split("/", 1)[0]
+    label = text("new_request_link" if back == "/" else "back_to_request", lang)
+    heading = text("rate_heading", lang)
+    body = render("throttled.html", heading=heading, message=exc.message, back_href=back,
+                  back_label=label)
+    full = render("layout.html", **_base_context(request, lang, heading, content=body,
+                                                 page_data="{}"))
+    response = _respond(request, lang, full, status=429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def form_fields(request: Request) -> dict[str, str]:
@@ -176,12 +212,14 @@ def _required(errors: dict[str, list[str]], data: dict[str, str], name: str, lim
 
 
 def validate_form(data: dict[str, str], lang: str) -> dict[str, str]:
+    """The form's fields under the shared limits (core.limits), messages in the page's language."""
     errors: dict[str, list[str]] = {}
+    limits = current_limits()
     out = {
-        "name": _required(errors, data, "name", MAX_NAME, lang),
-        "email": _required(errors, data, "email", MAX_EMAIL, lang),
-        "title": _required(errors, data, "title", MAX_TITLE, lang),
-        "description": _required(errors, data, "description", MAX_TEXT, lang),
+        "name": _required(errors, data, "name", limits.name, lang),
+        "email": _required(errors, data, "email", limits.email, lang),
+        "title": _required(errors, data, "title", limits.title, lang),
+        "description": _required(errors, data, "description", limits.content, lang),
         "category": (data.get("category") or Category.general).strip(),
     }
     if "email" not in errors and not EMAIL_RE.match(out["email"]):
@@ -221,7 +259,8 @@ def wants_html(request: Request) -> bool:
 async def create_from_form(request: Request) -> HTTPResponse:
     settings = request.app.ctx.settings
     lang = choose_language(request, settings.language)
-    await enforce_rate_limit(request, "create", lang)
+    if (refused := await rate_limited(request, "create", lang)) is not None:
+        return refused
     data = validate_form(form_fields(request), lang)
     files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
     customer = await customer_for_email(data["email"], data["name"], lang)
@@ -252,11 +291,7 @@ async def create_from_form(request: Request) -> HTTPResponse:
 async def request_state(request: Request, key: str) -> HTTPResponse:
     lang = choose_language(request, request.app.ctx.settings.language)
     req = await request_for_key(key)
-    raw_after = request.args.get("after") or "0"
-    try:
-        after = max(0, int(raw_after))
-    except ValueError:
-        raise ValidationFailed({"after": ["Введите правильное число."]}) from None
+    after = max(0, int_arg(request, "after", 0, maximum=MAX_DB_ID) or 0)
     return json(
         {"request": public_request(req, lang), "messages": await thread_since(req, after)},
         headers={"Cache-Control": "no-store"},
@@ -267,14 +302,15 @@ async def reply(request: Request, key: str) -> HTTPResponse:
     settings = request.app.ctx.settings
     lang = choose_language(request, settings.language)
     req = await request_for_key(key)
-    await enforce_rate_limit(request, "reply", lang)
+    if (refused := await rate_limited(request, "reply", lang)) is not None:
+        return refused
     data = form_fields(request)
     content = (data.get("content") or "").strip()
     files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
     if not content and not files:
         raise ValidationFailed({"content": [text("err_required", lang)]})
-    if len(content) > MAX_TEXT:
-        raise ValidationFailed({"content": [text("err_too_long", lang, max=MAX_TEXT)]})
+    if len(content) > current_limits().content:
+        raise ValidationFailed({"content": [text("err_too_long", lang, max=current_limits().content)]})
     customer = req.customer
     if files:
         # Refuses a closed request before anything is written (the rule of post_message).
@@ -298,6 +334,8 @@ async def download(request: Request, key: str, attachment_id: int) -> HTTPRespon
     from api.routes.attachments import attachment_response
 
     req = await request_for_key(key)
+    if not is_row_id(attachment_id):
+        raise NotFound("Не найдено.")
     att, path = await files_svc.attachment_for_download(req.customer, attachment_id)
     if att.request_id != req.id:
         raise NotFound("Не найдено.")

@@ -23,12 +23,11 @@ from bot.keyboards import (
 from bot.middlewares import CallbackReply
 from bot.texts import plain, status_label, tr
 from core.errors import Conflict, NotFound
+from core.limits import current as current_limits
 from core.requests import RequestFilters, create_request, get_request, list_requests
 from core.settings import Settings
 from core.users import set_active_request, set_language
 from db.models import Category, Source, User
-
-TITLE_MAX = 200
 
 
 class NewRequest(StatesGroup):
@@ -76,8 +75,9 @@ async def on_title(message: Message, lang: str, state: FSMContext) -> None:
     if not title:
         await message.answer(tr("new_title_empty", lang), parse_mode="HTML")
         return
-    if len(title) > TITLE_MAX:
-        await message.answer(tr("new_title_too_long", lang, length=len(title)), parse_mode="HTML")
+    if len(title) > current_limits().title:
+        await message.answer(tr("new_title_too_long", lang, length=len(title), max=current_limits().title),
+                             parse_mode="HTML")
         return
     await state.update_data(title=title)
     await state.set_state(NewRequest.description)
