@@ -10,6 +10,12 @@ Services write an `Event` row in the same transaction as their change (core.even
 - `RedisBus` (REDIS_URL set) fans events out over Redis pub/sub to every process. It
   reconnects with backoff, and after a gap in its subscription it catches up from the
   outbox table (the durable log), so an event published while it was away is still seen.
+  While Redis is away it falls back to that log: it polls the table every
+  `LOG_POLL_INTERVAL` (and at once when this process commits), so this process's
+  WebSocket clients and every other process's get events with about a second's delay;
+  the relay keeps the events unpublished meanwhile and publishes them when Redis returns.
+- Outages: every loop here (relay, Redis listener, log poll, catch-up) backs off with
+  `core.backoff.LoopHealth`: one log line when it starts failing, one when it recovers.
 - Every bus drops event ids it has already delivered, so a re-published or caught-up event
   reaches subscribers once.
 
@@ -22,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -32,6 +37,7 @@ import orjson
 from tortoise import connections
 
 from core import events
+from core.backoff import LoopHealth
 from core.settings import Settings
 from db.models import Event
 
@@ -49,6 +55,18 @@ SEEN_IDS = 50_000
 # After a gap in the Redis subscription, events created this long before the gap began are
 # re-read from the outbox (covers transactions that committed late and clock skew).
 CATCH_UP_MARGIN = timedelta(seconds=30)
+# While Redis is away: how often the database log is read instead, and how far back each
+# read looks (covers transactions that committed a little after their row was written).
+LOG_POLL_INTERVAL = 1.0
+LOG_POLL_MARGIN = timedelta(seconds=10)
+# The longest wait between two attempts to reach Redis again.
+REDIS_RETRY_CAP = 5.0
+# The longest wait between two relay passes while the database is unreachable.
+RELAY_RETRY_CAP = 10.0
+
+
+class BusUnavailable(ConnectionError):
+    """The bus cannot reach the other processes (Redis is away); events stay in the log."""
 
 
 class _SeenIds:
@@ -121,7 +139,8 @@ class InProcessBus(Bus):
 
 
 class RedisBus(Bus):
-    """Redis pub/sub fan-out, with outbox catch-up after any gap in the subscription."""
+    """Redis pub/sub fan-out, with outbox catch-up after any gap in the subscription and the
+    database log as the fallback transport while Redis is away."""
 
     def __init__(self, url: str, channel: str = DEFAULT_CHANNEL) -> None:
         super().__init__()
@@ -137,13 +156,29 @@ class RedisBus(Bus):
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._stopping = False
+        self._poll_wake = asyncio.Event()
+        self._poll_from: datetime | None = None
+        self._reconnect_listeners: list[Callable[[], None]] = []
+        self._catch_up_after = 0.0
         self.reconnects = 0
+        self.health = LoopHealth("event bus: Redis subscription", log, cap=REDIS_RETRY_CAP)
+        self.poll_health = LoopHealth("event bus: database log poll", log, cap=REDIS_RETRY_CAP)
+        self.catch_up_health = LoopHealth("event bus: catch-up from the database log", log,
+                                          cap=REDIS_RETRY_CAP)
 
     @property
     def connected(self) -> bool:
         return self._subscribed.is_set()
 
+    def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
+        """`callback()` runs each time the subscription is (re)established."""
+        self._reconnect_listeners.append(callback)
+
+    def _wake_poll(self) -> None:
+        self._poll_wake.set()
+
     async def start(self) -> None:
+        events.add_commit_listener(self._wake_poll)
         self._task = asyncio.create_task(self._listen(), name="redis-bus-listener")
         # Give the first subscription a moment, so events published right after start are seen.
         with contextlib.suppress(asyncio.TimeoutError):
@@ -151,6 +186,7 @@ class RedisBus(Bus):
 
     async def stop(self) -> None:
         self._stopping = True
+        events.remove_commit_listener(self._wake_poll)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -164,13 +200,16 @@ class RedisBus(Bus):
         # dropped as a duplicate id).
         for message in messages:
             await self._deliver(message)
+        if not self.connected:
+            # The listener is reconnecting: do not wait on a dead Redis for every event.
+            # The events stay unpublished in the log (other processes read it meanwhile).
+            raise BusUnavailable("Redis is unreachable; events wait in the database log")
         async with self._client.pipeline(transaction=False) as pipe:
             for message in messages:
                 pipe.publish(self.channel, orjson.dumps(message))
             await pipe.execute()
 
     async def _listen(self) -> None:
-        delay = 0.05
         # Until the first subscription is up, this process may miss publishes: treat the
         # start as a gap too (events created before the start are not this process's news).
         started = datetime.now(UTC)
@@ -180,17 +219,22 @@ class RedisBus(Bus):
             try:
                 await pubsub.subscribe(self.channel)
                 self._subscribed.set()
-                if gap_since is not None:
-                    if gap_since is started:
-                        await self._catch_up(started, margin=timedelta(0))
-                    else:
-                        self.reconnects += 1
-                        log.info("event bus: Redis subscription restored; catching up")
-                        await self._catch_up(gap_since)
-                    gap_since = None
-                delay = 0.05
+                self.health.ok()
+                self._poll_from = None
+                if gap_since is not started:
+                    self.reconnects += 1
+                for callback in list(self._reconnect_listeners):
+                    callback()
+                # A gap is closed once the log was read (the database may be away too:
+                # then the catch-up is retried while messages keep flowing).
                 while True:
-                    raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if gap_since is not None and await self._try_catch_up(
+                        gap_since, timedelta(0) if gap_since is started else CATCH_UP_MARGIN
+                    ):
+                        gap_since = None
+                    raw = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=1.0 if gap_since else 5.0
+                    )
                     if raw is None or raw.get("type") != "message":
                         continue
                     try:
@@ -202,16 +246,57 @@ class RedisBus(Bus):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self._subscribed.is_set() or gap_since is None:
-                    log.warning("event bus: Redis subscription lost (%s); reconnecting", exc)
                 self._subscribed.clear()
                 if gap_since is None:
                     gap_since = datetime.now(UTC)
-                await asyncio.sleep(delay * (1 + random.random() / 2))
-                delay = min(delay * 2, 2.0)
+                delay = self.health.failed(exc)
+                await self._read_log_for(delay, gap_since)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def _try_catch_up(self, since: datetime, margin: timedelta) -> bool:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._catch_up_after:
+            return False  # backing off: the database was unreachable a moment ago
+        try:
+            await self._catch_up(since, margin)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._catch_up_after = loop.time() + self.catch_up_health.failed(exc)
+            return False
+        self.catch_up_health.ok()
+        return True
+
+    async def _read_log_for(self, seconds: float, gap_since: datetime) -> None:
+        """While Redis is away: deliver events from the database log for `seconds`, reading
+        it every LOG_POLL_INTERVAL and whenever this process commits an event."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._stopping:
+            wait = LOG_POLL_INTERVAL
+            self._poll_wake.clear()
+            try:
+                await self._poll_log(gap_since)
+                self.poll_health.ok()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                wait = max(wait, self.poll_health.failed(exc))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(wait, remaining)):
+                    await self._poll_wake.wait()
+
+    async def _poll_log(self, gap_since: datetime) -> None:
+        read_at = datetime.now(UTC)
+        since = self._poll_from or (gap_since - CATCH_UP_MARGIN)
+        await self._catch_up(since, timedelta(0))
+        # The next read looks back a little (late commits); delivered ids are dropped.
+        self._poll_from = max(gap_since - CATCH_UP_MARGIN, read_at - LOG_POLL_MARGIN)
 
     async def _catch_up(self, since: datetime, margin: timedelta = CATCH_UP_MARGIN) -> None:
         """Deliver committed events created around and after the gap (duplicates dropped)."""
@@ -238,14 +323,19 @@ def _as_message(row: Any) -> Message:
 
 
 class OutboxRelay:
-    """Publishes committed events: woken by `core.events.committed()`, swept every second."""
+    """Publishes committed events: woken by `core.events.committed()`, swept every second.
+
+    When a pass fails (database unreachable, or Redis away so the events must wait in the
+    log) it backs off with `LoopHealth`; a commit, or the bus getting Redis back, wakes it
+    at once."""
 
     def __init__(self, bus: Bus, interval: float = SWEEP_INTERVAL) -> None:
         self.bus = bus
         self.interval = interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        self.health = LoopHealth("outbox relay", log, cap=RELAY_RETRY_CAP)
+        self.publish_error: BaseException | None = None
         self.published = 0
 
     def wake(self) -> None:
@@ -253,6 +343,8 @@ class OutboxRelay:
 
     async def start(self) -> None:
         events.add_commit_listener(self.wake)
+        if isinstance(self.bus, RedisBus):
+            self.bus.add_reconnect_listener(self.wake)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
         self.wake()  # publish whatever an earlier run left behind
 
@@ -267,21 +359,39 @@ class OutboxRelay:
             await asyncio.wait_for(self.drain(), timeout=2.0)
 
     async def _run(self) -> None:
+        wait = self.interval
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
+            error: BaseException | None
             try:
                 await self.drain()
+                error = self.publish_error
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay: sweep failed; retrying in %.1fs", self.interval)
+            except Exception as exc:  # the database is unreachable (or a bug)
+                error = exc
+            if error is None:
+                self.health.ok()
+                wait = self.interval
+            else:
+                wait = max(self.interval, self.health.failed(error))
 
     async def drain(self) -> int:
-        """Claim and publish unpublished events until none are left; returns how many."""
+        """Claim and publish unpublished events until none are left; returns how many.
+        If the bus could not publish, the events stay unpublished for a later pass and
+        `publish_error` says why; database errors are raised."""
         total = 0
+        self.publish_error = None
+        if not self.bus.connected:
+            # Redis is away: the events wait in the log (every process reads it meanwhile);
+            # claiming and reverting them every second would only load the database.
+            self.publish_error = BusUnavailable(
+                "Redis is unreachable; events wait in the database log"
+            )
+            return total
         await self._release_expired_claims()
         while True:
             if not await Event.filter(published=False).exists():
@@ -295,15 +405,10 @@ class OutboxRelay:
                 await Event.filter(id__in=[m["id"] for m in batch]).update(
                     published=False, claimed_until=None
                 )
-                if not self._failing:
-                    log.warning("outbox relay: publish failed (%s); events kept for retry", exc)
-                self._failing = True
+                self.publish_error = exc
                 return total
             # Confirm: the claim no longer needs to expire.
             await Event.filter(id__in=[m["id"] for m in batch]).update(claimed_until=None)
-            if self._failing:
-                log.info("outbox relay: publishing again")
-            self._failing = False
             total += len(batch)
             self.published += len(batch)
             if len(batch) < CLAIM_BATCH:

@@ -23,18 +23,22 @@ async def test_health_answers_ok_while_the_process_runs(api):
 async def test_ready_checks_the_database(api):
     r = await api.get("/ready")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert r.json() == {
+        "status": "ok", "ready": True, "checks": {"database": "ok", "events": "in-process"}
+    }
 
 
-async def test_ready_is_503_naming_redis_when_redis_is_unreachable(settings):
+async def test_ready_stays_200_but_degraded_when_redis_is_unreachable(settings):
+    # Without Redis the replica still serves REST and the web form: not taken out.
     dead = f"redis://127.0.0.1:{free_port()}/0"
     async with web_server(settings, redis_url=dead) as client:
         r = await client.get("/ready")
-        assert r.status_code == 503
+        assert r.status_code == 200
         body = r.json()
-        assert body["failed"] == ["redis"]
+        assert body["ready"] is True and body["status"] == "degraded"
+        assert body["degraded"] == ["redis"]
         assert body["checks"]["database"] == "ok"
-        assert body["checks"]["redis"].startswith("error")
+        assert body["checks"]["redis"].startswith("down")
         assert (await client.get("/health")).status_code == 200
 
 
@@ -43,7 +47,9 @@ async def test_ready_is_ok_with_a_reachable_redis(settings):
     async with web_server(settings, redis_url=REDIS_TEST_URL) as client:
         r = await client.get("/ready")
         assert r.status_code == 200, r.text
-        assert r.json()["checks"] == {"database": "ok", "redis": "ok"}
+        assert {k: v for k, v in r.json()["checks"].items() if k != "events"} == {
+            "database": "ok", "redis": "ok"
+        }
 
 
 async def test_ready_is_503_naming_the_database_when_it_is_gone(settings):
@@ -59,6 +65,7 @@ async def test_ready_is_503_naming_the_database_when_it_is_gone(settings):
         r = await client.get("/ready")
         assert r.status_code == 503
         assert r.json()["failed"] == ["database"]
+        assert r.json()["ready"] is False
         assert (await client.get("/health")).status_code == 200
 
 

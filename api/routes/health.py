@@ -1,8 +1,19 @@
 """Operations probes: `/health` (the process answers) and `/ready` (it can do its work).
 
-`/ready` runs a trivial query on the database and PINGs Redis when REDIS_URL is set; any
-failure answers 503 naming the dependency, so a load balancer or compose health check
-stops sending traffic to this process until it recovers.
+`/ready` reports only what this replica cannot serve without, so a load balancer or the
+compose health check takes a replica out only when it is really useless:
+
+- `database`: `SELECT 1` (bounded by CHECK_TIMEOUT). Without it no route can answer, so
+  `"down: <error>"` makes `/ready` answer 503 with `"ready": false`.
+- `redis` (only when REDIS_URL is set): `PING`. Without Redis the replica still serves
+  REST, the web form and WebSockets (events come through the database log, rate limits
+  count in this process), so `"down: <error>"` answers 200 with `"status": "degraded"`.
+- `events`: how this replica's events travel: `"redis"`, `"database log"` (Redis away),
+  or `"in-process"` (no REDIS_URL). Informational only.
+
+Body: `{"status": "ok"|"degraded"|"unavailable", "ready": bool, "checks": {...}}`, plus
+`"degraded": [...]` or `"failed": [...]` naming the components. The checks run
+concurrently; a dependency that changes state is logged once, not on every probe.
 """
 
 from __future__ import annotations
@@ -28,8 +39,39 @@ async def check_database() -> str:
 
 
 async def check_redis(client: Any) -> str:
+    if client is None:
+        raise ConnectionError("no Redis client")
     await asyncio.wait_for(client.ping(), CHECK_TIMEOUT)
     return "ok"
+
+
+async def _outcome(check: Any) -> tuple[bool, str]:
+    try:
+        return True, await check
+    except Exception as exc:  # any failure means "down", never a 500
+        return False, f"down: {type(exc).__name__}"
+
+
+def _events_transport(app: Any) -> str | None:
+    runtime = getattr(app.ctx, "events_runtime", None)
+    if runtime is None:
+        return None
+    if not app.ctx.settings.redis_url:
+        return "in-process"
+    return "redis" if runtime.bus.connected else "database log"
+
+
+def _log_changes(app: Any, checks: dict[str, str]) -> None:
+    """One line when a dependency goes down or comes back, not one per probe."""
+    last: dict[str, str] = app.ctx.__dict__.setdefault("ready_states", {})
+    for name, state in checks.items():
+        before = last.get(name, "ok")
+        if state != before and (state.startswith("down") or before.startswith("down")):
+            if state == "ok":
+                log.warning("readiness: %s is back", name)
+            else:
+                log.warning("readiness: %s is %s", name, state)
+        last[name] = state
 
 
 def get_blueprint() -> Blueprint:
@@ -41,26 +83,23 @@ def get_blueprint() -> Blueprint:
 
     @bp.get("/ready")
     async def ready(request: Request):
-        checks: dict[str, str] = {}
-        failed: list[str] = []
-        try:
-            checks["database"] = await check_database()
-        except Exception as exc:  # any failure means "not ready", never a 500
-            checks["database"] = f"error: {type(exc).__name__}"
-            failed.append("database")
-            log.warning("readiness: database check failed: %r", exc)
-        if request.app.ctx.settings.redis_url:
-            client = getattr(request.app.ctx, "web_redis", None)
-            try:
-                if client is None:
-                    raise ConnectionError("no Redis client")
-                checks["redis"] = await check_redis(client)
-            except Exception as exc:
-                checks["redis"] = f"error: {type(exc).__name__}"
-                failed.append("redis")
-                log.warning("readiness: redis check failed: %r", exc)
-        if failed:
-            return json({"status": "unavailable", "failed": failed, "checks": checks}, status=503)
-        return json({"status": "ok", "checks": checks})
+        app = request.app
+        probes: dict[str, Any] = {"database": check_database()}
+        if app.ctx.settings.redis_url:
+            probes["redis"] = check_redis(getattr(app.ctx, "web_redis", None))
+        results = await asyncio.gather(*(_outcome(p) for p in probes.values()))
+        checks = {name: state for name, (_, state) in zip(probes, results, strict=True)}
+        _log_changes(app, checks)
+        transport = _events_transport(app)
+        if transport is not None:
+            checks["events"] = transport
+        down = [name for name, (ok, _) in zip(probes, results, strict=True) if not ok]
+        if "database" in down:
+            body = {"status": "unavailable", "ready": False, "failed": ["database"],
+                    "checks": checks}
+            return json(body, status=503, headers={"Retry-After": "5"})
+        if down:
+            return json({"status": "degraded", "ready": True, "degraded": down, "checks": checks})
+        return json({"status": "ok", "ready": True, "checks": checks})
 
     return bp
