@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -9,9 +10,61 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from core.errors import NotAuthenticated, ValidationFailed
+from core.errors import NotAuthenticated, NotFound, ValidationFailed
 from core.users import user_for_token
 from db.models import User
+
+# Every table's id is a 32-bit integer (db.models IntField); the event log's is 64-bit.
+# A value outside these ranges can name no row, and handing it to the database fails there
+# (SQLite: "Python int too large", PostgreSQL: "out of int32/int64 range"), so the helpers
+# below answer 400/404 for it instead.
+MAX_DB_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
+# More pages than rows any table can hold; OFFSET stays inside PostgreSQL's bigint.
+MAX_PAGE = MAX_DB_ID
+
+NOT_A_NUMBER = "Введите правильное число."
+PK_WRONG_TYPE = "Некорректный тип. Ожидалось значение первичного ключа."
+BAD_PAGE = "Неправильная страница"
+INVALID_INPUT = "Некорректные данные в запросе."
+# ASCII digits only: int() would also take "1_000", " 7 " and other scripts' digits, and
+# raises for texts over 4,300 digits; 30 digits are more than any id needs.
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
+
+
+def int_from_text(raw: str) -> int | None:
+    """A decimal integer written in ASCII digits (at most 30), else None."""
+    return int(raw) if _INT_TEXT.fullmatch(raw) else None
+
+
+def pk_does_not_exist(value: Any) -> str:
+    return f'Недопустимый первичный ключ "{value}" - объект не существует.'
+
+
+def is_row_id(value: Any) -> bool:
+    """True for an int that a row's id can be (1 .. MAX_DB_ID)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_ID
+
+
+def check_id_ranges(
+    data: dict[str, Any], names: tuple[str, ...] = (), lists: tuple[str, ...] = ()
+) -> None:
+    """400 naming every field of `names` holding an int no row can have, and every field of
+    `lists` holding a list with such an int (DRF's "does not exist" message). Missing
+    fields and wrong types are left to the field's own validation."""
+    errors: dict[str, list[str]] = {}
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and not is_row_id(value):
+            errors[name] = [pk_does_not_exist(value)]
+    for name in lists:
+        values = data.get(name)
+        if isinstance(values, list):
+            bad = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and not is_row_id(v)]
+            if bad:
+                errors[name] = [pk_does_not_exist(bad[0])]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
@@ -113,33 +166,31 @@ def check_types(data: dict[str, Any], strings: tuple[str, ...]) -> None:
         raise ValidationFailed(errors)
 
 
-def int_arg(request: Request, name: str, default: int | None = None) -> int | None:
+def int_arg(
+    request: Request, name: str, default: int | None = None, *, maximum: int = MAX_DB_ID
+) -> int | None:
+    """A query parameter as an int in [-maximum, maximum]; 400 `{name: [...]}` otherwise
+    (beyond the column's range no row can match, and the database would refuse it)."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed({name: ["Введите правильное число."]}) from None
-    if abs(value) > 2**31 - 1:  # beyond PostgreSQL's integer: no row can match
-        raise ValidationFailed({name: ["Введите правильное число."]})
+    value = int_from_text(raw)
+    if value is None or abs(value) > maximum:
+        raise ValidationFailed({name: [NOT_A_NUMBER]})
     return value
 
 
 def page_number(request: Request) -> int:
+    """`?page=` as 1.., or -1 for `last`; 404 "Неправильная страница" for anything else."""
     raw = request.args.get("page")
     if raw in (None, ""):
         return 1
     if raw == "last":
         return -1
-    from core.errors import NotFound
-
-    try:
-        page = int(raw)
-    except ValueError:
-        raise NotFound("Неправильная страница") from None
-    if page < 1:  # -1 is the "last" sentinel above; never let a client send it
-        raise NotFound("Неправильная страница")
+    page = int_from_text(raw)
+    # -1 is the "last" sentinel above; never let a client send it
+    if page is None or not 1 <= page <= MAX_PAGE:
+        raise NotFound(BAD_PAGE)
     return page
 
 
@@ -166,9 +217,6 @@ def paginated(
     }
 
 
-MAX_DB_ID = 2**31 - 1
-
-
 def guard_ids(bp: Any) -> None:
     """Answer 404 for path ids no database row can have (PostgreSQL's integer is 32-bit;
     a larger value would otherwise surface as a database error)."""
@@ -179,3 +227,46 @@ def guard_ids(bp: Any) -> None:
             if isinstance(value, int) and not 0 <= value <= MAX_DB_ID:
                 return json({"detail": "Не найдено."}, status=404)
         return None
+
+
+def _value_errors() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [OverflowError]  # sqlite3: "Python int too large"
+    try:
+        import asyncpg.exceptions as pg
+        from asyncpg.exceptions import _base as pg_base
+    except ImportError:  # pragma: no cover (asyncpg ships with tortoise-orm[asyncpg])
+        return tuple(kinds)
+    # PostgreSQL's class 22 (out of range, NUL or bad text, too long...) and asyncpg's own
+    # "invalid input for query argument" (raised before the query is sent).
+    return (*kinds, pg.DataError, pg_base.DataError)
+
+
+_VALUE_ERRORS = _value_errors()
+
+
+def refused_value(exc: BaseException) -> BaseException | None:
+    """The database driver's refusal of a value the request carried, if that is what `exc`
+    is (or wraps): an integer beyond the column, text PostgreSQL cannot store. Only such
+    errors are the client's fault; anything else stays a 500."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, _VALUE_ERRORS):
+            return exc
+        if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc):
+            return exc  # undecodable bytes from a header or a query string
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def redact_credentials(request: Request, text: str) -> str:
+    """`text` with the caller's token (header or `?token=`) blanked out, for logs."""
+    try:
+        header = request.headers.get("authorization", "")
+        secrets = {header.partition(" ")[2].strip(), request.args.get("token") or ""}
+    except Exception:  # a request too broken to read: log as is
+        return text
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 8:
+            text = text.replace(secret, "<token>")
+    return text

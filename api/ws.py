@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ import orjson
 from sanic import Blueprint, Request, Sanic
 from websockets.protocol import State
 
-from api.http import token_from
+from api.http import MAX_BIG_ID, int_from_text, is_row_id, token_from
 from core import events
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -46,6 +47,8 @@ CLOSE_UNAUTHENTICATED = 4401  # no token or an invalid one
 CLOSE_FORBIDDEN = 4403  # not staff, or not a participant of the chat
 CLOSE_NOT_FOUND = 4404  # unknown (or inactive) chat, unknown access key
 CLOSE_SLOW_CONSUMER = 4408  # the client did not read fast enough; its send queue overflowed
+# What a request page key can look like (core.security.new_access_key); checked before any query.
+ACCESS_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 SEND_QUEUE_MAX = 256  # frames waiting for one client
 REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
@@ -405,12 +408,14 @@ async def replay(conn: Connection, after: int) -> None:
 
 
 def _parse_last_event_id(value: Any) -> int | None:
+    """None when absent; ValueError unless a non-negative integer an event id can be
+    (the event log's id is a BIGINT: a larger value would fail in the database)."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ValueError
-    number = int(value)
-    if number < 0:
+    number = int_from_text(value) if isinstance(value, str) else value
+    if not isinstance(number, int) or not 0 <= number <= MAX_BIG_ID:
         raise ValueError
     return number
 
@@ -528,6 +533,9 @@ async def admin_notifications(request: Request, ws: Any) -> None:
 
 
 async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
+    if not is_row_id(chat_id):  # no chat can have it (and the database would refuse it)
+        await ws.close(CLOSE_NOT_FOUND, "unknown chat")
+        return
     user = await _authenticate(request)
     if user is None:
         await ws.close(CLOSE_UNAUTHENTICATED, "authentication required")
@@ -549,7 +557,7 @@ async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
 
 async def public_request_socket(request: Request, ws: Any, access_key: str) -> None:
     req = None
-    if 8 <= len(access_key) <= 64:
+    if ACCESS_KEY_RE.fullmatch(access_key):
         req = await CustomerRequest.filter(access_key=access_key).only("id").first()
     if req is None:
         await ws.close(CLOSE_NOT_FOUND, "unknown request")

@@ -28,7 +28,11 @@ from db.models import TelegramOutbox
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+# A message reaches Telegram in at most this many parts; the rest is cut with a note that
+# the full text is on the request (one huge message must not hold a chat for an hour).
+MAX_PARTS = 3
 MEDIA_METHODS = {"sendPhoto", "sendDocument", "sendVideo", "sendAudio", "sendAnimation", "sendVoice"}
+CAPTIONED_METHODS = MEDIA_METHODS | {"copyMessage"}
 
 
 def tg_len(text: str) -> int:
@@ -45,19 +49,24 @@ async def enqueue(
     dedup_key: str,
     request_id: int | None = None,
     using_db: Any = None,
+    more: str | None = None,
+    max_parts: int = MAX_PARTS,
 ) -> bool:
     """Queue one Bot API call for `chat_id`. Returns False when `dedup_key` is already queued
     (whatever its state), True when this call queued it.
 
     Guarantees: at most one row per dedup_key, safe under concurrent callers on SQLite and
     PostgreSQL and inside the caller's transaction (`using_db`; a conflict never aborts it).
-    A `sendMessage` text over 4,096 characters becomes several rows (`<key>#2`, `#3`...);
-    a media caption over 1,024 characters is sent as a text message right after the file.
+    A `sendMessage` text over 4,096 characters becomes several rows (`<key>#2`, `#3`...),
+    `max_parts` at most: the last one then ends with `more` (HTML; default `cut_note`:
+    "the full text is on request #N" in the desk's language). A media caption over 1,024
+    characters is sent as a text message right after the file, in `max_parts - 1` parts.
     """
     payload = dict(payload)
     payload["chat_id"] = chat_id
     if method == "sendMessage" and tg_len(str(payload.get("text", ""))) > TEXT_LIMIT:
-        parts = split_html(str(payload["text"]), TEXT_LIMIT)
+        note = more if more is not None else cut_note(request_id)
+        parts = split_html(str(payload["text"]), TEXT_LIMIT, max_parts=max(1, max_parts), more=note)
         first = True
         created_first = False
         for n, part in enumerate(parts, start=1):
@@ -70,7 +79,7 @@ async def enqueue(
             if first:
                 created_first, first = created, False
         return created_first
-    if method in MEDIA_METHODS and tg_len(str(payload.get("caption") or "")) > CAPTION_LIMIT:
+    if method in CAPTIONED_METHODS and tg_len(str(payload.get("caption") or "")) > CAPTION_LIMIT:
         caption = str(payload.pop("caption"))
         created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
         meta = payload.get("_meta") or {}
@@ -81,9 +90,21 @@ async def enqueue(
         if follow_meta:
             follow["_meta"] = follow_meta
         await enqueue(chat_id, "sendMessage", follow, dedup_key=f"{dedup_key}:caption",
-                      request_id=request_id, using_db=using_db)
+                      request_id=request_id, using_db=using_db, more=more,
+                      max_parts=max(1, max_parts - 1))
         return created
     return await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
+
+
+def cut_note(request_id: int | None, lang: str | None = None) -> str:
+    """The note that ends a message cut at `MAX_PARTS` (HTML): where the full text is."""
+    from bot.texts import tr
+    from core import runtime
+
+    lang = lang or runtime.settings().language
+    if request_id is None:
+        return f"<i>{tr('text_cut', lang)}</i>"
+    return f"<i>{tr('relay_cut', lang, id=request_id)}</i>"
 
 
 async def _insert(

@@ -10,6 +10,13 @@ into Telegram messages in the delivery queue (bot.outbox).
   a re-read (after a crash, in the re-scan window, or by a second relay) queues nothing twice.
 - Wake-up: `core.events.committed()` in this process wakes it; otherwise it polls every
   `poll_interval` seconds (changes made by the API in another process).
+- Poisoned events: an event whose handling raises (anything but an outage of the database,
+  which backs the whole loop off through `core.backoff.LoopHealth`) is tried again after
+  `retry_base`, 2x, 4x... seconds while later events go on; after POISON_MAX_ATTEMPTS
+  (default 3) failures it is parked: a `ParkedEvent` row with its error, one WARNING log
+  line, `Relay.parked` counted, and an internal system note on its request. The cursor then
+  moves past it and a restart does not replay it; `helpdesk parked --retry event:ID` asks
+  for one more try. Failure counts are stored, so they survive a restart.
 
 What goes where:
 - new_request     -> card in TELEGRAM_ADMIN_CHAT_ID (in its own forum topic on a forum)
@@ -34,13 +41,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import cards
-from bot.outbox import enqueue
+from bot.outbox import cut_note, enqueue
 from core import events
+from core.backoff import LoopHealth, is_outage
 from db.models import (
     AdminChat,
     Cursor,
     Event,
     MessageType,
+    ParkedEvent,
     RequestAttachment,
     RequestMessage,
     SenderType,
@@ -76,6 +85,9 @@ class Relay:
         poll_interval: float = 0.5,
         batch: int = 500,
         initial_lookback: float = 3600.0,
+        retry_base: float = 1.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
     ) -> None:
         self.settings = settings
         self.forum_chats = forum_chats if forum_chats is not None else set()
@@ -86,7 +98,14 @@ class Relay:
         self.batch = batch
         self.initial_lookback = initial_lookback
         self._done: dict[int, float] = {}
-        self._failures: dict[int, int] = {}
+        self.max_attempts = max(1, int(getattr(settings, "poison_max_attempts", 3) or 3))
+        self.retry_base = retry_base
+        self.health = LoopHealth("telegram relay", log, base=backoff_base, cap=backoff_cap)
+        # Events that failed and wait for another try: id -> failed attempts so far (loaded
+        # from ParkedEvent on the first pass), and when the next try is due (monotonic).
+        self._failing: dict[int, int] | None = None
+        self._retry_at: dict[int, float] = {}
+        self.parked = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -129,27 +148,56 @@ class Relay:
                     delay = 0.01
                 if self._postponed:
                     delay = min(delay, 0.2)
+                if self._retry_at:
+                    due = min(self._retry_at.values()) - time.monotonic()
+                    delay = min(delay, max(0.01, due))
+                self.health.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("relay pass failed")
-                delay = 1.0
+            except Exception as exc:
+                # Database gone (or a bug in the pass itself): one log line per state
+                # change and a growing delay, not a traceback a second.
+                await asyncio.sleep(self.health.failed(exc))
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     # --- one pass -----------------------------------------------------------------------
     async def process_once(self) -> int:
-        """Handle what is new since the cursor (and late commits in the re-scan window).
-        Returns how many events were handled (more may be waiting if it equals the batch)."""
+        """Handle what is new since the cursor (and late commits in the re-scan window, and
+        failed events due for another try). Returns how many events were handled (more may
+        be waiting if it equals the batch)."""
         cursor = await Cursor.filter(name=self.cursor_name).first()
         if cursor is None:
             cursor = await self._first_cursor()
+        if self._failing is None:
+            rows = await ParkedEvent.filter(consumer=self.cursor_name, status="failing").values_list(
+                "event_id", "attempts"
+            )
+            self._failing = {int(eid): int(n) for eid, n in rows}
+            # Parked events the cursor has not passed yet (it waits behind a failing one).
+            for eid in await ParkedEvent.filter(
+                consumer=self.cursor_name, status="parked", event_id__gt=cursor.position
+            ).values_list("event_id", flat=True):
+                self._done[int(eid)] = time.monotonic()
+        await self._take_retries()
         position = cursor.position
         since = datetime.now(UTC) - timedelta(seconds=self.rescan_seconds)
         late_ids = await Event.filter(
             id__lte=position, created_at__gte=since, type__in=TYPES
         ).values_list("id", flat=True)
         missing = [i for i in late_ids if i not in self._done]
+        if missing:
+            # Parked ones stay parked (after a restart `_done` is empty).
+            parked = await ParkedEvent.filter(
+                consumer=self.cursor_name, status="parked", event_id__in=missing
+            ).values_list("event_id", flat=True)
+            for i in parked:
+                self._done[i] = time.monotonic()
+            missing = [i for i in missing if i not in self._done]
+        # Failed events behind the cursor (a retried parked event, a late one) come back
+        # here until they succeed or are parked.
+        missing += [i for i in self._failing if i <= position and i not in missing]
         todo: list[Event] = []
         if missing:
             todo += await Event.filter(id__in=missing).order_by("id")
@@ -157,23 +205,21 @@ class Relay:
         todo += fresh
         handled = 0
         new_position = position
-        postponed: list[int] = []
+        blocked = False
         try:
             for ev in todo:
                 if ev.id in self._done:
-                    if not postponed:
+                    if not blocked:
                         new_position = max(new_position, ev.id)
                     continue
-                if ev.type in TYPES:
-                    try:
-                        await self._handle_safely(ev)
-                    except _Postpone:
-                        # Not done: re-read next pass; the cursor stays before it.
-                        postponed.append(ev.id)
-                        continue
+                if ev.type in TYPES and not await self._attempt(ev):
+                    # Not done: read again next pass; the cursor stays before it.
+                    if ev.id > position:
+                        blocked = True
+                    continue
                 self._done[ev.id] = time.monotonic()
                 handled += 1
-                if not postponed:
+                if not blocked:
                     new_position = max(new_position, ev.id)
         finally:
             if new_position > position:
@@ -183,9 +229,90 @@ class Relay:
             self._prune()
             if handled and self.on_enqueued:
                 self.on_enqueued()
-        if postponed:
-            self._postponed = True
         return handled if len(fresh) < self.batch else max(handled, 1)
+
+    async def _take_retries(self) -> None:
+        """Parked events an operator asked to try again (`helpdesk parked --retry`)."""
+        assert self._failing is not None
+        asked = await ParkedEvent.filter(consumer=self.cursor_name, status="retry").values_list(
+            "event_id", flat=True
+        )
+        for eid in asked:
+            taken = await ParkedEvent.filter(
+                consumer=self.cursor_name, event_id=eid, status="retry"
+            ).update(status="failing", attempts=0)
+            if taken:
+                self._failing[int(eid)] = 0
+                self._retry_at.pop(int(eid), None)
+                self._done.pop(int(eid), None)
+                log.info("event %s: retry requested; trying it again", eid)
+
+    async def _attempt(self, ev: Event) -> bool:
+        """Handle one event. True: done (handled, or parked for good); False: try again
+        later (postponed, or failed and waiting for its backoff). An outage raises."""
+        assert self._failing is not None
+        due = self._retry_at.get(ev.id)
+        if due is not None and due > time.monotonic():
+            self._postponed = True
+            return False
+        try:
+            await self.handle(ev)
+        except _Postpone:
+            self._postponed = True
+            return False
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # the database, not the event: the whole loop backs off
+            return await self._failed(ev, exc)
+        if ev.id in self._failing:
+            del self._failing[ev.id]
+            self._retry_at.pop(ev.id, None)
+            await ParkedEvent.filter(consumer=self.cursor_name, event_id=ev.id).delete()
+        return True
+
+    async def _failed(self, ev: Event, exc: Exception) -> bool:
+        assert self._failing is not None
+        attempts = self._failing.get(ev.id, 0) + 1
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        request_id = _request_of(ev)
+        if attempts < self.max_attempts:
+            delay = min(300.0, self.retry_base * 2 ** (attempts - 1))
+            self._failing[ev.id] = attempts
+            self._retry_at[ev.id] = time.monotonic() + delay
+            await self._record(ev, request_id, "failing", attempts, error)
+            log.info("event %s (%s) failed (attempt %d of %d), next try in %.1fs: %s",
+                     ev.id, ev.type, attempts, self.max_attempts, delay, error[:300])
+            return False
+        self._failing.pop(ev.id, None)
+        self._retry_at.pop(ev.id, None)
+        await self._record(ev, request_id, "parked", attempts, error)
+        self.parked += 1
+        log.warning("event %s (%s) parked after %d failed attempts: %s", ev.id, ev.type,
+                    attempts, error[:500], exc_info=exc)
+        if request_id is not None:
+            from bot.texts import plain
+            from core.requests import add_internal_system_note
+
+            note = plain("note_event_parked", self.group_lang, event=ev.id, type=ev.type,
+                         attempts=attempts, error=error[:300])
+            try:
+                await add_internal_system_note(request_id, note)
+            except Exception as note_exc:  # the note is a courtesy; parking stands
+                log.warning("event %s: internal note on request %s not written: %s",
+                            ev.id, request_id, note_exc)
+        return True
+
+    async def _record(self, ev: Event, request_id: int | None, status: str, attempts: int,
+                      error: str) -> None:
+        fields = {"status": status, "attempts": attempts, "error": error, "request_id": request_id,
+                  "event_type": ev.type}
+        updated = await ParkedEvent.filter(consumer=self.cursor_name, event_id=ev.id).update(**fields)
+        if not updated:
+            await ParkedEvent.bulk_create(
+                [ParkedEvent(consumer=self.cursor_name, event_id=ev.id, **fields)],
+                ignore_conflicts=True,
+            )
+            await ParkedEvent.filter(consumer=self.cursor_name, event_id=ev.id).update(**fields)
 
     async def _first_cursor(self) -> Cursor:
         """The very first start: begin `initial_lookback` seconds back, not at the dawn of
@@ -205,18 +332,6 @@ class Relay:
         if len(self._done) > 10000 or (self._done and next(iter(self._done.values())) < horizon):
             self._done = {k: v for k, v in self._done.items() if v >= horizon}
 
-    async def _handle_safely(self, ev: Event) -> None:
-        try:
-            await self.handle(ev)
-        except _Postpone:
-            raise
-        except Exception:
-            count = self._failures.get(ev.id, 0) + 1
-            self._failures[ev.id] = count
-            if count < 5:
-                raise
-            log.exception("event %s (%s) skipped after %d failures", ev.id, ev.type, count)
-
     async def handle(self, ev: Event) -> None:
         data = ev.payload or {}
         if ev.type == events.NEW_REQUEST:
@@ -229,8 +344,9 @@ class Relay:
             await self.on_chat_message(ev, data)
 
     async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], *, dedup_key: str,
-                       request_id: int | None = None) -> bool:
-        created = await enqueue(chat_id, method, payload, dedup_key=dedup_key, request_id=request_id)
+                       request_id: int | None = None, more: str | None = None) -> bool:
+        created = await enqueue(chat_id, method, payload, dedup_key=dedup_key, request_id=request_id,
+                                more=more)
         if created:
             self.enqueued += 1
         return created
@@ -322,6 +438,8 @@ class Relay:
         for prior in before:
             p = prior.payload or {}
             if p.get("request") == request_id:
+                if p.get("is_internal") and p.get("message_type") == MessageType.system:
+                    continue  # a note the desk wrote itself (a parked event), not a move
                 return p.get("message_type") == MessageType.system
         return False
 
@@ -373,6 +491,7 @@ class Relay:
             meta["thread_of"] = rid
         head = cards.text(header, lang, name=name, id=rid)
         key = f"ev:{ev.id}:{purpose}"
+        more = cut_note(rid, lang)
         sources = [link for link in links if link.chat_id != chat_id]
         if sources:
             # Media that came from Telegram: copy the original messages (an album part by
@@ -385,7 +504,7 @@ class Relay:
                     payload["caption"] = _caption_of(msg, head)
                     payload["parse_mode"] = "HTML"
                 await self._enqueue(chat_id, "copyMessage", payload,
-                                    dedup_key=key if n == 1 else f"{key}:{n}", request_id=rid)
+                                    dedup_key=key if n == 1 else f"{key}:{n}", request_id=rid, more=more)
             return
         attachments = await RequestAttachment.filter(message_id=msg.id).order_by("id")
         content = (msg.content or "").strip()
@@ -401,7 +520,7 @@ class Relay:
         text_in_caption = bool(files) and len(body) <= 1024
         if not text_in_caption and (content or not files):
             await self._enqueue(chat_id, "sendMessage", {"text": body, "_meta": meta},
-                                dedup_key=key, request_id=rid)
+                                dedup_key=key, request_id=rid, more=more)
         for n, (att, path) in enumerate(files, start=1):
             is_photo = att.content_type in ("image/jpeg", "image/png", "image/webp") \
                 and att.size <= 10 * 1024 * 1024
@@ -414,7 +533,7 @@ class Relay:
                 chat_id, method,
                 {"caption": caption,
                  "_meta": {**meta, "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
-                dedup_key=f"{key}:att{att.id}", request_id=rid,
+                dedup_key=f"{key}:att{att.id}", request_id=rid, more=more,
             )
 
     # --- admin chats --------------------------------------------------------------------
@@ -440,9 +559,22 @@ def _escape(value: str) -> str:
 
 
 def _caption_of(msg: RequestMessage, head: str) -> str:
-    """Caption for a copied media message: the header plus the original caption, if any."""
+    """Caption for a copied media message: the header plus the original caption, if any
+    (over 1,024 characters, `enqueue` sends it as text right after the copy)."""
     content = (msg.content or "").strip()
     if not content or content.startswith("[") and content.endswith("]"):
         return head
-    caption = f"{head}\n{_escape(content)}"
-    return caption if len(caption) <= 1024 else head
+    return f"{head}\n{_escape(content)}"
+
+
+def _request_of(ev: Event) -> int | None:
+    """The request an event is about, when it names one."""
+    data = ev.payload if isinstance(ev.payload, dict) else {}
+    raw = data.get("request") if ev.type == events.NEW_MESSAGE else data.get("id")
+    if ev.type == events.CHAT_MESSAGE:
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value < 2**31 else None

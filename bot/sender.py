@@ -1,7 +1,14 @@
 """The sender: drains db.models.TelegramOutbox into the Bot API within Telegram's limits.
 
 Guarantees and how:
-- Order: rows of one chat go out in id order, one at a time (head-of-line per chat).
+- Order: rows of one request (in a private chat: of the chat) go out in id order; a chat
+  gets one call at a time.
+- Fairness: within a chat, rows queue per lane (the request's customer; rows about no
+  request share one lane) and lanes take turns, round robin: the lane just served goes to
+  the back, a new lane joins at the back. With L lanes waiting in a group, a lane's next
+  row goes out within L sends, however many rows another customer queued before it (a
+  huge message is at most 3 rows: bot.outbox.MAX_PARTS). A lane whose head waits (backoff,
+  lease) does not hold the others.
 - No double send between processes: a row is claimed with a conditional UPDATE
   (`pending -> sending`, matching the `attempts` it read); only the winner sends it.
 - Durable result: the row is marked `sent` with the result (message id) right after the
@@ -10,6 +17,13 @@ Guarantees and how:
   private chat, 20 per minute per group. On HTTP 429 the row waits `retry_after` and so does
   its chat (head-of-line); other chats keep going. Timeouts, network errors and 5xx are
   retried with exponential backoff; after `max_attempts` the row is `failed`.
+- Poisoned rows: a row whose preparation or call raises anything else (a bug, a payload
+  the Bot API client refuses) is retried with backoff `poison_attempts` times
+  (POISON_MAX_ATTEMPTS, default 3), then `failed` with its error in `last_error`. A failed
+  row of a request leaves an internal system note on it (at most one per request per
+  `note_interval`); `helpdesk parked` lists failed rows, `--retry outbox:ID` requeues one.
+- Outages: the loop backs off through `core.backoff.LoopHealth` (one log line per state
+  change, exponential delay) instead of a traceback a second.
 - Crash recovery: a row stays `sending` with a lease (`not_before` = claim time + lease).
   If the process dies, another (or the restarted) sender reclaims it after the lease.
   At-least-once window: a crash after Telegram accepted the call and before the `sent`
@@ -38,6 +52,7 @@ from tortoise.expressions import Q
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
+from core.backoff import LoopHealth, is_outage
 from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, TelegramThread
 
 log = logging.getLogger("helpdesk.bot.sender")
@@ -58,12 +73,19 @@ class SenderLimits:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     poll_interval: float = 0.5
+    poison_attempts: int = 3  # POISON_MAX_ATTEMPTS: tries of a row whose handling raises
+    note_interval: float = 600.0  # at most one "delivery failed" note per request this often
+    loop_backoff_base: float = 0.5  # the loop itself (database outage)
+    loop_backoff_cap: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> SenderLimits:
         """Defaults, overridden by `settings.extra["telegram_limits"]` (tests shrink time)."""
         extra = (getattr(settings, "extra", None) or {}).get("telegram_limits") or {}
-        return cls(**{k: v for k, v in extra.items() if k in cls.__dataclass_fields__})
+        values = {k: v for k, v in extra.items() if k in cls.__dataclass_fields__}
+        if "poison_attempts" not in values and getattr(settings, "poison_max_attempts", None):
+            values["poison_attempts"] = int(settings.poison_max_attempts)
+        return cls(**values)
 
 
 class SlidingWindow:
@@ -95,6 +117,8 @@ class _ChatState:
     blocked_until: float = 0.0
     busy: bool = False
     last_merge_check: float = 0.0
+    # Round robin of the chat's lanes (insertion order = turn order).
+    rotation: dict[Any, None] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,6 +149,10 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.not_forum: set[int] = set()
+        self.health = LoopHealth("telegram sender", log, base=self.limits.loop_backoff_base,
+                                 cap=self.limits.loop_backoff_cap)
+        self._customer_of: dict[int, int | None] = {}
+        self._noted: dict[int, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -149,11 +177,14 @@ class Sender:
         while not self._stopping:
             try:
                 delay = await self.drain_once()
+                self.health.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("sender pass failed")
-                delay = 1.0
+            except Exception as exc:
+                # Database gone (or a bug in the pass): one log line per state change and
+                # a growing delay; a wake-up does not cut the delay short.
+                await asyncio.sleep(self.health.failed(exc))
+                continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
@@ -169,39 +200,67 @@ class Sender:
             state = self.chats[chat_id] = _ChatState(window)
         return state
 
-    async def drain_once(self) -> float:
-        """Dispatch every chat's head row that may go now. Returns seconds until the next
-        pass is useful (capped by the poll interval)."""
-        heads = (
+    async def _heads(self) -> list[dict[str, Any]]:
+        """The first active row of every (chat, request)."""
+        return (
             await TelegramOutbox.filter(status__in=ACTIVE)
             .annotate(first=Min("id"))
-            .group_by("chat_id")
-            .values("chat_id", "first")
+            .group_by("chat_id", "request_id")
+            .values("chat_id", "request_id", "first")
         )
+
+    def _lane(self, request_id: int | None) -> Any:
+        """Which lane a row queues in: its request's customer (so one customer's many
+        requests share one turn), the request when it is gone, "desk" for no request."""
+        if request_id is None:
+            return "desk"
+        customer = self._customer_of.get(request_id)
+        return ("customer", customer) if customer is not None else ("request", request_id)
+
+    async def _learn_customers(self, request_ids: set[int]) -> None:
+        unknown = [r for r in request_ids if r not in self._customer_of]
+        if not unknown:
+            return
+        if len(self._customer_of) > 20000:
+            self._customer_of.clear()
+        found = dict(
+            await CustomerRequest.filter(id__in=unknown).values_list("id", "customer_id")
+        )
+        for rid in unknown:
+            self._customer_of[rid] = found.get(rid)
+
+    async def drain_once(self) -> float:
+        """Dispatch, for every chat that may send now, the head row of the next lane in its
+        round robin. Returns seconds until the next pass is useful (capped by the poll
+        interval)."""
+        heads = await self._heads()
         next_in = self.limits.poll_interval
         if not heads:
             return next_in
         now = time.monotonic()
-        for head in heads:
-            chat_id = head["chat_id"]
+        for chat_id in {h["chat_id"] for h in heads}:
             state = self._chat(chat_id)
             if chat_id < 0 and now - state.last_merge_check >= min(1.0, self.limits.group_window / 20):
                 state.last_merge_check = now
                 await self._merge_burst(chat_id)
-        heads = (
-            await TelegramOutbox.filter(status__in=ACTIVE)
-            .annotate(first=Min("id"))
-            .group_by("chat_id")
-            .values("chat_id", "first")
-        )
-        rows = await TelegramOutbox.filter(id__in=[h["first"] for h in heads])
-        wall = utcnow()
-        for row in sorted(rows, key=lambda r: r.id):
-            state = self._chat(row.chat_id)
-            if state.busy:
+        heads = await self._heads()
+        await self._learn_customers({h["request_id"] for h in heads if h["request_id"] is not None})
+        rows = {r.id: r for r in await TelegramOutbox.filter(id__in=[h["first"] for h in heads])}
+        lanes: dict[int, dict[Any, TelegramOutbox]] = {}
+        for head in heads:
+            row = rows.get(head["first"])
+            if row is None:
                 continue
-            if row.not_before is not None and row.not_before > wall:
-                next_in = min(next_in, (row.not_before - wall).total_seconds())
+            lane = self._lane(head["request_id"])
+            chat_lanes = lanes.setdefault(head["chat_id"], {})
+            if lane not in chat_lanes or row.id < chat_lanes[lane].id:
+                chat_lanes[lane] = row
+        wall = utcnow()
+        for chat_id in sorted(lanes, key=lambda c: min(r.id for r in lanes[c].values())):
+            chat_lanes = lanes[chat_id]
+            state = self._chat(chat_id)
+            self._rotate_in(state, chat_lanes)
+            if state.busy:
                 continue
             now = time.monotonic()
             if state.blocked_until > now:
@@ -211,15 +270,33 @@ class Sender:
             if wait > 0:
                 next_in = min(next_in, wait)
                 continue
-            if not await self._claim(row):
-                continue
-            state.window.hit(now)
-            self.global_window.hit(now)
-            state.busy = True
-            task = asyncio.create_task(self._deliver(row, state))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            for lane in list(state.rotation):
+                row = chat_lanes[lane]
+                if row.not_before is not None and row.not_before > wall:
+                    next_in = min(next_in, (row.not_before - wall).total_seconds())
+                    continue
+                if not await self._claim(row):
+                    continue
+                # Served: this lane goes to the back of the round.
+                del state.rotation[lane]
+                state.rotation[lane] = None
+                state.window.hit(now)
+                self.global_window.hit(now)
+                state.busy = True
+                task = asyncio.create_task(self._deliver(row, state))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                break
         return max(0.01, next_in)
+
+    @staticmethod
+    def _rotate_in(state: _ChatState, chat_lanes: dict[Any, TelegramOutbox]) -> None:
+        """Drop lanes with nothing left; new lanes join at the back, oldest row first."""
+        for lane in [lane for lane in state.rotation if lane not in chat_lanes]:
+            del state.rotation[lane]
+        for lane in sorted((lane for lane in chat_lanes if lane not in state.rotation),
+                           key=lambda lane: chat_lanes[lane].id):
+            state.rotation[lane] = None
 
     async def _claim(self, row: TelegramOutbox) -> bool:
         lease_until = utcnow() + timedelta(seconds=self.limits.lease_seconds)
@@ -278,9 +355,19 @@ class Sender:
     async def _deliver(self, row: TelegramOutbox, state: _ChatState) -> None:
         try:
             await self._deliver_row(row, state)
-        except Exception:
-            log.exception("delivering outbox row %s failed", row.id)
-            await self._retry_later(row, "internal error", backoff=True)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                if is_outage(exc):
+                    # The database, not the row: try again later (if the write fails too,
+                    # the row's lease brings it back).
+                    await self._retry_later(row, error, backoff=True, count=False)
+                elif row.attempts >= self.limits.poison_attempts:
+                    log.warning("outbox row %s failed %d times; parked", row.id, row.attempts,
+                                exc_info=exc)
+                    await self._fail(row, f"internal error: {error}")
+                else:
+                    await self._retry_later(row, f"internal error: {error}", backoff=True)
         finally:
             state.busy = False
             self._wake.set()
@@ -445,19 +532,42 @@ class Sender:
             fields["attempts"] = max(0, row.attempts - 1)
         await TelegramOutbox.filter(id=row.id, status="sending").update(**fields)
 
-    async def _retry_later(self, row: TelegramOutbox, error: str, *, backoff: bool) -> None:
-        if row.attempts >= self.limits.max_attempts:
+    async def _retry_later(self, row: TelegramOutbox, error: str, *, backoff: bool,
+                           count: bool = True) -> None:
+        if count and row.attempts >= self.limits.max_attempts:
             await self._fail(row, error)
             return
         self.stats.retried_errors += 1
         delay = min(self.limits.backoff_max, self.limits.backoff_base * (2 ** max(0, row.attempts - 1)))
-        log.warning("outbox row %s: %s; retry %d in %.1fs", row.id, error, row.attempts, delay)
-        await self._set_pending(row, utcnow() + timedelta(seconds=delay), error, count_attempt=True)
+        log.warning("outbox row %s: %s; retry %d in %.1fs", row.id, error[:300], row.attempts, delay)
+        await self._set_pending(row, utcnow() + timedelta(seconds=delay), error, count_attempt=count)
 
     async def _fail(self, row: TelegramOutbox, error: str) -> None:
         self.stats.failed += 1
-        log.error("outbox row %s (%s to %s) failed: %s", row.id, row.method, row.chat_id, error)
+        log.error("outbox row %s (%s to %s) failed: %s", row.id, row.method, row.chat_id, error[:500])
         await self._close(row, "failed", error)
+        if row.request_id is not None:
+            await self._note_failure(row, error)
+
+    async def _note_failure(self, row: TelegramOutbox, error: str) -> None:
+        """An internal system note on the row's request, so staff see the message did not
+        reach Telegram (at most one per request per `note_interval`)."""
+        now = time.monotonic()
+        last = self._noted.get(int(row.request_id))
+        if last is not None and now - last < self.limits.note_interval:
+            return
+        self._noted[int(row.request_id)] = now
+        if len(self._noted) > 10000:
+            self._noted = {k: v for k, v in self._noted.items() if now - v < self.limits.note_interval}
+        from bot.texts import plain
+        from core.requests import add_internal_system_note
+
+        note = plain("note_delivery_failed", self.lang, chat=row.chat_id, error=error[:300], row=row.id)
+        try:
+            await add_internal_system_note(int(row.request_id), note)
+        except Exception as exc:  # the note is a courtesy; the row stays failed
+            log.warning("outbox row %s: internal note on request %s not written: %s",
+                        row.id, row.request_id, exc)
 
     async def _close(self, row: TelegramOutbox, status: str, reason: str) -> None:
         await TelegramOutbox.filter(id=row.id).update(status=status, last_error=reason[:2000])

@@ -23,6 +23,38 @@ from db.models import ProcessedUpdate
 log = logging.getLogger("helpdesk.bot.webhook")
 
 
+# Every integer of the Bot API fits in 64 bits (ids have at most 52 significant bits); a
+# larger one cannot come from Telegram, and the database could not store it.
+MAX_INT64 = 2**63 - 1
+MAX_DEPTH = 32
+
+
+def _ints_fit(value: Any, depth: int = 0) -> bool:
+    """True when every integer inside `value` fits in a signed 64-bit column."""
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -MAX_INT64 - 1 <= value <= MAX_INT64
+    if isinstance(value, dict):
+        return all(_ints_fit(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_ints_fit(v, depth + 1) for v in value)
+    return True
+
+
+def parse_update(bot: Any, update: dict[str, Any]) -> Any:
+    """The aiogram Update, or None when the JSON is not one (a 400, not a handler crash)."""
+    from aiogram.types import Update
+    from pydantic import ValidationError
+
+    try:
+        return Update.model_validate(update, context={"bot": bot})
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        return None
+
+
 def get_blueprint(settings: Settings) -> Blueprint:
     bp = Blueprint(f"telegram_webhook_{id(settings)}", url_prefix="/telegram")
     state: dict[str, Any] = {}
@@ -48,13 +80,22 @@ def get_blueprint(settings: Settings) -> Blueprint:
             update = request.json
         except Exception:
             update = None
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        if (
+            not isinstance(update, dict)
+            or not isinstance(update.get("update_id"), int)
+            or isinstance(update["update_id"], bool)
+            or not 0 <= update["update_id"] <= MAX_INT64
+            or not _ints_fit(update)
+        ):
             return json_response({"detail": "Expected a Telegram Update object."}, status=400)
         if await ProcessedUpdate.filter(update_id=update["update_id"]).exists():
             return json_response({"ok": True, "duplicate": True})
         bot, dp = await bot_and_dispatcher()
+        parsed = parse_update(bot, update)
+        if parsed is None:
+            return json_response({"detail": "Expected a Telegram Update object."}, status=400)
         try:
-            result = await dp.feed_webhook_update(bot, update)
+            result = await dp.feed_webhook_update(bot, parsed)
         except Exception:
             log.exception("telegram update %s failed", update.get("update_id"))
             return json_response({"ok": False}, status=500)

@@ -16,7 +16,15 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file_stream
 
-from api.http import authenticate, guard_ids, json, reject_null_characters
+from api.http import (
+    PK_WRONG_TYPE,
+    authenticate,
+    check_id_ranges,
+    guard_ids,
+    int_from_text,
+    json,
+    reject_null_characters,
+)
 from api.multipart import MultipartError, MultipartParser, boundary_of
 from core import attachments as svc
 from core import runtime
@@ -147,12 +155,10 @@ async def upload_response(
         reject_null_characters(text)
         message_id = None
         if text.get("message", "").strip():
-            try:
-                message_id = int(text["message"])
-            except ValueError:
-                raise ValidationFailed(
-                    {"message": ["Некорректный тип. Ожидалось значение первичного ключа."]}
-                ) from None
+            message_id = int_from_text(text["message"].strip())
+            if message_id is None:
+                raise ValidationFailed({"message": [PK_WRONG_TYPE]})
+            check_id_ranges({"message": message_id}, ("message",))
         is_internal = is_internal_hint or (
             allow_internal and _bool_field("is_internal", text.get("is_internal", ""))
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate_staff, body, guard_ids, json
+from api.http import PK_WRONG_TYPE, authenticate_staff, body, check_id_ranges, guard_ids, json
 from core import chats as svc
 from core.errors import ValidationFailed
 from core.serializers import chat_message_data
@@ -33,6 +33,7 @@ def chat_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
         errors["participant_ids"] = ["Ожидался список идентификаторов."]
     if errors:
         raise ValidationFailed(errors)
+    check_id_ranges(data, lists=("participant_ids",))
     return {k: data[k] for k in ("name", "chat_type", "is_active", "participant_ids") if k in data}
 
 
@@ -91,9 +92,10 @@ def get_blueprint() -> Blueprint:
             errors["message_type"] = ["Not a valid string."]
         reply_to = data.get("reply_to")
         if reply_to is not None and not _is_int(reply_to):
-            errors["reply_to"] = ["Некорректный тип. Ожидалось значение первичного ключа."]
+            errors["reply_to"] = [PK_WRONG_TYPE]
         if errors:
             raise ValidationFailed(errors)
+        check_id_ranges(data, ("reply_to",))
         msg = await svc.post_chat_message(
             actor,
             chat_id,

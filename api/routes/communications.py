@@ -10,6 +10,7 @@ from sanic import Blueprint, Request
 from api.http import (
     authenticate_staff,
     body,
+    check_id_ranges,
     check_types,
     guard_ids,
     json,
@@ -20,6 +21,8 @@ from api.http import (
 from core import communications as svc
 
 STRINGS = ("from_department", "to_department", "subject", "content", "priority", "status")
+ID_FIELDS = ("request",)
+ID_LISTS = ("participants",)
 
 
 def get_blueprint() -> Blueprint:
@@ -42,6 +45,7 @@ def get_blueprint() -> Blueprint:
         actor = await authenticate_staff(request)
         data = body(request)
         check_types(data, STRINGS)
+        check_id_ranges(data, ID_FIELDS, ID_LISTS)
         return json(await svc.create_communication(actor, data), status=201)
 
     @bp.get("/<comm_id:int>/")
@@ -54,6 +58,7 @@ def get_blueprint() -> Blueprint:
         actor = await authenticate_staff(request)
         data = body(request)
         check_types(data, STRINGS)
+        check_id_ranges(data, ID_FIELDS, ID_LISTS)
         return json(
             await svc.update_communication(actor, comm_id, data, partial=request.method == "PATCH")
         )

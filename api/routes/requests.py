@@ -9,8 +9,10 @@ from sanic import Blueprint, Request
 from sanic.response import empty
 
 from api.http import (
+    PK_WRONG_TYPE,
     authenticate_staff,
     body,
+    check_id_ranges,
     check_types,
     guard_ids,
     int_arg,
@@ -28,16 +30,15 @@ from db.models import Source
 def parse_datetime(name: str, value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 64:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is not None:
             if parsed.tzinfo is None:
-
                 parsed = parsed.replace(tzinfo=UTC)
-            return parsed
+            # Stored and compared in UTC: 0001-01-01T00:00+01:00 has no UTC value.
+            return parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass
     raise ValidationFailed(
         {name: ["Неправильный формат datetime. Используйте один из этих форматов: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}
     )
@@ -113,7 +114,8 @@ def get_blueprint() -> Blueprint:
         fields.pop("status", None)
         customer_id = data.get("customer_id")
         if customer_id is not None and (not isinstance(customer_id, int) or isinstance(customer_id, bool)):
-            raise ValidationFailed({"customer_id": ["Некорректный тип. Ожидалось значение первичного ключа."]})
+            raise ValidationFailed({"customer_id": [PK_WRONG_TYPE]})
+        check_id_ranges(data, ("customer_id",))
         req = await svc.create_request(
             actor,
             title=fields.pop("title"),
@@ -179,6 +181,7 @@ def get_blueprint() -> Blueprint:
         admin_id = data.get("admin_id")
         if not isinstance(admin_id, int) or isinstance(admin_id, bool):
             raise ValidationFailed({"admin_id": ["Обязательное поле (id администратора)."]})
+        check_id_ranges(data, ("admin_id",))
         return await action(
             request, request_id, lambda actor, rid: svc.reassign_request(actor, rid, admin_id)
         )

@@ -16,7 +16,7 @@ from sanic.response import HTTPResponse
 
 from api.routes import health
 from api.web import pages, public
-from api.web.render import SECURITY_HEADERS, STATIC
+from api.web.render import SECURITY_HEADERS
 from core.logging import adopt_sanic_loggers, setup_logging
 from core.ratelimit import DEFAULT_PREFIX, build_rate_limiter
 
@@ -49,7 +49,8 @@ def get_blueprint() -> Blueprint:
                  methods=["POST"], name="public_reply")
     bp.add_route(public.download, "/api/public/requests/<key:str>/attachments/<attachment_id:int>/",
                  methods=["GET"], name="public_download")
-    bp.static("/static/web", str(STATIC), name="web_static")
+    bp.add_route(pages.static_file, "/static/web/<name:str>", methods=["GET", "HEAD"],
+                 name="web_static")
 
     @bp.on_response
     async def security_headers(request: Request, response: HTTPResponse) -> None:

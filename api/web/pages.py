@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import html
+import mimetypes
 from typing import Any
 from urllib.parse import urlencode
 
 from sanic import Request
-from sanic.response import HTTPResponse
+from sanic.response import HTTPResponse, file
 
 from api.web.i18n import LANG_COOKIE, LANGUAGES, TEXTS, choose_language, client_texts, text
 from api.web.public import MAX_FILES, public_request, request_for_key
-from api.web.render import json_for_script, page, render
+from api.web.render import STATIC, json_for_script, page, render
 from core.errors import NotFound
 from core.texts import CATEGORY_LABELS
 from db.models import Category, Status
@@ -43,6 +44,23 @@ def _respond(request: Request, lang: str, body: str, status: int = 200) -> HTTPR
             LANG_COOKIE, lang, path="/", max_age=365 * 24 * 3600, samesite="Lax", secure=False
         )
     return response
+
+
+# The page's scripts and styles: a fixed set of files, looked up by exact name. Nothing a
+# client sends is joined to a filesystem path (Sanic's directory handler answered 500 for
+# `/static/web/`, a NUL byte or an over-long name).
+STATIC_FILES = {f.name: f for f in STATIC.iterdir() if f.is_file()}
+
+
+async def static_file(request: Request, name: str) -> HTTPResponse:
+    """`/static/web/<name>`: one of STATIC_FILES, revalidated by Last-Modified; 404 otherwise."""
+    path = STATIC_FILES.get(name)
+    if path is None:
+        raise NotFound("Не найдено.")
+    mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if mime.startswith("text/") or mime == "application/javascript":
+        mime += "; charset=utf-8"
+    return await file(path, request_headers=request.headers, mime_type=mime, max_age=3600)
 
 
 def _script_tag(name: str) -> str:
