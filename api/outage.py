@@ -11,10 +11,13 @@ The wait is bounded by the database driver's timeouts (db/setup.py: connect and 
 timeouts on PostgreSQL), so a black-holed database answers 503 within seconds too.
 Logging: one warning when requests start failing, then at most one line per
 LOG_EVERY seconds with the count of 503 answers, instead of a traceback per request.
+A WebSocket handler that hits the outage after the upgrade is closed with 1013 (try
+again later) and counted the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import time
@@ -30,6 +33,7 @@ from api.http import json
 log = logging.getLogger("helpdesk.api")
 
 RETRY_AFTER = 5
+CLOSE_TRY_AGAIN = 1013  # WebSocket "Try Again Later"
 LOG_EVERY = 60.0
 DETAIL = "Сервис временно недоступен: нет связи с базой данных. Повторите попытку позже."
 DETAIL_EN = "Service temporarily unavailable: the database cannot be reached. Try again later."
@@ -140,3 +144,22 @@ def install(
 
     for cls in _handled_classes():
         app.exception(cls)(database_unreachable)
+
+    # WebSocket handlers fail after the upgrade, where no response can be sent: Sanic
+    # logs a traceback (with the URL, token included) for each. Count outages like the
+    # 503s instead, and close with 1013 "try again later" so clients reconnect.
+    default_log = app.error_handler.log
+
+    def log_exception(request: Request, exception: Exception) -> None:
+        if is_database_outage(exception):
+            counter.hit(exception, request)
+        else:
+            default_log(request, exception)
+
+    app.error_handler.log = log_exception  # type: ignore[method-assign]
+
+    @app.signal("websocket.handler.exception")
+    async def close_try_again(request: Request, websocket: Any, exception: Exception) -> None:
+        if is_database_outage(exception):
+            with contextlib.suppress(Exception):
+                await websocket.close(CLOSE_TRY_AGAIN, "database unavailable, try again later")

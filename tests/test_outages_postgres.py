@@ -23,6 +23,7 @@ from db.models import Event
 from db.setup import PG_CONNECT_TIMEOUT, init_db
 from tests.outage_proxy import TcpProxy
 from tests.test_web import FORM, web_server
+from tests.wsutil import close_code, connect
 
 pg_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -83,6 +84,10 @@ async def test_postgres_lost_503_ready_false_quiet_loops_and_recovery(
             assert ready.json()["ready"] is False and ready.json()["failed"] == ["database"]
             assert (await client.get("/health")).status_code == 200
             assert (await client.get("/")).status_code == 200  # the form page needs no database
+            # A WebSocket opened now is closed with 1013 "try again later", not a traceback.
+            base = str(client.base_url).rstrip("/")
+            ws = await connect(base, "/ws/admin/notifications/", token, sync=False)
+            assert await close_code(ws, 5) == 1013
             # The loops keep running (relay sweeps every 0.2 s here) for several seconds.
             await asyncio.sleep(max(0.0, 6.0 - (time.monotonic() - started)))
             for _ in range(3):  # more requests and probes in the outage: no more lines
