@@ -111,7 +111,7 @@ async def test_resumes_are_limited_per_access_key_across_sockets(settings, make_
         assert await close_code(again) == CLOSE_RATE_LIMITED
         # ...but it may connect and receive live events without resuming.
         async with await connect(base, path) as live:
-            await requests.post_message(req.customer if req.customer_id else None, req.id, "hi")
+            await requests.post_message(await req.customer, req.id, "hi")
             frame = await recv_json(live)
             assert frame["type"] in ("new_message", "request_updated")
 
