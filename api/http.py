@@ -10,6 +10,7 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from api.multipart import load_form
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
 from core.users import user_for_token
 from db.models import User
@@ -109,16 +110,14 @@ def body(request: Request) -> dict[str, Any]:
     """The JSON (or form) body as a dict; 400 for anything else."""
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        load_form(request)
         form = {k: v[0] if len(v) == 1 else v for k, v in request.form.items()}
         reject_null_characters(form)
         return form
     raw = request.body or b""
     if not raw.strip():
         return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationFailed({"detail": [f"JSON parse error - {exc}"]}) from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise ValidationFailed(
             {"non_field_errors": ["Недопустимые данные. Ожидался dictionary, но был получен "
@@ -126,6 +125,15 @@ def body(request: Request) -> dict[str, Any]:
         )
     reject_null_characters(data)
     return data
+
+
+def parse_json(raw: bytes) -> Any:
+    """A JSON document (orjson: strict UTF-8, no lone surrogates, nesting bounded); 400
+    `{"detail": ["JSON parse error - ..."]}` otherwise."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed({"detail": [f"JSON parse error - {exc}"]}) from None
 
 
 def _has_nul(value: Any) -> bool:

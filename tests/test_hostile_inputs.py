@@ -3,6 +3,7 @@ on SQLite and PostgreSQL. The route-by-route sweep is tests/test_hostile_sweep.p
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -169,7 +170,7 @@ async def test_websocket_huge_last_event_id_and_chat_id_close_with_4xxx(
         assert await close_code(ws) == CLOSE_NOT_FOUND, chat_id
     # resume frames with a huge id get an error frame, the socket stays open
     async with await connect(api.base, "/ws/admin/notifications/", td) as ws:
-        await ws.send('{"type": "resume", "last_event_id": %d}' % 2**70)
+        await ws.send(json.dumps({"type": "resume", "last_event_id": 2**70}))
         frame = await ws.recv()
         assert '"invalid_frame"' in frame
         await ws.send('{"type": "ping"}')
