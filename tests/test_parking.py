@@ -179,6 +179,7 @@ async def test_relay_backs_off_in_an_outage_with_one_line_per_state_change(
     gaps = [b - a for a, b in zip(calls[:5], calls[1:6], strict=True)]
     assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
     assert gaps[-1] > 0.5  # 0.05 * 2**4 = 0.8 s, with jitter
+    print(f"\nrelay outage: delays between failed passes {[round(g, 2) for g in gaps]} s")
     lines = [r for r in caplog.records if r.name == "helpdesk.bot.relay" and r.levelno >= logging.WARNING]
     assert [r.getMessage().split(":")[1].strip()[:20] for r in lines] == [
         "cannot reach a servi", "recovered after 5 fa",
