@@ -70,24 +70,97 @@ def deleted_card_text(request_id: int, lang: str = "ru") -> str:
     return f"<s>{text('card_deleted', lang, id=request_id)}</s>"
 
 
-def topic_name(req: dict[str, Any]) -> str:
-    name = plain("topic_name", "ru", id=req["id"], title=str(req.get("title", "")))
+def topic_name(req: dict[str, Any], lang: str = "ru") -> str:
+    """The forum topic's name: "#12 title", with the status in front once the request is
+    completed or closed ("[Выполнен] #12 title"). At most 128 characters (Telegram's limit)."""
+    name = plain("topic_name", lang_of(lang), id=req["id"], title=str(req.get("title", "")))
+    status = str(req.get("status"))
+    if status in ("completed", "closed"):
+        name = plain("topic_name_status", lang_of(lang), status=_label(STATUS_LABELS, status, lang_of(lang)),
+                     name=name)
     return name[:128]
 
 
-def summary_text(request_ids: list[int], lang: str = "ru", max_chars: int = 3500) -> str:
-    """"+N new requests: #a, #b, …" (as many numbers as fit in one message)."""
-    shown: list[str] = []
-    used = 0
-    for rid in request_ids:
-        item = f"#{rid}"
-        if used + len(item) + 2 > max_chars:
-            shown.append("…")
-            break
-        shown.append(item)
-        used += len(item) + 2
-    ids = ", ".join(shown)
-    return text("summary_new_requests", lang, count=len(request_ids), ids=ids)
+# --- burst summaries ----------------------------------------------------------------------
+# One summary is one message: at most 4,096 characters of text and, by Telegram's limit on
+# inline keyboards, 100 buttons. Lines are packed by their longest possible rendering (a
+# title cut to SUMMARY_TITLE_CHARS, a strike-through and an assignee's name), so a summary
+# edited later still fits.
+SUMMARY_TEXT_LIMIT = 4096
+SUMMARY_MAX_BUTTONS = 100
+SUMMARY_TITLE_CHARS = 80
+SUMMARY_NAME_CHARS = 40
+SUMMARY_BUTTONS_PER_ROW = 4
+_SUFFIX_ROOM = 16 + SUMMARY_NAME_CHARS  # "<s>", "</s> — ", a name or a status label
+
+
+def _short(value: str, limit: int) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _summary_head(count: int, lang: str) -> str:
+    return f"<b>{text('summary_head', lang, count=count)}</b>"
+
+
+def summary_chunks(items: list[tuple[int, str]], lang: str = "ru") -> list[list[int]]:
+    """Split (request id, title) pairs into summaries that fit one message each, whatever
+    happens to the requests later: oldest first, each within the text and button limits."""
+    from bot.outbox import tg_len
+
+    lang = lang_of(lang)
+    head = tg_len(_summary_head(99_999, lang)) + 2  # the longest count: stable as it grows
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    used = head
+    for rid, title in items:
+        line = tg_len(f"#{rid} {html.escape(_short(title, SUMMARY_TITLE_CHARS), quote=False)}") + _SUFFIX_ROOM + 1
+        if current and (used + line > SUMMARY_TEXT_LIMIT or len(current) >= SUMMARY_MAX_BUTTONS):
+            chunks.append(current)
+            current, used = [], head
+        current.append(rid)
+        used += line
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def summary_line(req: dict[str, Any] | None, request_id: int, lang: str = "ru") -> tuple[str, bool]:
+    """One request's line in a summary (HTML) and whether it gets a Take button: while the
+    request is open and unassigned; taken, completed or closed ones are struck through with
+    who has them or their status; a deleted one says so."""
+    lang = lang_of(lang)
+    if req is None:
+        return f"<s>#{request_id}</s> — {text('summary_deleted', lang)}", False
+    title = html.escape(_short(str(req.get("title", "")), SUMMARY_TITLE_CHARS), quote=False)
+    line = f"#{request_id} {title}"
+    status = str(req.get("status"))
+    if status == "open" and not req.get("assigned_admin"):
+        return line, True
+    if req.get("assigned_admin") and status == "in_progress":
+        who = html.escape(_short(_person(req["assigned_admin"]), SUMMARY_NAME_CHARS), quote=False)
+    else:
+        who = html.escape(_label(STATUS_LABELS, status, lang), quote=False)
+    return f"<s>{line}</s> — {who}", False
+
+
+def summary_message(entries: list[tuple[int, dict[str, Any] | None]], lang: str = "ru") -> tuple[str, dict[str, Any] | None]:
+    """A summary's text and keyboard from the requests' current state: a "Take #N" button
+    (callback `req:take:<id>`, the card's own) for every request still open and unassigned."""
+    lang = lang_of(lang)
+    lines = [_summary_head(len(entries), lang), ""]
+    buttons: list[dict[str, str]] = []
+    for rid, req in entries:
+        line, takeable = summary_line(req, rid, lang)
+        lines.append(line)
+        if takeable:
+            buttons.append({"text": f"{plain('card_btn_take', lang)} #{rid}", "callback_data": f"req:take:{rid}"})
+    if not buttons:
+        lines.append("")
+        lines.append(text("summary_all_taken", lang))
+        return "\n".join(lines), None
+    rows = [buttons[i: i + SUMMARY_BUTTONS_PER_ROW] for i in range(0, len(buttons), SUMMARY_BUTTONS_PER_ROW)]
+    return "\n".join(lines), {"inline_keyboard": rows}
 
 
 def message_text(header_key: str, lang: str, content: str, **kwargs: Any) -> str:

@@ -6,7 +6,8 @@ a restart, or in its trailing re-scan window) can never queue a message twice.
 
 A payload is the Bot API method's parameters plus an optional `_meta` dict the sender
 interprets and strips before the call:
-    kind           "card" | "card_edit" | "topic" | "thread" | "notify" | "chat" | "summary"
+    kind           "card" | "card_edit" | "topic" | "thread" | "customer" | "notify" | "chat" |
+                   "summary" | "summary_edit" | "topic_edit" | "topic_state"
     request_id     the request the row belongs to
     thread_of      put the message into this request's thread at send time (forum topic,
                    or a reply to its card)
@@ -14,7 +15,12 @@ interprets and strips before the call:
     mergeable      a new-request card the burst handling may fold into a summary
     link           TelegramMessageLink fields to store for the sent message(s)
     upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
-Public API: `enqueue`, `send_text`, `split_html`.
+    requests       (summary) the request ids the summary lists
+    summary        (summary_edit) the summary's message id
+
+Every row has a priority class (`Priority`, the budget order): the sender serves a chat's
+lower class first, round robin per customer inside a class.
+Public API: `enqueue`, `send_text`, `split_html`, `Priority`, `priority_of`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from enum import IntEnum
 from typing import Any
 
 from db.models import TelegramOutbox
@@ -33,6 +40,30 @@ CAPTION_LIMIT = 1024
 MAX_PARTS = 3
 MEDIA_METHODS = {"sendPhoto", "sendDocument", "sendVideo", "sendAudio", "sendAnimation", "sendVoice"}
 CAPTIONED_METHODS = MEDIA_METHODS | {"copyMessage"}
+
+
+class Priority(IntEnum):
+    """The budget order of a chat: a lower class goes first (docs/telegram.md)."""
+
+    CONVERSATION = 1  # messages relayed to and from customers, status notices, chat bridge
+    NEW_REQUEST = 2  # new-request cards, their topics, burst summaries
+    EDIT = 3  # card and summary edits, topic renames, closing and reopening topics
+    BACKGROUND = 4  # reminders, digests, cards that follow a summary
+
+
+_CLASS_OF_KIND = {
+    "thread": Priority.CONVERSATION, "customer": Priority.CONVERSATION,
+    "notify": Priority.CONVERSATION, "chat": Priority.CONVERSATION,
+    "card": Priority.NEW_REQUEST, "topic": Priority.NEW_REQUEST, "summary": Priority.NEW_REQUEST,
+    "card_edit": Priority.EDIT, "summary_edit": Priority.EDIT, "topic_edit": Priority.EDIT,
+    "topic_state": Priority.EDIT,
+}
+
+
+def priority_of(payload: dict[str, Any]) -> Priority:
+    """The class of a payload by its `_meta.kind` (NEW_REQUEST when it has none)."""
+    kind = (payload.get("_meta") or {}).get("kind")
+    return _CLASS_OF_KIND.get(str(kind), Priority.NEW_REQUEST)
 
 
 def tg_len(text: str) -> int:
@@ -51,8 +82,10 @@ async def enqueue(
     using_db: Any = None,
     more: str | None = None,
     max_parts: int = MAX_PARTS,
+    priority: int | None = None,
 ) -> bool:
-    """Queue one Bot API call for `chat_id`. Returns False when `dedup_key` is already queued
+    """Queue one Bot API call for `chat_id` in budget class `priority` (default: by the
+    payload's kind, `priority_of`). Returns False when `dedup_key` is already queued
     (whatever its state), True when this call queued it.
 
     Guarantees: at most one row per dedup_key, safe under concurrent callers on SQLite and
@@ -64,6 +97,7 @@ async def enqueue(
     """
     payload = dict(payload)
     payload["chat_id"] = chat_id
+    prio = int(priority if priority is not None else priority_of(payload))
     if method == "sendMessage" and tg_len(str(payload.get("text", ""))) > TEXT_LIMIT:
         note = more if more is not None else cut_note(request_id)
         parts = split_html(str(payload["text"]), TEXT_LIMIT, max_parts=max(1, max_parts), more=note)
@@ -75,13 +109,13 @@ async def enqueue(
                 # Buttons belong under the last part.
                 p.pop("reply_markup", None)
             key = dedup_key if n == 1 else f"{dedup_key}#{n}"
-            created = await _insert(chat_id, method, p, key, request_id, using_db)
+            created = await _insert(chat_id, method, p, key, request_id, using_db, prio)
             if first:
                 created_first, first = created, False
         return created_first
     if method in CAPTIONED_METHODS and tg_len(str(payload.get("caption") or "")) > CAPTION_LIMIT:
         caption = str(payload.pop("caption"))
-        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
+        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
         meta = payload.get("_meta") or {}
         follow: dict[str, Any] = {"text": caption, "chat_id": chat_id}
         if "message_thread_id" in payload:
@@ -91,9 +125,9 @@ async def enqueue(
             follow["_meta"] = follow_meta
         await enqueue(chat_id, "sendMessage", follow, dedup_key=f"{dedup_key}:caption",
                       request_id=request_id, using_db=using_db, more=more,
-                      max_parts=max(1, max_parts - 1))
+                      max_parts=max(1, max_parts - 1), priority=prio)
         return created
-    return await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
+    return await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
 
 
 def cut_note(request_id: int | None, lang: str | None = None) -> str:
@@ -109,7 +143,7 @@ def cut_note(request_id: int | None, lang: str | None = None) -> str:
 
 async def _insert(
     chat_id: int, method: str, payload: dict[str, Any], dedup_key: str,
-    request_id: int | None, using_db: Any,
+    request_id: int | None, using_db: Any, priority: int = Priority.NEW_REQUEST,
 ) -> bool:
     if len(dedup_key) > 128:
         raise ValueError(f"dedup_key longer than 128 characters: {dedup_key[:40]}...")
@@ -119,6 +153,7 @@ async def _insert(
     row = TelegramOutbox(
         dedup_key=dedup_key, chat_id=chat_id, method=method, payload=payload,
         request_id=request_id, status="pending", last_error=f"nonce:{nonce}",
+        priority=int(priority),
     )
     # INSERT .. ON CONFLICT DO NOTHING (INSERT OR IGNORE on SQLite): a concurrent duplicate
     # never raises, so the caller's transaction stays usable on PostgreSQL.
@@ -140,6 +175,7 @@ async def send_text(
     thread_id: int | None = None,
     reply_markup: dict | None = None,
     request_id: int | None = None,
+    priority: int | None = None,
 ) -> bool:
     """Queue an HTML text message (the caller escapes user content with html.escape).
     Idempotent by `dedup_key`; long texts are split (see `enqueue`)."""
@@ -148,7 +184,8 @@ async def send_text(
         payload["message_thread_id"] = thread_id
     if reply_markup is not None:
         payload["reply_markup"] = reply_markup
-    return await enqueue(chat_id, "sendMessage", payload, dedup_key=dedup_key, request_id=request_id)
+    return await enqueue(chat_id, "sendMessage", payload, dedup_key=dedup_key, request_id=request_id,
+                         priority=priority)
 
 
 # --- splitting HTML -------------------------------------------------------------------------

@@ -19,10 +19,14 @@ into Telegram messages in the delivery queue (bot.outbox).
   for one more try. Failure counts are stored, so they survive a restart.
 
 What goes where:
-- new_request     -> card in TELEGRAM_ADMIN_CHAT_ID (in its own forum topic on a forum)
-- request_updated -> the card is edited (rendered from the database at send time, so a burst
-                     of edits collapses into the newest); the customer hears when the request
-                     is taken, completed or closed (in their language)
+- new_request     -> card in TELEGRAM_ADMIN_CHAT_ID (in its own forum topic on a forum); in
+                     a burst the sender folds it into a summary with a Take button
+- request_updated -> the card and the summary listing the request are edited (rendered from
+                     the database at send time, so a burst of edits collapses into the
+                     newest); its forum topic is renamed with the status and closed on
+                     complete/close, reopened on reopen; a request taken without a card
+                     (from a summary) gets its card and topic now; the customer hears when
+                     the request is taken, completed or closed (in their language)
 - new_message     -> customer's message to the request's thread in the admin group; staff
                      reply to the customer's private chat (and, when written outside
                      Telegram, to the thread too); internal notes never reach the customer;
@@ -40,8 +44,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from bot import cards
-from bot.outbox import cut_note, enqueue
+from bot.outbox import Priority, cut_note, enqueue
 from core import events
 from core.backoff import LoopHealth, is_outage
 from db.models import (
@@ -256,7 +262,10 @@ class Relay:
             self._postponed = True
             return False
         try:
-            await self.handle(ev)
+            # One transaction per event: everything it queues is committed together (one
+            # commit instead of one per row), or not at all if handling fails.
+            async with in_transaction():
+                await self.handle(ev)
         except _Postpone:
             self._postponed = True
             return False
@@ -344,9 +353,10 @@ class Relay:
             await self.on_chat_message(ev, data)
 
     async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], *, dedup_key: str,
-                       request_id: int | None = None, more: str | None = None) -> bool:
+                       request_id: int | None = None, more: str | None = None,
+                       priority: int | None = None) -> bool:
         created = await enqueue(chat_id, method, payload, dedup_key=dedup_key, request_id=request_id,
-                                more=more)
+                                more=more, priority=priority)
         if created:
             self.enqueued += 1
         return created
@@ -358,7 +368,7 @@ class Relay:
         if chat in self.forum_chats:
             await self._enqueue(
                 chat, "createForumTopic",
-                {"name": cards.topic_name(data), "_meta": {"kind": "topic", "request_id": rid}},
+                {"name": cards.topic_name(data, self.group_lang), "_meta": {"kind": "topic", "request_id": rid}},
                 dedup_key=f"{prefix}:{rid}:topic", request_id=rid,
             )
         await self._enqueue(
@@ -379,15 +389,21 @@ class Relay:
 
     async def ensure_thread(self, request_id: int) -> None:
         """Make sure the request has (or will have) a card in the admin group: a request
-        whose card was folded into a burst summary gets it now, on its first message."""
+        whose card was folded into a burst summary gets it now (on its first message, or
+        when it is taken); a card waiting in the last budget class behind a summary moves
+        up to the new-request class."""
         chat = self.admin_chat
         if await TelegramThread.filter(request_id=request_id, card_message_id__isnull=False).exists():
             return
+        keys = [f"new:{request_id}:card", f"thread:{request_id}:card",
+                f"new:{request_id}:topic", f"thread:{request_id}:topic"]
         live = await TelegramOutbox.filter(
-            chat_id=chat, status__in=("pending", "sending"),
-            dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
+            chat_id=chat, status__in=("pending", "sending"), dedup_key__in=keys[:2],
         ).exists()
         if live:
+            await TelegramOutbox.filter(
+                chat_id=chat, status="pending", dedup_key__in=keys, priority=Priority.BACKGROUND,
+            ).update(priority=Priority.NEW_REQUEST)
             return
         from bot.sender import load_request_data
 
@@ -406,12 +422,8 @@ class Relay:
 
     async def on_request_updated(self, ev: Event, data: dict[str, Any]) -> None:
         rid = int(data["id"])
-        if self.admin_chat and await self._card_alive(rid):
-            await self._enqueue(
-                self.admin_chat, "editMessageText",
-                {"_meta": {"kind": "card_edit", "render_card": True, "request_id": rid}},
-                dedup_key=f"ev:{ev.id}:edit", request_id=rid,
-            )
+        if self.admin_chat:
+            await self._follow_in_group(ev, rid, data)
         if data.get("deleted"):
             return
         status = str(data.get("status"))
@@ -430,6 +442,54 @@ class Relay:
                 {"text": body, "_meta": {"kind": "notify", "request_id": rid, "link": {"request_id": rid}}},
                 dedup_key=f"ev:{ev.id}:notify", request_id=rid,
             )
+
+    async def _follow_in_group(self, ev: Event, rid: int, data: dict[str, Any]) -> None:
+        """What the admin group shows of a request follows it: the card, the summary that
+        lists it, the forum topic's name and state (each edit rendered at send time), and
+        a request taken without a card gets one."""
+        chat = self.admin_chat
+        card_alive = await self._card_alive(rid)
+        if card_alive:
+            await self._enqueue(
+                chat, "editMessageText",
+                {"_meta": {"kind": "card_edit", "render_card": True, "request_id": rid}},
+                dedup_key=f"ev:{ev.id}:edit", request_id=rid,
+            )
+        thread = await TelegramThread.filter(request_id=rid).first()
+        summaries = {thread.summary_message_id} if thread and thread.summary_message_id else set()
+        if data.get("deleted"):
+            summaries |= await self._summaries_listing(rid)
+        for mid in sorted(summaries):
+            await self._enqueue(
+                chat, "editMessageText", {"_meta": {"kind": "summary_edit", "summary": mid}},
+                dedup_key=f"ev:{ev.id}:sumedit:{mid}",
+            )
+        if data.get("deleted"):
+            return
+        topic_queued = await TelegramOutbox.filter(
+            chat_id=chat, request_id=rid, status__in=("pending", "sending"),
+            dedup_key__in=[f"new:{rid}:topic", f"thread:{rid}:topic"],
+        ).exists()
+        if (thread is not None and thread.topic_id) or topic_queued:
+            meta = {"request_id": rid}
+            await self._enqueue(chat, "editForumTopic", {"_meta": {"kind": "topic_edit", **meta}},
+                                dedup_key=f"ev:{ev.id}:topicname", request_id=rid)
+            await self._enqueue(chat, "closeForumTopic", {"_meta": {"kind": "topic_state", **meta}},
+                                dedup_key=f"ev:{ev.id}:topicstate", request_id=rid)
+        if str(data.get("status")) == "in_progress":
+            # Taken from a summary: whoever took it gets the card (and topic) to work in.
+            await self.ensure_thread(rid)
+
+    async def _summaries_listing(self, request_id: int) -> set[int]:
+        """Sent summaries that list a request (a deleted request's thread row is gone)."""
+        found: set[int] = set()
+        for row in await TelegramOutbox.filter(
+            chat_id=self.admin_chat, status="sent", dedup_key__startswith="summary:",
+        ).order_by("-id").limit(500):
+            meta = (row.payload or {}).get("_meta") or {}
+            if request_id in (meta.get("requests") or []) and (row.result or {}).get("message_id"):
+                found.add(int(row.result["message_id"]))
+        return found
 
     async def _follows_system_message(self, ev: Event, request_id: int) -> bool:
         """A status change made by take/complete/close/reopen/reassign writes a system message

@@ -35,11 +35,13 @@ REPLY_RETRY_MAX_WAIT = 30.0
 REPLY_RETRY_ATTEMPTS = 3
 
 
-def make_bot(settings: Settings, *, wait_out_429: bool = False) -> Any:
+def make_bot(settings: Settings, *, wait_out_429: bool = False, budget: Any = None) -> Any:
     """An aiogram Bot talking to TELEGRAM_API_SERVER, HTML parse mode by default.
 
     `wait_out_429`: the bot that answers updates retries a call refused with 429 after
-    `retry_after` (bounded), so a reply is not lost when the chat is over its limit."""
+    `retry_after` (bounded), so a reply is not lost when the chat is over its limit.
+    `budget` (bot.budget): every call that writes into a chat is counted in it, so the
+    outbox's sender leaves the room direct answers used."""
     from aiogram import Bot
     from aiogram.client.default import DefaultBotProperties
     from aiogram.client.session.aiohttp import AiohttpSession
@@ -48,6 +50,10 @@ def make_bot(settings: Settings, *, wait_out_429: bool = False) -> Any:
     if not settings.telegram_bot_token:
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
+    if budget is not None:
+        from bot.budget import counting_middleware
+
+        session.middleware(counting_middleware(budget))
     if wait_out_429:
         session.middleware(_wait_out_retry_after)
     return Bot(settings.telegram_bot_token, session=session,
@@ -113,6 +119,7 @@ class BotRuntime:
     relay: Any
     forum_chats: set[int]
     delivery_bot: Any = None
+    budget: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     polling: asyncio.Task[Any] | None = None
     stopped: bool = False
@@ -143,30 +150,52 @@ class BotRuntime:
             if bot is not None:
                 with contextlib.suppress(Exception):
                     await bot.session.close()
+        redis = getattr(self.budget, "redis", None)
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
         if _current is self:
             _current = None
 
 
-async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool = True) -> BotRuntime:
+def check_start(settings: Settings) -> None:
+    """Refuse a configuration that would run unsafely: webhook mode without a secret would
+    let anyone on the internet post fake updates (settings.load_settings refuses it too;
+    this guards a Settings built in code)."""
+    if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
+        raise RuntimeError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET; the bot does not start without it")
+
+
+async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool = True,
+                    sender_overrides: dict[str, Any] | None = None) -> BotRuntime:
     """Start the bot inside the running event loop.
 
     `updates`: receive updates (long polling, or register the webhook in webhook mode).
     `delivery`: run the relay (event log -> outbox) and the sender (outbox -> Telegram).
+    `sender_overrides`: SenderLimits timings (tests shrink leases and backoff); Telegram's
+    limits come from the settings.
     """
     global _current
+    from bot.budget import build_budget
     from bot.relay import Relay
     from bot.sender import Sender, SenderLimits
 
+    check_start(settings)
+    # One budget for everything this process sends (shared through Redis with REDIS_URL).
+    budget = build_budget(settings)
     # Two sessions: the sender's (its own limits and 429 handling per chat) and the one
-    # that answers updates (waits out a 429 so a direct reply is not dropped).
+    # that answers updates (waits out a 429 so a direct reply is not dropped, and counts
+    # in the budget so the sender leaves room for it).
     delivery_bot = make_bot(settings)
-    bot = make_bot(settings, wait_out_429=True)
+    bot = make_bot(settings, wait_out_429=True, budget=budget)
     dp = make_dispatcher(settings)
     forum_chats: set[int] = set()
     await detect_forums(delivery_bot, settings, forum_chats)
-    sender = Sender(delivery_bot, SenderLimits.from_settings(settings), lang=settings.language)
+    limits = SenderLimits.from_settings(settings, **(sender_overrides or {}))
+    sender = Sender(delivery_bot, limits, lang=settings.language, budget=budget)
     relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
-    runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats, delivery_bot=delivery_bot)
+    runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats, delivery_bot=delivery_bot,
+                         budget=budget)
     if delivery:
         sender.start()
         relay.start()
@@ -200,7 +229,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     return runtime
 
 
-async def run_bot(settings: Settings) -> None:
+async def run_bot(settings: Settings, *, sender_overrides: dict[str, Any] | None = None) -> None:
     """`helpdesk bot`: open the database, run the bot until cancelled or SIGTERM/SIGINT."""
     from core import runtime as core_runtime
     from db.setup import close_db, init_db
@@ -212,7 +241,7 @@ async def run_bot(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    runtime = await start_bot(settings)
+    runtime = await start_bot(settings, sender_overrides=sender_overrides)
     log.info("telegram bot running (%s mode)", settings.telegram_mode)
     try:
         await stop.wait()

@@ -1,27 +1,52 @@
 """The sender: drains db.models.TelegramOutbox into the Bot API within Telegram's limits.
 
 Guarantees and how:
-- Order: rows of one request (in a private chat: of the chat) go out in id order; a chat
-  gets one call at a time.
-- Fairness: within a chat, rows queue per lane (the request's customer; rows about no
-  request share one lane) and lanes take turns, round robin: the lane just served goes to
-  the back, a new lane joins at the back. With L lanes waiting in a group, a lane's next
-  row goes out within L sends, however many rows another customer queued before it (a
-  huge message is at most 3 rows: bot.outbox.MAX_PARTS). A lane whose head waits (backoff,
-  lease) does not hold the others.
+- Budget (bot.budget): at most TELEGRAM_GROUP_RATE calls per group, TELEGRAM_PRIVATE_RATE
+  per private chat and TELEGRAM_GLOBAL_RATE overall, in sliding windows shared through Redis
+  by every process when REDIS_URL is set. Edits and topic changes count like messages. A
+  pass only claims a row for a chat whose budget has room; the slot itself is taken right
+  before the HTTP call, so a row that needs no call (a superseded edit) costs none.
+- Budget order: in each chat the lowest priority class with a row ready goes first
+  (bot.outbox.Priority): 1 conversations (relayed customer and staff messages, status
+  notices), 2 new requests (cards, topics, burst summaries), 3 edits (cards, summaries,
+  topic names and states), 4 reminders, digests and cards that follow a summary. Answers
+  to button presses never queue (they are answered directly and counted in the budget).
+- Order: rows of one request in classes 1-2 go out in id order (its card before the
+  messages in its thread; a message waiting behind its request's card lifts the card to its
+  own class); a chat gets one call at a time from this process.
+- Fairness inside a class: rows queue per lane (the request's customer; rows about no
+  request share one lane per class) and lanes take turns, round robin: the lane just served
+  goes to the back, a new lane joins at the back. With L lanes waiting in a class, a lane's
+  next row goes out within L sends of that class, however many rows another customer queued
+  before it (a huge message is at most 3 rows: bot.outbox.MAX_PARTS). A lane whose head
+  waits (backoff, lease) does not hold the others.
+- Coalescing: an edit waits `edit_delay` after it was queued, and pending edits of one
+  message (a card, a summary, a topic's name or state) collapse into the newest; what is
+  sent is rendered from the database at send time, and skipped when it equals what
+  Telegram already shows. Four quick changes to a request cost one edit.
+- Every new request actionable: when a group has more than TELEGRAM_SUMMARY_AFTER new-
+  request cards pending (default 10: half a minute's budget), the rest are folded into
+  summaries: each lists its requests' numbers and titles with a Take button per request
+  (`req:take:<id>`, the card's own callback), as many summaries as Telegram's 4,096
+  characters and 100 buttons need. A summary is edited as its requests are taken, completed
+  or deleted. Their own cards follow in class 4 when TELEGRAM_CARDS_AFTER_SUMMARY is on. By
+  default they do not: a burst of 200 would spend ten minutes of the group's budget on
+  cards nobody needs in order to act, delaying every edit and reminder behind them; a
+  request gets its card (and forum topic) when it is taken or when its customer writes.
 - No double send between processes: a row is claimed with a conditional UPDATE
   (`pending -> sending`, matching the `attempts` it read); only the winner sends it.
 - Durable result: the row is marked `sent` with the result (message id) right after the
   call returns, in the same transaction as the TelegramThread/TelegramMessageLink rows.
-- Limits (per process, sliding windows, edits count): about 30 calls/s overall, 1/s per
-  private chat, 20 per minute per group. On HTTP 429 the row waits `retry_after` and so does
-  its chat (head-of-line); other chats keep going. Timeouts, network errors and 5xx are
-  retried with exponential backoff; after `max_attempts` the row is `failed`.
+- 429: the row waits `retry_after` and so does its chat (head-of-line); other chats keep
+  going. Timeouts, network errors and 5xx are retried with exponential backoff; after
+  `max_attempts` the row is `failed`.
 - Poisoned rows: a row whose preparation or call raises anything else (a bug, a payload
   the Bot API client refuses) is retried with backoff `poison_attempts` times
-  (POISON_MAX_ATTEMPTS, default 3), then `failed` with its error in `last_error`. A failed
-  row of a request leaves an internal system note on it (at most one per request per
-  `note_interval`); `helpdesk parked` lists failed rows, `--retry outbox:ID` requeues one.
+  (POISON_MAX_ATTEMPTS, default 3), then `failed` with its error in `last_error`.
+- Failed deliveries are visible: a failed row of a request leaves an internal system note
+  on it (at most one per request per `note_interval`), `STATS.failed` counts it for
+  metrics (`stats_snapshot()`, `queue_depth()`), and `helpdesk parked` lists failed rows
+  (`--retry outbox:ID`, `--retry outbox:failed`).
 - Outages: the loop backs off through `core.backoff.LoopHealth` (one log line per state
   change, exponential delay) instead of a traceback a second.
 - Crash recovery: a row stays `sending` with a lease (`not_before` = claim time + lease).
@@ -29,21 +54,17 @@ Guarantees and how:
   At-least-once window: a crash after Telegram accepted the call and before the `sent`
   commit (a few milliseconds) makes that one message go out twice. Telegram has no
   idempotency key, so this window cannot be closed, only kept tiny.
-- Bursts: when a group has more pending new-request cards than `merge_after` (default 10,
-  half a minute's budget), the excess is folded into one summary message
-  ("+N new requests: #a, #b … /queue") and those rows become `merged`. The per-request
-  cards are NOT posted later: each request stays reachable through /queue, and the relay
-  posts its card (and forum topic) lazily when the first message arrives in its thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,59 +73,65 @@ from tortoise.expressions import Q
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
+from bot.budget import Budget, Grant, MemoryBudget, Rates
+from bot.outbox import Priority
 from core.backoff import LoopHealth, is_outage
 from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, TelegramThread
 
 log = logging.getLogger("helpdesk.bot.sender")
 
 ACTIVE = ("pending", "sending")
+EDIT_KINDS = ("card_edit", "summary_edit", "topic_edit", "topic_state")
+SUMMARY_LANE = ("desk", int(Priority.NEW_REQUEST))
+TOPIC_GONE = ("topic_id_invalid", "message thread not found", "topic_deleted")
 
 
 @dataclass
 class SenderLimits:
-    global_per_sec: int = 30
-    private_per_sec: int = 1
-    group_per_window: int = 20
-    group_window: float = 60.0
-    merge_after: int = 10  # pending new-request cards per group beyond which the rest merge
+    """How the sender paces itself. `from_settings` reads Telegram's limits and the burst
+    settings; the rest are timings (tests shrink them by passing overrides)."""
+
+    rates: Rates = field(default_factory=Rates)
+    summary_after: int = 10  # TELEGRAM_SUMMARY_AFTER: pending new cards per group kept as cards
+    cards_after_summary: bool = False  # TELEGRAM_CARDS_AFTER_SUMMARY
+    # An edit (and the last burst summary) waits this long for newer changes to the same
+    # message; None: one group message's share of the group budget, at most a second
+    # (TELEGRAM_GROUP_RATE 20/60 -> 1 s; shrunk with the rate in tests and benchmarks).
+    edit_delay: float | None = None
     lease_seconds: float = 60.0  # a `sending` row older than this is retried
     max_attempts: int = 8
     request_timeout: int = 20
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     poll_interval: float = 0.5
+    min_pass_interval: float = 0.02  # passes at most 50 a second
     poison_attempts: int = 3  # POISON_MAX_ATTEMPTS: tries of a row whose handling raises
     note_interval: float = 600.0  # at most one "delivery failed" note per request this often
     loop_backoff_base: float = 0.5  # the loop itself (database outage)
     loop_backoff_cap: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SenderLimits:
-        """Defaults, overridden by `settings.extra["telegram_limits"]` (tests shrink time)."""
-        extra = (getattr(settings, "extra", None) or {}).get("telegram_limits") or {}
-        values = {k: v for k, v in extra.items() if k in cls.__dataclass_fields__}
-        if "poison_attempts" not in values and getattr(settings, "poison_max_attempts", None):
+    def from_settings(cls, settings: Any, **overrides: Any) -> SenderLimits:
+        values: dict[str, Any] = {
+            "rates": Rates.from_settings(settings),
+            "summary_after": settings.telegram_summary_after,
+            "cards_after_summary": settings.telegram_cards_after_summary,
+        }
+        if getattr(settings, "poison_max_attempts", None):
             values["poison_attempts"] = int(settings.poison_max_attempts)
+        values.update({k: v for k, v in overrides.items() if k in cls.__dataclass_fields__})
         return cls(**values)
 
+    @property
+    def edit_wait(self) -> float:
+        if self.edit_delay is not None:
+            return self.edit_delay
+        return min(1.0, self.rates.group.window / self.rates.group.limit)
 
-class SlidingWindow:
-    """At most `limit` events in any `window` seconds (stricter than a token bucket, which
-    can let 2x the limit through a window boundary)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self.hits: deque[float] = deque()
-
-    def wait_time(self, now: float) -> float:
-        while self.hits and self.hits[0] <= now - self.window:
-            self.hits.popleft()
-        if len(self.hits) < self.limit:
-            return 0.0
-        return self.hits[0] + self.window - now
-
-    def hit(self, now: float) -> None:
-        self.hits.append(now)
+    @property
+    def fold_interval(self) -> float:
+        """How often a group's pending cards are checked for a burst."""
+        return min(1.0, self.rates.group.window / 20)
 
 
 def utcnow() -> datetime:
@@ -113,35 +140,96 @@ def utcnow() -> datetime:
 
 @dataclass
 class _ChatState:
-    window: SlidingWindow
     blocked_until: float = 0.0
     busy: bool = False
-    last_merge_check: float = 0.0
-    # Round robin of the chat's lanes (insertion order = turn order).
-    rotation: dict[Any, None] = field(default_factory=dict)
+    last_fold_check: float = 0.0
+    # Round robin of the chat's lanes per priority class (insertion order = turn order).
+    rotation: dict[int, dict[Any, None]] = field(default_factory=dict)
 
 
 @dataclass
 class SenderStats:
+    """Counters of one sender, and (`STATS`) of every sender in this process: plain
+    integers for a metrics endpoint to read (`stats_snapshot()`)."""
+
     sent: int = 0
     retried_429: int = 0
     retried_errors: int = 0
     failed: int = 0
-    merged: int = 0
-    summaries: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
+    folded: int = 0  # new-request cards folded into summaries
+    summaries: int = 0  # summaries queued
+    coalesced: int = 0  # edits that cost no call: superseded by a newer one, or unchanged
+    sent_by_class: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def merged(self) -> int:  # the older name of `folded`
+        return self.folded
+
+
+STATS = SenderStats()
+
+
+def stats_snapshot() -> dict[str, int]:
+    """This process's delivery counters since start (every Sender together), for metrics:
+    `sent`, `failed`, `retried_429`, `retried_errors`, `folded`, `summaries`, `coalesced`
+    and `sent_class_<n>` per budget class."""
+    out = {
+        "sent": STATS.sent, "failed": STATS.failed, "retried_429": STATS.retried_429,
+        "retried_errors": STATS.retried_errors, "folded": STATS.folded,
+        "summaries": STATS.summaries, "coalesced": STATS.coalesced,
+    }
+    for cls in Priority:
+        out[f"sent_class_{int(cls)}"] = STATS.sent_by_class.get(int(cls), 0)
+    return out
+
+
+async def queue_depth() -> dict[str, int]:
+    """The delivery queue as the database holds it (every process's rows): `pending` and
+    `sending` rows, and `failed` rows waiting for `helpdesk parked --retry`."""
+    from tortoise.functions import Count
+
+    rows = await TelegramOutbox.filter(status__in=("pending", "sending", "failed")).group_by(
+        "status"
+    ).annotate(n=Count("id")).values("status", "n")
+    out = {"pending": 0, "sending": 0, "failed": 0}
+    for r in rows:
+        out[str(r["status"])] = int(r["n"])
+    return out
+
+
+@dataclass
+class _Head:
+    """What a pass needs of a row (its payload is read only once the row is claimed)."""
+
+    id: int
+    status: str
+    attempts: int
+    not_before: datetime | None
+    created_at: datetime
+    dedup_key: str
+    request_id: int | None
+
+
+HEAD_FIELDS = ("id", "status", "attempts", "not_before", "created_at", "dedup_key", "request_id")
+
+
+@dataclass
+class _Candidate:
+    row: _Head
+    cls: int
+    lane: Any
 
 
 class Sender:
     """One sender loop (a process may run one; several processes may run one each)."""
 
     def __init__(self, bot: Any, limits: SenderLimits | None = None, *, name: str | None = None,
-                 lang: str = "ru") -> None:
+                 lang: str = "ru", budget: Budget | None = None) -> None:
         self.bot = bot
         self.lang = lang
         self.limits = limits or SenderLimits()
+        self.budget: Budget = budget or MemoryBudget(self.limits.rates)
         self.name = name or f"sender-{uuid.uuid4().hex[:6]}"
-        self.global_window = SlidingWindow(self.limits.global_per_sec, 1.0)
         self.chats: dict[int, _ChatState] = {}
         self.stats = SenderStats()
         self._wake = asyncio.Event()
@@ -153,6 +241,10 @@ class Sender:
                                  cap=self.limits.loop_backoff_cap)
         self._customer_of: dict[int, int | None] = {}
         self._noted: dict[int, float] = {}
+
+    def _count(self, name: str, n: int = 1) -> None:
+        for stats in (self.stats, STATS):
+            setattr(stats, name, getattr(stats, name) + n)
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -175,9 +267,19 @@ class Sender:
 
     async def run(self) -> None:
         while not self._stopping:
+            # Cleared before the pass: a call that completes during the pass (or the pause
+            # below) wakes the next one instead of being lost.
+            self._wake.clear()
             try:
+                began = time.monotonic()
                 delay = await self.drain_once()
                 self.health.ok()
+                # Completions that arrive together are served by one pass: a pass reads the
+                # whole queue, and one per completed call would starve the relay and the API
+                # of the database.
+                rest = self.limits.min_pass_interval - (time.monotonic() - began)
+                if rest > 0:
+                    await asyncio.sleep(rest)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -185,7 +287,6 @@ class Sender:
                 # a growing delay; a wake-up does not cut the delay short.
                 await asyncio.sleep(self.health.failed(exc))
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
 
@@ -193,20 +294,16 @@ class Sender:
     def _chat(self, chat_id: int) -> _ChatState:
         state = self.chats.get(chat_id)
         if state is None:
-            if chat_id < 0:
-                window = SlidingWindow(self.limits.group_per_window, self.limits.group_window)
-            else:
-                window = SlidingWindow(self.limits.private_per_sec, 1.0)
-            state = self.chats[chat_id] = _ChatState(window)
+            state = self.chats[chat_id] = _ChatState()
         return state
 
     async def _heads(self) -> list[dict[str, Any]]:
-        """The first active row of every (chat, request)."""
+        """The first active row of every (chat, request, priority class)."""
         return (
             await TelegramOutbox.filter(status__in=ACTIVE)
             .annotate(first=Min("id"))
-            .group_by("chat_id", "request_id")
-            .values("chat_id", "request_id", "first")
+            .group_by("chat_id", "request_id", "priority")
+            .values("chat_id", "request_id", "priority", "first")
         )
 
     def _lane(self, request_id: int | None) -> Any:
@@ -229,76 +326,149 @@ class Sender:
         for rid in unknown:
             self._customer_of[rid] = found.get(rid)
 
+    def _plan(self, heads: list[dict[str, Any]], rows: dict[int, _Head]
+              ) -> tuple[dict[int, dict[int, dict[Any, list[_Candidate]]]], set[tuple[int, int]]]:
+        """Per chat, per class, per lane: the rows that may go next (oldest first), and the
+        (chat, request) pairs whose card or topic is still queued (their edits wait)."""
+        plan: dict[int, dict[int, dict[Any, list[_Candidate]]]] = {}
+        card_queued: set[tuple[int, int]] = set()
+        conversation: dict[tuple[int, int], _Candidate] = {}
+
+        def add(chat_id: int, cand: _Candidate) -> None:
+            plan.setdefault(chat_id, {}).setdefault(cand.cls, {}).setdefault(cand.lane, []).append(cand)
+
+        for head in heads:
+            row = rows.get(head["first"])
+            if row is None:
+                continue
+            chat_id, rid, prio = head["chat_id"], head["request_id"], int(head["priority"] or 2)
+            if rid is not None and row.dedup_key.endswith((":card", ":topic")):
+                card_queued.add((chat_id, rid))
+            if rid is None:
+                add(chat_id, _Candidate(row, prio, ("desk", prio)))
+            elif prio <= Priority.NEW_REQUEST:
+                # One ordered lane per request for its card, topic and thread messages: the
+                # oldest row goes first, in the most urgent class waiting behind it.
+                key = (chat_id, rid)
+                seen = conversation.get(key)
+                if seen is None:
+                    conversation[key] = _Candidate(row, prio, self._lane(rid))
+                else:
+                    if row.id < seen.row.id:
+                        seen.row = row
+                    seen.cls = min(seen.cls, prio)
+            else:
+                add(chat_id, _Candidate(row, prio, self._lane(rid)))
+        for (chat_id, _), cand in conversation.items():
+            add(chat_id, cand)
+        for classes in plan.values():
+            for lanes in classes.values():
+                for cands in lanes.values():
+                    cands.sort(key=lambda c: c.row.id)
+        return plan, card_queued
+
+    def _ready(self, cand: _Candidate, chat_id: int, wall: datetime,
+               card_queued: set[tuple[int, int]]) -> float:
+        """0 when the row may go now, else seconds until it may (or the poll interval)."""
+        row = cand.row
+        if row.not_before is not None and row.not_before > wall:
+            return (row.not_before - wall).total_seconds()
+        if cand.cls == Priority.EDIT:
+            if row.request_id is not None and (chat_id, row.request_id) in card_queued:
+                return self.limits.poll_interval
+            due = row.created_at + timedelta(seconds=self.limits.edit_wait)
+            if due > wall:
+                return (due - wall).total_seconds()
+        return 0.0
+
     async def drain_once(self) -> float:
-        """Dispatch, for every chat that may send now, the head row of the next lane in its
-        round robin. Returns seconds until the next pass is useful (capped by the poll
-        interval)."""
+        """Dispatch, for every chat that may send now, the next row: the most urgent class
+        with a row ready, and in it the next lane of its round robin. Returns seconds until
+        the next pass is useful (capped by the poll interval)."""
         heads = await self._heads()
         next_in = self.limits.poll_interval
         if not heads:
             return next_in
         now = time.monotonic()
-        for chat_id in {h["chat_id"] for h in heads}:
+        folded = False
+        for chat_id in {h["chat_id"] for h in heads if h["chat_id"] < 0}:
             state = self._chat(chat_id)
-            if chat_id < 0 and now - state.last_merge_check >= min(1.0, self.limits.group_window / 20):
-                state.last_merge_check = now
-                await self._merge_burst(chat_id)
-        heads = await self._heads()
+            if now - state.last_fold_check >= self.limits.fold_interval:
+                state.last_fold_check = now
+                folded = await self._fold_burst(chat_id) or folded
+        if folded:
+            heads = await self._heads()
         await self._learn_customers({h["request_id"] for h in heads if h["request_id"] is not None})
-        rows = {r.id: r for r in await TelegramOutbox.filter(id__in=[h["first"] for h in heads])}
-        lanes: dict[int, dict[Any, TelegramOutbox]] = {}
-        for head in heads:
-            row = rows.get(head["first"])
-            if row is None:
-                continue
-            lane = self._lane(head["request_id"])
-            chat_lanes = lanes.setdefault(head["chat_id"], {})
-            if lane not in chat_lanes or row.id < chat_lanes[lane].id:
-                chat_lanes[lane] = row
+        rows = {
+            r["id"]: _Head(**r)
+            for r in await TelegramOutbox.filter(id__in=[h["first"] for h in heads]).values(*HEAD_FIELDS)
+        }
+        plan, card_queued = self._plan(heads, rows)
         wall = utcnow()
-        for chat_id in sorted(lanes, key=lambda c: min(r.id for r in lanes[c].values())):
-            chat_lanes = lanes[chat_id]
+        order = sorted(plan, key=lambda c: min(
+            cand.row.id for lanes in plan[c].values() for cands in lanes.values() for cand in cands
+        ))
+        for chat_id in order:
             state = self._chat(chat_id)
-            self._rotate_in(state, chat_lanes)
+            for cls, lanes in plan[chat_id].items():
+                self._rotate_in(state, cls, lanes)
+            for cls in [c for c in state.rotation if c not in plan[chat_id]]:
+                del state.rotation[cls]
             if state.busy:
                 continue
             now = time.monotonic()
             if state.blocked_until > now:
                 next_in = min(next_in, state.blocked_until - now)
                 continue
-            wait = max(state.window.wait_time(now), self.global_window.wait_time(now))
+            picked: _Candidate | None = None
+            for cls in sorted(plan[chat_id]):
+                lanes = plan[chat_id][cls]
+                turns = list(state.rotation[cls])
+                if cls == Priority.NEW_REQUEST and SUMMARY_LANE in lanes:
+                    # A summary makes up to 100 requests actionable with one message: it
+                    # goes before the cards.
+                    turns.remove(SUMMARY_LANE)
+                    turns.insert(0, SUMMARY_LANE)
+                for lane in turns:
+                    for cand in lanes[lane]:
+                        wait = self._ready(cand, chat_id, wall, card_queued)
+                        if wait <= 0:
+                            picked = cand
+                            break
+                        next_in = min(next_in, wait)
+                    if picked is not None:
+                        break
+                if picked is not None:
+                    break
+            if picked is None:
+                continue
+            wait = await self.budget.wait_time(chat_id)
             if wait > 0:
                 next_in = min(next_in, wait)
                 continue
-            for lane in list(state.rotation):
-                row = chat_lanes[lane]
-                if row.not_before is not None and row.not_before > wall:
-                    next_in = min(next_in, (row.not_before - wall).total_seconds())
-                    continue
-                if not await self._claim(row):
-                    continue
-                # Served: this lane goes to the back of the round.
-                del state.rotation[lane]
-                state.rotation[lane] = None
-                state.window.hit(now)
-                self.global_window.hit(now)
-                state.busy = True
-                task = asyncio.create_task(self._deliver(row, state))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                break
+            if not await self._claim(picked.row):
+                continue
+            # Served: this lane goes to the back of its class's round.
+            rotation = state.rotation[picked.cls]
+            del rotation[picked.lane]
+            rotation[picked.lane] = None
+            state.busy = True
+            task = asyncio.create_task(self._deliver(picked, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return max(0.01, next_in)
 
     @staticmethod
-    def _rotate_in(state: _ChatState, chat_lanes: dict[Any, TelegramOutbox]) -> None:
+    def _rotate_in(state: _ChatState, cls: int, lanes: dict[Any, list[_Candidate]]) -> None:
         """Drop lanes with nothing left; new lanes join at the back, oldest row first."""
-        for lane in [lane for lane in state.rotation if lane not in chat_lanes]:
-            del state.rotation[lane]
-        for lane in sorted((lane for lane in chat_lanes if lane not in state.rotation),
-                           key=lambda lane: chat_lanes[lane].id):
-            state.rotation[lane] = None
+        rotation = state.rotation.setdefault(cls, {})
+        for lane in [lane for lane in rotation if lane not in lanes]:
+            del rotation[lane]
+        for lane in sorted((lane for lane in lanes if lane not in rotation),
+                           key=lambda lane: lanes[lane][0].row.id):
+            rotation[lane] = None
 
-    async def _claim(self, row: TelegramOutbox) -> bool:
+    async def _claim(self, row: _Head) -> bool:
         lease_until = utcnow() + timedelta(seconds=self.limits.lease_seconds)
         won = await TelegramOutbox.filter(
             id=row.id, status=row.status, attempts=row.attempts
@@ -309,52 +479,98 @@ class Sender:
             row.status, row.attempts, row.not_before = "sending", row.attempts + 1, lease_until
         return bool(won)
 
-    # --- burst handling -----------------------------------------------------------------
-    async def _merge_burst(self, chat_id: int) -> None:
-        cards = (
+    # --- bursts -------------------------------------------------------------------------
+    async def _fold_burst(self, chat_id: int) -> bool:
+        """More than `summary_after` new-request cards pending in this group: the newer ones
+        are folded into summaries with a Take button per request (and their cards either
+        dropped or moved to class 4). A summary not sent yet takes more requests while they
+        fit, so a burst arriving over a minute makes few summaries. Safe with several
+        senders: a card is folded by the one UPDATE that changes it, and a summary is only
+        topped up while it is still `pending` (its sender re-reads it after claiming)."""
+        from bot.cards import summary_chunks
+        from bot.outbox import enqueue
+
+        pending = (
             await TelegramOutbox.filter(
-                chat_id=chat_id, status="pending", method="sendMessage", dedup_key__startswith="new:"
+                chat_id=chat_id, status="pending", method="sendMessage",
+                dedup_key__startswith="new:", priority=Priority.NEW_REQUEST,
             )
             .order_by("id")
             .values("id", "request_id")
         )
-        keep = self.limits.merge_after
-        if len(cards) <= keep:
-            return
-        excess = cards[keep:]
+        keep = self.limits.summary_after
+        if len(pending) <= keep:
+            return False
+        excess = pending[keep:]
         token = uuid.uuid4().hex[:16]
-        marker = f"merged:{token}"
+        marker = f"folded:{token}"
         request_ids = [c["request_id"] for c in excess if c["request_id"] is not None]
+        open_summary = await TelegramOutbox.filter(
+            chat_id=chat_id, status="pending", method="sendMessage", dedup_key__startswith="summary:",
+        ).order_by("-id").first()
+        listed = [int(r) for r in ((open_summary.payload or {}).get("_meta") or {}).get("requests") or []] \
+            if open_summary is not None else []
+        titles = dict(await CustomerRequest.filter(id__in=request_ids + listed).values_list("id", "title"))
+        later = self.limits.cards_after_summary
         async with in_transaction() as conn:
-            await TelegramOutbox.filter(id__in=[c["id"] for c in excess], status="pending").using_db(
-                conn
-            ).update(status="merged", last_error=marker)
-            await TelegramOutbox.filter(
-                chat_id=chat_id, status="pending",
+            cards = TelegramOutbox.filter(
+                id__in=[c["id"] for c in excess], status="pending", priority=Priority.NEW_REQUEST
+            ).using_db(conn)
+            topics = TelegramOutbox.filter(
+                chat_id=chat_id, status="pending", priority=Priority.NEW_REQUEST,
                 dedup_key__in=[f"new:{r}:topic" for r in request_ids],
-            ).using_db(conn).update(status="merged", last_error=marker)
-            merged = await TelegramOutbox.filter(
+            ).using_db(conn)
+            if later:
+                await cards.update(priority=Priority.BACKGROUND, last_error=marker)
+                await topics.update(priority=Priority.BACKGROUND, last_error=marker)
+            else:
+                await cards.update(status="merged", last_error=marker)
+                await topics.update(status="merged", last_error=marker)
+            folded = await TelegramOutbox.filter(
                 last_error=marker, method="sendMessage"
             ).using_db(conn).order_by("id").values_list("request_id", flat=True)
-            merged_ids = [r for r in merged if r is not None]
-            if merged_ids:
-                from bot.cards import summary_text
-                from bot.outbox import enqueue
-
-                await enqueue(
-                    chat_id, "sendMessage",
-                    {"text": summary_text(merged_ids, self.lang), "_meta": {"kind": "summary", "requests": merged_ids}},
-                    dedup_key=f"summary:{token}", using_db=conn,
+            folded_ids = [r for r in folded if r is not None and r in titles]
+            # The last summary waits `edit_delay` for more requests (at most 3x that since it
+            # was queued); one followed by another is full and goes at once.
+            now = utcnow()
+            chunks = summary_chunks([(rid, str(titles[rid])) for rid in listed + folded_ids], self.lang)
+            if listed and chunks and chunks[0][:len(listed)] == listed:
+                assert open_summary is not None
+                hold = None if len(chunks) > 1 else min(
+                    now + timedelta(seconds=self.limits.edit_wait),
+                    open_summary.created_at + timedelta(seconds=3 * self.limits.edit_wait))
+                topped = await TelegramOutbox.filter(id=open_summary.id, status="pending").using_db(conn).update(
+                    payload=_summary_payload(chunks[0], titles, self.lang), not_before=hold,
                 )
-        if merged_ids:
-            self.stats.merged += len(merged_ids)
-            self.stats.summaries += 1
-            log.info("group %s: %d new-request cards merged into one summary", chat_id, len(merged_ids))
+                new_chunks = chunks[1:] if topped else summary_chunks(
+                    [(rid, str(titles[rid])) for rid in folded_ids], self.lang)
+            else:
+                new_chunks = summary_chunks([(rid, str(titles[rid])) for rid in folded_ids], self.lang)
+            for n, chunk in enumerate(new_chunks, start=1):
+                key = f"summary:{token}:{n}"
+                await enqueue(chat_id, "sendMessage", _summary_payload(chunk, titles, self.lang),
+                              dedup_key=key, using_db=conn, priority=Priority.NEW_REQUEST)
+                if n == len(new_chunks):
+                    await TelegramOutbox.filter(dedup_key=key).using_db(conn).update(
+                        not_before=now + timedelta(seconds=self.limits.edit_wait))
+            if later:
+                await TelegramOutbox.filter(last_error=marker).using_db(conn).update(last_error=None)
+        if folded_ids:
+            self._count("folded", len(folded_ids))
+            self._count("summaries", len(new_chunks))
+            log.info("group %s: %d new requests folded into summaries with Take buttons (%d new)%s",
+                     chat_id, len(folded_ids), len(new_chunks),
+                     "; their cards follow in class 4" if later else "")
+        return bool(folded_ids)
 
     # --- one call -----------------------------------------------------------------------
-    async def _deliver(self, row: TelegramOutbox, state: _ChatState) -> None:
+    async def _deliver(self, cand: _Candidate, state: _ChatState) -> None:
+        row: Any = cand.row
         try:
-            await self._deliver_row(row, state)
+            row = await TelegramOutbox.get(id=cand.row.id)  # claimed: `sending`, ours
+            if await self._deliver_row(row, state):
+                self.stats.sent_by_class[cand.cls] = self.stats.sent_by_class.get(cand.cls, 0) + 1
+                STATS.sent_by_class[cand.cls] = STATS.sent_by_class.get(cand.cls, 0) + 1
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):
@@ -372,7 +588,17 @@ class Sender:
             state.busy = False
             self._wake.set()
 
-    async def _deliver_row(self, row: TelegramOutbox, state: _ChatState) -> None:
+    async def _slot(self, chat_id: int) -> Grant:
+        """Take the budget slot for one call, waiting if another process took the last one
+        since this pass looked (a few milliseconds, normally)."""
+        while True:
+            grant, wait = await self.budget.take(chat_id)
+            if grant is not None:
+                return grant
+            await asyncio.sleep(wait)
+
+    async def _deliver_row(self, row: TelegramOutbox, state: _ChatState) -> bool:
+        """Send one row. False when no call was made (nothing to send)."""
         from aiogram.exceptions import (
             TelegramBadRequest,
             TelegramForbiddenError,
@@ -387,55 +613,100 @@ class Sender:
         meta = payload.pop("_meta", None) or {}
         prepared = await self._prepare(row, payload, meta)
         if prepared is None:
-            return
+            return False
+        method = prepared.pop("__method", row.method)
+        kind = meta.get("kind")
+        await self._slot(row.chat_id)
         try:
-            result = await self._call(row.method, prepared, meta)
+            result = await self._call(method, prepared, meta)
         except TelegramRetryAfter as exc:
-            self.stats.retried_429 += 1
+            self._count("retried_429")
             wait = float(exc.retry_after)
             state.blocked_until = time.monotonic() + wait
             await self._set_pending(row, utcnow() + timedelta(seconds=wait), f"429 retry after {wait:g}s",
                                     count_attempt=False)
-            return
+            return True
         except (TelegramNetworkError, TelegramServerError, TimeoutError, OSError) as exc:
             await self._retry_later(row, f"{type(exc).__name__}: {exc}", backoff=True)
-            return
+            return True
         except TelegramBadRequest as exc:
             message = str(exc.message).lower()
-            if "message is not modified" in message:
-                await self._mark_sent(row, meta, {"not_modified": True}, prepared)
-                return
+            if "not modified" in message or "topic_not_modified" in message:
+                await self._mark_sent(row, meta, {"not_modified": True}, prepared, method)
+                return True
+            if kind in ("topic_edit", "topic_state") and any(m in message for m in TOPIC_GONE):
+                # An admin deleted the topic: nothing to rename or close; the next message
+                # about the request recreates it.
+                await self._close(row, "merged", f"topic is gone: {exc.message}")
+                return True
+            if kind == "summary_edit" and "message to edit not found" in message:
+                await self._close(row, "merged", "the summary was deleted")
+                return True
             if "message thread not found" in message and meta.get("thread_of"):
                 await self._recreate_topic(int(meta["thread_of"]), row.chat_id)
                 await self._set_pending(row, None, "topic was deleted; recreated", count_attempt=False)
-                return
+                return True
             if "not a forum" in message:
                 self.not_forum.add(row.chat_id)
             await self._fail(row, f"400 {exc.message}")
-            return
+            return True
         except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as exc:
             await self._fail(row, f"{type(exc).__name__}: {exc.message}")
-            return
-        await self._mark_sent(row, meta, result, prepared)
+            return True
+        await self._mark_sent(row, meta, result, prepared, method)
+        return True
+
+    async def _skip(self, row: TelegramOutbox, reason: str) -> None:
+        """An edit that needs no call: superseded by a newer one, or unchanged."""
+        self._count("coalesced")
+        await self._close(row, "merged", reason)
 
     async def _prepare(self, row: TelegramOutbox, payload: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any] | None:
-        """Resolve what is only known at send time: the card's current text, its message id,
-        the request's topic, files to upload. None: nothing to send (row closed)."""
+        """Resolve what is only known at send time: the card's or summary's current text, the
+        message id to edit, the request's topic, files to upload. None: nothing to send (the
+        row is closed, or put back to wait)."""
         from bot import cards
 
         request_id = meta.get("request_id") or row.request_id
         kind = meta.get("kind")
-        if meta.get("render_card") or kind in ("card", "card_edit"):
+        if kind in EDIT_KINDS and await _newer_edit_pending(row):
+            await self._skip(row, "superseded by a newer edit")
+            return None
+        if kind == "summary":
+            entries = await _summary_entries(row.chat_id, [int(r) for r in meta.get("requests") or []])
+            payload["text"], keyboard = cards.summary_message(entries, self.lang)
+            payload.pop("reply_markup", None)
+            if keyboard:
+                payload["reply_markup"] = keyboard
+        elif kind == "summary_edit":
+            mid = int(meta["summary"])
+            ids = await TelegramThread.filter(chat_id=row.chat_id, summary_message_id=mid).order_by(
+                "request_id").values_list("request_id", flat=True)
+            entries = await _summary_entries(row.chat_id, list(ids))
+            payload["text"], keyboard = cards.summary_message(entries, self.lang)
+            payload.pop("reply_markup", None)
+            if keyboard:
+                payload["reply_markup"] = keyboard
+            payload["message_id"] = mid
+            if await _summary_render(row.chat_id, mid) == _render_hash(payload):
+                await self._skip(row, "summary unchanged")
+                return None
+        elif kind in ("topic_edit", "topic_state"):
+            return await self._prepare_topic(row, payload, kind, int(request_id))
+        elif meta.get("render_card") or kind in ("card", "card_edit"):
             data = await load_request_data(int(request_id))
             if kind == "card_edit":
                 thread = await TelegramThread.filter(request_id=request_id).first() if data else None
                 if thread is None and data is None:
                     thread = await _thread_by_link(row.chat_id, int(request_id))
                 if thread is None or not thread.card_message_id:
+                    if data is not None and await _card_queued(row.chat_id, int(request_id)):
+                        # The card is on its way (and renders the truth when it goes); this
+                        # edit checks again afterwards in case it changed meanwhile.
+                        await self._set_pending(row, utcnow() + timedelta(seconds=self.limits.edit_wait),
+                                                "waiting for the card", count_attempt=False)
+                        return None
                     await self._close(row, "merged", "no card to edit")
-                    return None
-                if await _newer_edit_pending(row):
-                    await self._close(row, "merged", "superseded by a newer edit")
                     return None
                 payload["message_id"] = thread.card_message_id
                 if data is None:
@@ -445,7 +716,7 @@ class Sender:
                     payload["text"] = cards.card_text(data, self.lang)
                     payload["reply_markup"] = cards.card_keyboard(data, self.lang)
                 if await _last_render(row.chat_id, int(request_id)) == _render_hash(payload):
-                    await self._close(row, "merged", "card unchanged")
+                    await self._skip(row, "card unchanged")
                     return None
             else:
                 if data is None:
@@ -456,6 +727,10 @@ class Sender:
         if kind == "topic" and row.chat_id in self.not_forum:
             await self._close(row, "failed", "the chat is not a forum")
             return None
+        if kind == "topic" and request_id:
+            data = await load_request_data(int(request_id))
+            if data is not None:
+                payload["name"] = cards.topic_name(data, self.lang)
         if meta.get("thread_of"):
             thread = await TelegramThread.filter(request_id=int(meta["thread_of"])).first()
             payload.pop("message_thread_id", None)
@@ -474,6 +749,35 @@ class Sender:
         payload["chat_id"] = row.chat_id
         return payload
 
+    async def _prepare_topic(self, row: TelegramOutbox, payload: dict[str, Any], kind: str,
+                             request_id: int) -> dict[str, Any] | None:
+        """A topic follows its request: renamed with the status, closed once the request is
+        completed or closed, reopened when it is reopened. Decided from the database now, and
+        skipped when the topic already shows it."""
+        from bot import cards
+
+        thread = await TelegramThread.filter(request_id=request_id).first()
+        data = await load_request_data(request_id)
+        if thread is None or not thread.topic_id or thread.chat_id != row.chat_id or data is None:
+            await self._close(row, "merged", "no topic to change")
+            return None
+        out: dict[str, Any] = {"chat_id": row.chat_id, "message_thread_id": thread.topic_id}
+        last = await _last_topic_state(row.chat_id, request_id, thread.topic_id)
+        if kind == "topic_edit":
+            name = cards.topic_name(data, self.lang)
+            if last.get("name") == name:
+                await self._skip(row, "topic name unchanged")
+                return None
+            out["name"] = name
+            out["__method"] = "editForumTopic"
+        else:
+            closed = str(data.get("status")) in ("completed", "closed")
+            if bool(last.get("closed")) == closed:
+                await self._skip(row, "topic state unchanged")
+                return None
+            out["__method"] = "closeForumTopic" if closed else "reopenForumTopic"
+        return out
+
     async def _call(self, method: str, params: dict[str, Any], meta: dict[str, Any]) -> Any:
         from aiogram import methods
 
@@ -485,19 +789,28 @@ class Sender:
         from bot import cards
 
         data = await load_request_data(request_id)
-        name = cards.topic_name(data) if data else f"#{request_id}"
+        name = cards.topic_name(data, self.lang) if data else f"#{request_id}"
+        await self._slot(chat_id)  # an extra call: it counts
         topic = await self._call("createForumTopic", {"chat_id": chat_id, "name": name}, {})
         await TelegramThread.filter(request_id=request_id).update(topic_id=topic.message_thread_id)
 
     # --- row outcomes -------------------------------------------------------------------
     async def _mark_sent(self, row: TelegramOutbox, meta: dict[str, Any], result: Any,
-                         payload_sent: dict[str, Any] | None = None) -> None:
+                         payload_sent: dict[str, Any] | None = None, method: str | None = None) -> None:
         payload_sent = payload_sent or {}
         compact = _compact(result)
-        if meta.get("kind") in ("card", "card_edit") and "text" in payload_sent:
-            compact["render"] = _render_hash(payload_sent)
-        message_ids = compact.get("message_ids") or ([compact["message_id"]] if "message_id" in compact else [])
         kind = meta.get("kind")
+        if kind in ("card", "card_edit", "summary", "summary_edit") and "text" in payload_sent:
+            compact["render"] = _render_hash(payload_sent)
+        if kind in ("topic", "topic_edit", "topic_state"):
+            compact["topic_id"] = payload_sent.get("message_thread_id") or compact.get("message_thread_id")
+        if kind in ("topic", "topic_edit") and "name" in payload_sent:
+            compact["name"] = payload_sent["name"]
+        if kind == "topic_state":
+            compact["closed"] = method == "closeForumTopic"
+        if kind == "summary_edit":
+            compact["summary"] = payload_sent.get("message_id")
+        message_ids = compact.get("message_ids") or ([compact["message_id"]] if "message_id" in compact else [])
         request_id = meta.get("request_id") or row.request_id
         async with in_transaction() as conn:
             await TelegramOutbox.filter(id=row.id).using_db(conn).update(
@@ -507,6 +820,9 @@ class Sender:
                 await _upsert_thread(conn, int(request_id), row.chat_id, topic_id=compact["message_thread_id"])
             if kind == "card" and message_ids and request_id:
                 await _upsert_thread(conn, int(request_id), row.chat_id, card_message_id=message_ids[0])
+            if kind == "summary" and message_ids:
+                for rid in meta.get("requests") or []:
+                    await _upsert_thread(conn, int(rid), row.chat_id, summary_message_id=message_ids[0])
             link = meta.get("link")
             if kind == "card" and request_id and not link:
                 link = {"request_id": int(request_id)}
@@ -523,7 +839,24 @@ class Sender:
                     ],
                     ignore_conflicts=True, using_db=conn,
                 )
-        self.stats.sent += 1
+        self._count("sent")
+        if kind == "summary" and message_ids and "render" in compact:
+            await self._resync_summary(row, meta, message_ids[0], compact["render"])
+
+    async def _resync_summary(self, row: TelegramOutbox, meta: dict[str, Any], mid: int,
+                              sent_render: str) -> None:
+        """A request taken while its summary was on the way: the relay could not know the
+        summary's message yet, so the summary checks itself once it is sent."""
+        from bot import cards
+        from bot.outbox import enqueue
+
+        entries = await _summary_entries(row.chat_id, [int(r) for r in meta.get("requests") or []])
+        text, keyboard = cards.summary_message(entries, self.lang)
+        now = {"text": text, "reply_markup": keyboard} if keyboard else {"text": text}
+        if _render_hash(now) != sent_render:
+            await enqueue(row.chat_id, "editMessageText",
+                          {"_meta": {"kind": "summary_edit", "summary": mid}},
+                          dedup_key=f"{row.dedup_key}:resync:sumedit:{mid}")
 
     async def _set_pending(self, row: TelegramOutbox, not_before: datetime | None, error: str,
                            *, count_attempt: bool) -> None:
@@ -537,13 +870,13 @@ class Sender:
         if count and row.attempts >= self.limits.max_attempts:
             await self._fail(row, error)
             return
-        self.stats.retried_errors += 1
+        self._count("retried_errors")
         delay = min(self.limits.backoff_max, self.limits.backoff_base * (2 ** max(0, row.attempts - 1)))
         log.warning("outbox row %s: %s; retry %d in %.1fs", row.id, error[:300], row.attempts, delay)
         await self._set_pending(row, utcnow() + timedelta(seconds=delay), error, count_attempt=count)
 
     async def _fail(self, row: TelegramOutbox, error: str) -> None:
-        self.stats.failed += 1
+        self._count("failed")
         log.error("outbox row %s (%s to %s) failed: %s", row.id, row.method, row.chat_id, error[:500])
         await self._close(row, "failed", error)
         if row.request_id is not None:
@@ -601,11 +934,103 @@ async def _thread_by_link(chat_id: int, request_id: int) -> TelegramThread | Non
     return TelegramThread(request_id=request_id, chat_id=chat_id, card_message_id=sent.result["message_id"])
 
 
+def _summary_payload(request_ids: list[int], titles: dict[int, str], lang: str) -> dict[str, Any]:
+    """A summary row as queued (it is rendered again from the database when sent)."""
+    from bot.cards import summary_message
+
+    text, keyboard = summary_message(
+        [(rid, {"id": rid, "title": titles[rid], "status": "open"}) for rid in request_ids], lang
+    )
+    payload: dict[str, Any] = {"text": text, "_meta": {"kind": "summary", "requests": request_ids}}
+    if keyboard:
+        payload["reply_markup"] = keyboard
+    return payload
+
+
+def edit_target(dedup_key: str) -> str | None:
+    """The message an edit row changes, as the tail of its dedup key: `:edit` (a request's
+    card), `:sumedit:<message id>` (a summary), `:topicname` / `:topicstate` (a request's
+    topic). Edits with the same target and request collapse into the newest."""
+    for tail in (":edit", ":topicname", ":topicstate"):
+        if dedup_key.endswith(tail):
+            return tail
+    head, sep, mid = dedup_key.rpartition(":sumedit:")
+    if sep and mid.isdigit():
+        return f":sumedit:{mid}"
+    return None
+
+
 async def _newer_edit_pending(row: TelegramOutbox) -> bool:
+    """A newer pending edit of the same message: this one would be overwritten anyway."""
+    target = edit_target(row.dedup_key)
+    if target is None:
+        return False
     return await TelegramOutbox.filter(
-        Q(chat_id=row.chat_id, request_id=row.request_id, method=row.method, status="pending", id__gt=row.id),
-        Q(dedup_key__endswith=":edit"),
+        chat_id=row.chat_id, request_id=row.request_id, status="pending", id__gt=row.id,
+        dedup_key__endswith=target,
     ).exists()
+
+
+async def _card_queued(chat_id: int, request_id: int) -> bool:
+    return await TelegramOutbox.filter(
+        chat_id=chat_id, request_id=request_id, status__in=ACTIVE,
+        dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
+    ).exists()
+
+
+async def load_requests_data(request_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Several requests as cards and summaries show them (`load_request_data` in one query)."""
+    from core.serializers import request_data
+
+    out: dict[int, dict[str, Any]] = {}
+    if not request_ids:
+        return out
+    for req in await CustomerRequest.filter(id__in=request_ids).select_related("customer", "assigned_admin"):
+        data = request_data(req)
+        if data.get("assigned_admin") is not None and req.assigned_admin and req.assigned_admin.telegram_username:
+            data["assigned_admin"]["telegram_username"] = req.assigned_admin.telegram_username
+        out[req.id] = data
+    return out
+
+
+async def _summary_entries(chat_id: int, request_ids: list[int]) -> list[tuple[int, dict[str, Any] | None]]:
+    found = await load_requests_data(request_ids)
+    return [(rid, found.get(rid)) for rid in request_ids]
+
+
+async def _summary_render(chat_id: int, mid: int) -> str | None:
+    """The render hash of what a summary shows now: its last sent edit, or the summary."""
+    edit = await TelegramOutbox.filter(
+        chat_id=chat_id, status="sent", dedup_key__endswith=f":sumedit:{mid}",
+    ).order_by("-sent_at", "-id").first()
+    if edit is not None:
+        return (edit.result or {}).get("render")
+    for sent in await TelegramOutbox.filter(
+        chat_id=chat_id, status="sent", dedup_key__startswith="summary:",
+    ).order_by("-id").limit(500):
+        if (sent.result or {}).get("message_id") == mid:
+            return (sent.result or {}).get("render")
+    return None
+
+
+async def _last_topic_state(chat_id: int, request_id: int, topic_id: int) -> dict[str, Any]:
+    """What a request's topic shows now: its name and whether it is closed (from the last
+    sent topic rows for this topic; a new topic is open)."""
+    state: dict[str, Any] = {"closed": False}
+    rows = await TelegramOutbox.filter(
+        Q(dedup_key__endswith=":topic") | Q(dedup_key__endswith=":topicname")
+        | Q(dedup_key__endswith=":topicstate"),
+        chat_id=chat_id, request_id=request_id, status="sent",
+    ).order_by("sent_at", "id")
+    for r in rows:
+        result = r.result or {}
+        if result.get("topic_id") not in (None, topic_id):
+            continue
+        if r.dedup_key.endswith(":topicstate"):
+            state["closed"] = bool(result.get("closed"))
+        elif "name" in result:
+            state["name"] = result["name"]
+    return state
 
 
 async def _upsert_thread(conn: Any, request_id: int, chat_id: int, **fields: Any) -> None:
@@ -621,9 +1046,6 @@ async def _upsert_thread(conn: Any, request_id: int, chat_id: int, **fields: Any
 
 
 def _render_hash(payload: dict[str, Any]) -> str:
-    import hashlib
-    import json
-
     raw = json.dumps([payload.get("text"), payload.get("reply_markup")], sort_keys=True, ensure_ascii=False)
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 

@@ -71,7 +71,13 @@ def get_blueprint(settings: Settings) -> Blueprint:
         if runtime is not None and runtime.settings.telegram_bot_token == settings.telegram_bot_token:
             return runtime.bot, runtime.dp
         if "bot" not in state:
-            state["bot"] = make_bot(settings, wait_out_429=True)
+            budget = None
+            if settings.redis_url:
+                # Replies sent from this replica count in the budget every process shares.
+                from bot.budget import build_budget
+
+                budget = state["budget"] = build_budget(settings)
+            state["bot"] = make_bot(settings, wait_out_429=True, budget=budget)
             state["dp"] = make_dispatcher(settings)
         return state["bot"], state["dp"]
 
@@ -123,5 +129,8 @@ def get_blueprint(settings: Settings) -> Blueprint:
                 pass
         if bot is not None:
             await bot.session.close()
+        budget = state.pop("budget", None)
+        if budget is not None and getattr(budget, "redis", None) is not None:
+            await budget.redis.aclose()
 
     return bp

@@ -41,6 +41,16 @@ class Settings:
     telegram_mode: str = "polling"
     telegram_webhook_secret: str | None = None
     telegram_webhook_url: str | None = None
+    # Telegram's limits (messages per seconds), shared by every process through Redis when
+    # REDIS_URL is set (bot.budget). Edits, topic changes and files count like messages.
+    telegram_group_rate: tuple[int, float] = (20, 60.0)  # per group
+    telegram_private_rate: tuple[int, float] = (1, 1.0)  # per private chat
+    telegram_global_rate: tuple[int, float] = (30, 1.0)  # the whole bot
+    # A burst: more new-request cards pending for a group than this are folded into
+    # summaries (a Take button per request); their own cards follow later only with
+    # TELEGRAM_CARDS_AFTER_SUMMARY (bot/sender.py says why it is off by default).
+    telegram_summary_after: int = 10
+    telegram_cards_after_summary: bool = False
     # Scheduler
     scheduler_enabled: bool = True
     tz: str = "UTC"
@@ -112,6 +122,22 @@ def _rate_per_seconds(name: str, raw: str) -> tuple[int, int]:
     if not sep:
         raise SettingsError(f"{name} must look like 20/10 (events per seconds), got {raw!r}")
     return _int(name, count, 1), _int(name, seconds, 1)
+
+
+def _telegram_rate(name: str, raw: str) -> tuple[int, float]:
+    """`N/S`: N messages per S seconds; S may be a fraction (tests and benchmarks shrink
+    Telegram's minute to a second)."""
+    count, sep, seconds = raw.strip().partition("/")
+    if not sep:
+        raise SettingsError(f"{name} must look like 20/60 (messages per seconds), got {raw!r}")
+    n = _int(name, count, 1, 100_000)
+    try:
+        s = float(seconds.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must look like 20/60 (messages per seconds), got {raw!r}") from None
+    if not 0.001 <= s <= 86_400:
+        raise SettingsError(f"{name}: seconds must be between 0.001 and 86400, got {seconds.strip()!r}")
+    return n, s
 
 
 def _networks(name: str, raw: str) -> tuple[str, ...]:
@@ -226,6 +252,14 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["telegram_webhook_secret"] = v
     if (v := get("TELEGRAM_WEBHOOK_URL")) is not None:
         kw["telegram_webhook_url"] = v
+    for rate in ("GROUP", "PRIVATE", "GLOBAL"):
+        name = f"TELEGRAM_{rate}_RATE"
+        if (v := get(name)) is not None:
+            kw[f"telegram_{rate.lower()}_rate"] = _telegram_rate(name, v)
+    if (v := get("TELEGRAM_SUMMARY_AFTER")) is not None:
+        kw["telegram_summary_after"] = _int("TELEGRAM_SUMMARY_AFTER", v, 0, 10_000)
+    if (v := get("TELEGRAM_CARDS_AFTER_SUMMARY")) is not None:
+        kw["telegram_cards_after_summary"] = _bool("TELEGRAM_CARDS_AFTER_SUMMARY", v)
     if (v := get("SCHEDULER_ENABLED")) is not None:
         kw["scheduler_enabled"] = _bool("SCHEDULER_ENABLED", v)
     if (v := get("TZ")) is not None:

@@ -329,6 +329,9 @@ class TelegramOutbox(Model):
     last_error = fields.TextField(null=True)
     result = fields.JSONField(null=True)
     request_id = fields.IntField(null=True)
+    # Budget order (bot.outbox.Priority): 1 conversation, 2 new requests, 3 edits, 4 reminders
+    # and digests; lower goes first.
+    priority = fields.SmallIntField(default=2, db_default=2)
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
 
@@ -370,6 +373,8 @@ class TelegramThread(Model):
     chat_id = fields.BigIntField()
     card_message_id = fields.BigIntField(null=True)
     topic_id = fields.BigIntField(null=True)
+    # The burst summary that lists the request with a Take button (edited as it changes).
+    summary_message_id = fields.BigIntField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -80,11 +80,14 @@ async def send_text(
     request_id: int | None = None,
     reply_markup: dict[str, Any] | None = None,
 ) -> bool:
-    """Queue a Telegram message through the bot's delivery queue (idempotent per dedup_key)."""
+    """Queue a Telegram message through the bot's delivery queue (idempotent per dedup_key),
+    in the budget's last class: reminders and digests wait for conversations, new requests
+    and card edits."""
     from bot import outbox  # imported late: the bot package is heavy and optional here
 
     return await outbox.send_text(
-        chat_id, text, dedup_key=dedup_key, request_id=request_id, reply_markup=reply_markup
+        chat_id, text, dedup_key=dedup_key, request_id=request_id, reply_markup=reply_markup,
+        priority=outbox.Priority.BACKGROUND,
     )
 
 

@@ -5,9 +5,14 @@ Point aiogram at it with `AiohttpSession(api=TelegramAPIServer.from_base(fake.ba
 JSON, urlencoded and multipart bodies (aiogram sends multipart, with nested objects such as
 `reply_markup` as JSON strings; the fake decodes them), `getUpdates` long polling over
 updates pushed with `push_update`, files registered with `add_file` served through
-`getFile` + `/file/bot{token}/{path}`, forum topics, and Telegram's errors: 429 with
-`parameters.retry_after` (scripted with `fail(...)` or produced by the optional per-chat
-rate limiter), 400 "message is not modified", "message thread not found", 5xx.
+`getFile` + `/file/bot{token}/{path}`, forum topics (created, renamed, closed, reopened,
+deleted), and Telegram's errors: 429 with `parameters.retry_after` (scripted with
+`fail(...)` or produced by the optional per-chat rate limiter), 400 "message is not
+modified", "message thread not found", "TOPIC_NOT_MODIFIED", "can't parse entities" (HTML is
+parsed like Telegram parses it: `parse_telegram_html`), inline keyboards over 100 buttons or
+with callback data over 64 bytes, a group upgraded to a supergroup (its old id answers
+`migrate_to_chat_id`), 5xx. For `helpdesk telegram-check`: the bot's membership
+(`set_member`), privacy mode (`privacy_mode`), the webhook's last error.
 
 Interface used by the tests:
     fake.base_url, fake.token, fake.admin_chat_id
@@ -18,6 +23,11 @@ Interface used by the tests:
     await fake.post_webhook(url, update, secret)
     fake.fail(method, status=429, retry_after=1, times=1)
     fake.forum = True               every group answers as a forum supergroup
+    fake.topic_closed[(chat, topic)] closed topics; fake.topics[chat][topic] their names
+    fake.set_member(chat, user_id, status="administrator", can_manage_topics=True, ...)
+    fake.privacy_mode = True        getMe says can_read_all_group_messages=False
+    fake.migrate_chat(old, new)     getChat(old) answers "upgraded to a supergroup"
+    fake.webhook_last_error = "..." getWebhookInfo's last_error_message
     fake.rate_limit_group_per_min = 20   (window: fake.rate_limit_window seconds, 60 default)
     helpers: fake.user(...), fake.message_update(...), fake.callback_update(...)
 """
@@ -28,6 +38,7 @@ import asyncio
 import itertools
 import json
 import math
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -51,12 +62,12 @@ _CHAT_WRITE_METHODS = {
     "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendVideo", "sendAudio",
     "sendVoice", "sendAnimation", "sendSticker", "copyMessage", "forwardMessage",
     "editMessageText", "editMessageReplyMarkup", "editMessageCaption", "editMessageMedia",
-    "createForumTopic", "sendLocation", "sendContact", "sendPoll",
+    "createForumTopic", "editForumTopic", "closeForumTopic", "reopenForumTopic",
+    "sendLocation", "sendContact", "sendPoll",
 }
 _TRUE_METHODS = {
     "setMyCommands", "deleteMyCommands", "sendChatAction", "pinChatMessage",
-    "unpinChatMessage", "unpinAllChatMessages", "closeForumTopic", "reopenForumTopic",
-    "editForumTopic", "setChatMenuButton", "leaveChat", "logOut", "close",
+    "unpinChatMessage", "unpinAllChatMessages", "setChatMenuButton", "leaveChat", "logOut", "close",
     "setMyDescription", "setMyShortDescription", "setMyName", "setMessageReaction",
     "banChatMember", "unbanChatMember",
 }
@@ -106,6 +117,112 @@ def _bad_request(text: str) -> TelegramError:
     return TelegramError(400, f"Bad Request: {text}")
 
 
+# --- Telegram's HTML, parsed as Telegram parses it (tdlib's parse_html) -----------------------
+HTML_TAGS = {
+    "a", "b", "strong", "i", "em", "s", "strike", "del", "u", "ins", "tg-spoiler", "tg-emoji",
+    "span", "pre", "code", "blockquote",
+}
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_ENTITY = re.compile(r"&(#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[a-zA-Z][a-zA-Z0-9]{0,31});")
+_TAG_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
+_ATTR = re.compile(r"""\s*([a-zA-Z][a-zA-Z0-9_-]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+))?""")
+
+
+def parse_telegram_html(text: str) -> str:
+    """The visible text of a message in parse_mode HTML, or TelegramError 400 "can't parse
+    entities: ..." where Telegram refuses it: an unsupported tag, a tag never closed, an end
+    tag that does not close the innermost open one, `<` that starts no tag, a `span` without
+    `class="tg-spoiler"`. Offsets are in UTF-8 bytes, as Telegram reports them.
+
+    Stricter than Telegram on one point, on purpose: a `&` must start `&lt;`, `&gt;`, `&amp;`,
+    `&quot;` or a numeric reference. Telegram shows anything else literally; everything the
+    desk sends is escaped, so a stray `&` can only be a bug (an entity cut in two by a
+    splitter) and a test should see it.
+    """
+    out: list[str] = []
+    stack: list[str] = []
+    i, n = 0, len(text)
+
+    def offset(at: int) -> int:
+        return len(text[:at].encode("utf-8"))
+
+    def refuse(why: str) -> TelegramError:
+        return _bad_request(f"can't parse entities: {why}")
+
+    while i < n:
+        ch = text[i]
+        if ch == "&":
+            m = _ENTITY.match(text, i)
+            value: str | None = None
+            if m is not None:
+                body = m.group(1)
+                if body.startswith(("#x", "#X")):
+                    code = int(body[2:], 16)
+                    value = chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else None
+                elif body.startswith("#"):
+                    code = int(body[1:])
+                    value = chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else None
+                else:
+                    value = _NAMED_ENTITIES.get(body)
+            if value is None:
+                raise refuse(f"Unsupported HTML entity at byte offset {offset(i)}")
+            out.append(value)
+            i = m.end()  # type: ignore[union-attr]
+            continue
+        if ch != "<":
+            out.append(ch)
+            i += 1
+            continue
+        at = offset(i)
+        if text.startswith("</", i):
+            end = text.find(">", i)
+            if end < 0:
+                raise refuse(f"Unclosed end tag at byte offset {at}")
+            name = text[i + 2:end].strip().lower()
+            if not stack:
+                raise refuse(f"Unexpected end tag at byte offset {at}")
+            if name != stack[-1]:
+                raise refuse(f'Unmatched end tag at byte offset {at}, expected "</{stack[-1]}>", '
+                             f'found "</{name}>"')
+            stack.pop()
+            i = end + 1
+            continue
+        m = _TAG_NAME.match(text, i + 1)
+        name = m.group().lower() if m else ""
+        if name not in HTML_TAGS:
+            raise refuse(f'Unsupported start tag "{name}" at byte offset {at}')
+        j = m.end()  # type: ignore[union-attr]
+        attrs: dict[str, str] = {}
+        while True:
+            if j >= n:
+                raise refuse(f"Unclosed start tag at byte offset {at}")
+            if text[j] == ">":
+                break
+            if text[j].isspace():
+                j += 1
+                continue
+            a = _ATTR.match(text, j)
+            if a is None or a.end() == j:
+                raise refuse(f'Empty attribute name in the tag "{name}" at byte offset {at}')
+            raw = a.group(2) or ""
+            attrs[a.group(1).lower()] = raw[1:-1] if raw[:1] in ("'", '"') else raw
+            j = a.end()
+        if name == "span" and attrs.get("class") != "tg-spoiler":
+            raise refuse(f'Tag "span" must have class "tg-spoiler" at byte offset {at}')
+        stack.append(name)
+        i = j + 1
+    if stack:
+        raise refuse(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+MAX_BUTTONS = 100
+
+
 class FakeTelegram:
     """The fake server. `await start()` / `await stop()`; see the module docstring."""
 
@@ -127,6 +244,12 @@ class FakeTelegram:
         self.webhook_secret: str | None = None
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.topics: dict[int, dict[int, str]] = defaultdict(dict)
+        self.topic_closed: dict[tuple[int, int], bool] = {}
+        self.members: dict[tuple[int, int], dict[str, Any]] = {}
+        self.privacy_mode = False
+        self.migrated: dict[int, int] = {}
+        self.missing_chats: set[int] = set()
+        self.webhook_last_error: str | None = None
         self.chats: dict[int, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}
         self._failures: list[_Failure] = []
@@ -196,6 +319,16 @@ class FakeTelegram:
     def set_chat(self, chat_id: int, **info: Any) -> None:
         """Override what getChat answers for a chat (title, type, is_forum...)."""
         self.chats[chat_id] = {"id": chat_id, **info}
+
+    def set_member(self, chat_id: int, user_id: int, status: str = "administrator", **rights: Any) -> None:
+        """What getChatMember answers for `user_id` in `chat_id` (the bot is an administrator
+        with every right unless told otherwise)."""
+        self.members[(chat_id, user_id)] = {"status": status, **rights}
+
+    def migrate_chat(self, old_id: int, new_id: int) -> None:
+        """Emulate a group upgraded to a supergroup (enabling topics does it): the old id
+        answers "group chat was upgraded to a supergroup chat" with the new id."""
+        self.migrated[old_id] = new_id
 
     def delete_topic(self, chat_id: int, topic_id: int) -> None:
         """Emulate an admin deleting a forum topic: sends into it fail afterwards."""
@@ -459,7 +592,7 @@ class FakeTelegram:
 
     def _m_getMe(self, p: dict, f: dict) -> dict:
         return {**self._bot_user(), "can_join_groups": True,
-                "can_read_all_group_messages": True, "supports_inline_queries": False}
+                "can_read_all_group_messages": not self.privacy_mode, "supports_inline_queries": False}
 
     def _chat_id(self, p: dict) -> int:
         chat_id = p.get("chat_id")
@@ -506,13 +639,36 @@ class FakeTelegram:
         self.messages[(chat_id, msg["message_id"])] = msg
         return msg
 
-    def _m_sendMessage(self, p: dict, f: dict) -> dict:
-        text = p.get("text")
-        if not text or not str(text).strip():
+    def _visible(self, p: dict, key: str) -> str:
+        """The text Telegram would show: HTML parsed when parse_mode is HTML."""
+        raw = str(p.get(key) or "")
+        if str(p.get("parse_mode") or "").lower() == "html":
+            return parse_telegram_html(raw)
+        return raw
+
+    def _check_markup(self, p: dict) -> None:
+        markup = p.get("reply_markup")
+        if not isinstance(markup, dict) or "inline_keyboard" not in markup:
+            return
+        buttons = [b for row in markup["inline_keyboard"] for b in row]
+        if len(buttons) > MAX_BUTTONS:
+            raise _bad_request("REPLY_MARKUP_TOO_LONG")
+        for b in buttons:
+            data = b.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode("utf-8")) <= 64:
+                raise _bad_request("BUTTON_DATA_INVALID")
+
+    def _check_text(self, p: dict) -> str:
+        visible = self._visible(p, "text")
+        if not visible.strip():
             raise _bad_request("message text is empty")
-        if len(str(text)) > 4096:
+        if _utf16_len(visible) > 4096:
             raise _bad_request("message is too long")
-        return self._new_message(p, text=str(text))
+        self._check_markup(p)
+        return str(p.get("text"))
+
+    def _m_sendMessage(self, p: dict, f: dict) -> dict:
+        return self._new_message(p, text=self._check_text(p))
 
     def _file_from(self, value: Any, files: dict[str, bytes], kind: str) -> tuple[str, int]:
         if isinstance(value, str) and value.startswith("attach://"):
@@ -528,7 +684,7 @@ class FakeTelegram:
 
     def _caption(self, p: dict) -> str | None:
         caption = p.get("caption")
-        if caption is not None and len(str(caption)) > 1024:
+        if caption is not None and _utf16_len(self._visible(p, "caption")) > 1024:
             raise _bad_request("message caption is too long")
         return caption
 
@@ -590,11 +746,7 @@ class FakeTelegram:
 
     def _m_editMessageText(self, p: dict, f: dict) -> dict:
         msg = self._edit_target(p)
-        text = p.get("text")
-        if not text:
-            raise _bad_request("message text is empty")
-        if len(str(text)) > 4096:
-            raise _bad_request("message is too long")
+        text = self._check_text(p)
         markup = p.get("reply_markup")
         if self.strict_edits and msg.get("text") == text and msg.get("reply_markup") == markup:
             raise _bad_request(
@@ -652,7 +804,46 @@ class FakeTelegram:
         self.topics[self._chat_id(p)].pop(p.get("message_thread_id"), None)  # type: ignore[arg-type]
         return True
 
+    def _topic(self, p: dict) -> tuple[int, int]:
+        chat_id = self._chat_id(p)
+        topic = p.get("message_thread_id")
+        if not isinstance(topic, int) or topic not in self.topics[chat_id]:
+            raise _bad_request("TOPIC_ID_INVALID")
+        return chat_id, topic
+
+    def _m_editForumTopic(self, p: dict, f: dict) -> bool:
+        chat_id, topic = self._topic(p)
+        name = p.get("name")
+        if name is not None:
+            name = str(name)
+            if not 1 <= len(name) <= 128:
+                raise _bad_request("TOPIC_NAME_INVALID")
+            if self.topics[chat_id][topic] == name:
+                raise _bad_request("TOPIC_NOT_MODIFIED")
+            self.topics[chat_id][topic] = name
+        return True
+
+    def _m_closeForumTopic(self, p: dict, f: dict) -> bool:
+        chat_id, topic = self._topic(p)
+        if self.topic_closed.get((chat_id, topic)):
+            raise _bad_request("TOPIC_NOT_MODIFIED")
+        self.topic_closed[(chat_id, topic)] = True
+        return True
+
+    def _m_reopenForumTopic(self, p: dict, f: dict) -> bool:
+        chat_id, topic = self._topic(p)
+        if not self.topic_closed.get((chat_id, topic)):
+            raise _bad_request("TOPIC_NOT_MODIFIED")
+        self.topic_closed[(chat_id, topic)] = False
+        return True
+
     def _m_getChat(self, p: dict, f: dict) -> dict:
+        chat_id = self._chat_id(p)
+        if chat_id in self.migrated:
+            raise TelegramError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                                {"migrate_to_chat_id": self.migrated[chat_id]})
+        if chat_id in self.missing_chats:
+            raise _bad_request("chat not found")
         # ChatFullInfo: the fields Telegram always sends.
         return {
             "accent_color_id": 0,
@@ -665,8 +856,27 @@ class FakeTelegram:
         }
 
     def _m_getChatMember(self, p: dict, f: dict) -> dict:
+        chat_id = self._chat_id(p)
+        if chat_id in self.missing_chats:
+            raise _bad_request("chat not found")
         user_id = p.get("user_id")
-        return {"status": "member", "user": {"id": user_id, "is_bot": False, "first_name": "User"}}
+        user = (self._bot_user() if user_id == BOT_USER_ID
+                else {"id": user_id, "is_bot": False, "first_name": "User"})
+        member = self.members.get((chat_id, user_id))  # type: ignore[arg-type]
+        if member is None and user_id == BOT_USER_ID:
+            member = {"status": "administrator"}
+        member = dict(member or {"status": "member"})
+        if member["status"] == "administrator":
+            rights = {
+                "can_be_edited": False, "is_anonymous": False, "can_manage_chat": True,
+                "can_delete_messages": True, "can_manage_video_chats": True,
+                "can_restrict_members": True, "can_promote_members": False, "can_change_info": True,
+                "can_invite_users": True, "can_post_stories": False, "can_edit_stories": False,
+                "can_delete_stories": False, "can_send_welcome_messages": False,
+                "can_pin_messages": True, "can_manage_topics": True,
+            }
+            member = {**rights, **member}
+        return {**member, "user": user}
 
     def _m_getFile(self, p: dict, f: dict) -> dict:
         file_id = p.get("file_id")
@@ -690,8 +900,12 @@ class FakeTelegram:
         return True
 
     def _m_getWebhookInfo(self, p: dict, f: dict) -> dict:
-        return {"url": self.webhook_url or "", "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        info: dict[str, Any] = {"url": self.webhook_url or "", "has_custom_certificate": False,
+                                "pending_update_count": len(self._updates)}
+        if self.webhook_last_error:
+            info["last_error_date"] = int(time.time()) - 30
+            info["last_error_message"] = self.webhook_last_error
+        return info
 
     async def _m_getUpdates(self, p: dict, f: dict) -> list:
         if self.webhook_url:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from core.requests import create_request
 from core.users import set_active_request
 from db.models import CustomerRequest, RequestAttachment, RequestMessage, Source, User
@@ -174,7 +176,9 @@ async def test_new_request_conversation_survives_bot_restart_with_redis(telegram
     settings = telegram_settings.with_overrides(
         redis_url=REDIS_TEST_URL,
         extra={**telegram_settings.extra, "fsm_key_prefix": f"test-fsm-{RUN_ID}",
-               "events_channel": f"test-events-{RUN_ID}"},
+               "events_channel": f"test-events-{RUN_ID}",
+               # The abuse limits count in Redis for an hour: each run counts on its own.
+               "ratelimit_prefix": f"test-rl-{RUN_ID}-{uuid.uuid4().hex[:6]}:"},
     )
     async with running_bot(settings):
         fake.message_update(CUSTOMER_TG, who, "/new")

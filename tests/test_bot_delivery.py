@@ -23,23 +23,19 @@ from db.models import TelegramOutbox
 from tests.fake_telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
-SUMMARY = re.compile(r"^\+\d+ ")
+SUMMARY = re.compile(r"^<b>📥 ")
 
 
 def announced(fake: FakeTelegram) -> Counter[int]:
-    """How many times each request was announced in the admin group: its own card, or a
-    mention in a burst summary."""
+    """How many messages posted in the admin group carried a Take button for each request:
+    its own card, or its line in a burst summary."""
     seen: Counter[int] = Counter()
     for call in fake.calls_of("sendMessage"):
         if call.params.get("chat_id") != fake.admin_chat_id:
             continue
         markup = call.params.get("reply_markup") or {}
         buttons = [b.get("callback_data", "") for row in markup.get("inline_keyboard", []) for b in row]
-        opened = [int(b.split(":")[2]) for b in buttons if b.startswith("req:open:")]
-        if opened:
-            seen.update(opened)
-        elif SUMMARY.match(call.params.get("text", "")):
-            seen.update(int(n) for n in re.findall(r"#(\d+)", call.params["text"]))
+        seen.update(int(b.split(":")[2]) for b in buttons if b.startswith("req:take:"))
     return seen
 
 
@@ -61,9 +57,9 @@ async def test_burst_of_200_requests_is_announced_once_each_through_429s(
     fake_telegram.rate_limit_group_per_min = 20
     fake_telegram.rate_limit_window = 2.0
     # The sender believes the group allows twice as much as it does: Telegram answers 429.
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
-        "group_per_window": 40, "group_window": 2.0, "merge_after": 10,
-    }})
+    settings = telegram_settings.with_overrides(
+        telegram_group_rate=(40, 2.0), telegram_summary_after=10,
+    )
     customer = await make_user("customer")
     rt = await start_bot(settings)
     try:
@@ -81,7 +77,7 @@ async def test_burst_of_200_requests_is_announced_once_each_through_429s(
     rejected = [c for c in fake_telegram.calls_of("sendMessage", include_failed=True) if c.status == 429]
     assert rejected, "the fake never answered 429: the test did not exercise retry_after"
     summaries = [c for c in fake_telegram.calls_of("sendMessage") if SUMMARY.match(c.params["text"])]
-    assert summaries and "/queue" in summaries[0].params["text"]
+    assert summaries, "a burst of 200 must fold into summaries"
     # Nothing is left behind or failed.
     assert not await TelegramOutbox.filter(status__in=("pending", "sending", "failed")).exists()
 
@@ -89,13 +85,10 @@ async def test_burst_of_200_requests_is_announced_once_each_through_429s(
 async def test_server_errors_and_timeouts_are_retried_with_backoff(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
-        "request_timeout": 1, "backoff_base": 0.1,
-    }})
     fake_telegram.fail("sendMessage", status=500, times=2)
     fake_telegram.fail("sendMessage", status=502, times=1, delay=1.5)  # the client times out
     customer = await make_user("customer")
-    rt = await start_bot(settings)
+    rt = await start_bot(telegram_settings, sender_overrides={"request_timeout": 1, "backoff_base": 0.1})
     try:
         req = await svc.create_request(customer, title="Flaky", description="d")
         seen = await wait_announced(fake_telegram, [req.id], timeout=15)
@@ -109,9 +102,9 @@ async def test_server_errors_and_timeouts_are_retried_with_backoff(
 async def test_a_message_for_a_summarised_request_brings_its_card_lazily(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
-        "group_per_window": 3, "group_window": 1.0, "merge_after": 2,
-    }})
+    settings = telegram_settings.with_overrides(
+        telegram_group_rate=(3, 1.0), telegram_summary_after=2,
+    )
     customer = await make_user("customer")
     ids = [(await svc.create_request(customer, title=f"R{n}", description="d")).id for n in range(8)]
     rt = await start_bot(settings)
@@ -140,18 +133,27 @@ logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 from core.settings import Settings
 from bot.runtime import run_bot
 cfg = json.loads(sys.argv[1])
-asyncio.run(run_bot(Settings(**cfg)))
+sender = cfg.pop("sender_overrides")
+for name in ("telegram_group_rate", "telegram_private_rate", "telegram_global_rate"):
+    cfg[name] = tuple(cfg[name])
+asyncio.run(run_bot(Settings(**cfg), sender_overrides=sender))
 """
 
 
-def spawn_bot(settings, log_path: Path) -> subprocess.Popen:
+def spawn_bot(settings, log_path: Path, sender_overrides: dict | None = None) -> subprocess.Popen:
     cfg = {
         "database_url": settings.database_url,
         "telegram_bot_token": settings.telegram_bot_token,
         "telegram_admin_chat_id": settings.telegram_admin_chat_id,
         "telegram_api_server": settings.telegram_api_server,
         "telegram_mode": "polling",
+        "telegram_group_rate": settings.telegram_group_rate,
+        "telegram_private_rate": settings.telegram_private_rate,
+        "telegram_global_rate": settings.telegram_global_rate,
+        "telegram_summary_after": settings.telegram_summary_after,
+        "redis_url": settings.redis_url,
         "extra": settings.extra,
+        "sender_overrides": sender_overrides or {},
     }
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
@@ -185,13 +187,13 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
     fake_telegram.rate_limit_group_per_min = 20
     fake_telegram.rate_limit_window = 1.0
     # No summaries here: every request gets its own card, so the burst lasts several windows.
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
-        "group_per_window": 20, "group_window": 1.0, "merge_after": 100000, "lease_seconds": 1.5,
-    }})
+    settings = telegram_settings.with_overrides(
+        telegram_group_rate=(20, 1.0), telegram_summary_after=10_000,
+    )
     customer = await make_user("customer")
     ids = [(await svc.create_request(customer, title=f"K{n}", description="d")).id for n in range(60)]
     log_path = tmp_path / "bot.log"
-    first = spawn_bot(settings, log_path)
+    first = spawn_bot(settings, log_path, {"lease_seconds": 1.5})
     second = None
     try:
         # Kill while the sender sits out the group limit between two windows.
@@ -201,7 +203,7 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
         before = len(announced(fake_telegram))
         assert 0 < before < 60
         more = [(await svc.create_request(customer, title=f"L{n}", description="d")).id for n in range(10)]
-        second = spawn_bot(settings, log_path)
+        second = spawn_bot(settings, log_path, {"lease_seconds": 1.5})
         seen = await wait_announced(fake_telegram, ids + more, timeout=40)
         await asyncio.sleep(0.5)
         seen = announced(fake_telegram)
@@ -223,13 +225,14 @@ async def test_two_senders_draining_one_queue_send_every_row_once(
 ):
     from bot.outbox import send_text
     from bot.runtime import make_bot
+    from bot.budget import Rate, Rates
     from bot.sender import Sender, SenderLimits
 
     chats = [100 + n for n in range(40)]
     for chat in chats:
         for k in range(3):
             await send_text(chat, f"m{chat}-{k}", dedup_key=f"t:{chat}:{k}")
-    limits = SenderLimits(private_per_sec=50)
+    limits = SenderLimits(rates=Rates(private=Rate(50, 1.0)))
     bots = [make_bot(telegram_settings), make_bot(telegram_settings)]
     senders = [Sender(bots[0], limits), Sender(bots[1], limits)]
     for s in senders:

@@ -118,7 +118,7 @@ async def test_a_relay_restarted_between_failures_keeps_counting(telegram_settin
 async def test_an_outbox_row_that_keeps_failing_is_parked_with_a_note(
     telegram_settings, fake_telegram: FakeTelegram, make_user, capsys
 ):
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {"backoff_base": 0.05}})
+    settings = telegram_settings
     customer = await make_user("customer")
     req = await svc.create_request(customer, title="Poisoned row", description="d")
     chat = fake_telegram.admin_chat_id
@@ -127,7 +127,7 @@ async def test_an_outbox_row_that_keeps_failing_is_parked_with_a_note(
                   dedup_key="poison:1", request_id=req.id)
     await enqueue(chat, "sendMessage", {"text": "after the poison"}, dedup_key="poison:2",
                   request_id=req.id)
-    rt = await start_bot(settings, updates=False)
+    rt = await start_bot(settings, updates=False, sender_overrides={"backoff_base": 0.05})
     try:
         await fake_telegram.wait_for("sendMessage", where=lambda c: c.params["text"] == "after the poison")
         deadline = time.monotonic() + 10

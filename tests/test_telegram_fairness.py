@@ -114,9 +114,9 @@ async def test_a_flood_from_one_customer_cannot_starve_the_small_messages_of_oth
     Round robin per customer: 11 lanes, so every small message goes out within 2 rounds
     (its request's card, then the message): by the 22nd group send. In arrival order it
     would wait behind 11 cards and 33 flood rows (45th to 54th send)."""
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
-        "group_per_window": 50, "group_window": 1.0, "merge_after": 1000,
-    }})
+    settings = telegram_settings.with_overrides(
+        telegram_group_rate=(50, 1.0), telegram_summary_after=1000,
+    )
     flooder = await make_user("customer", first_name="Flood")
     others = [await make_user("customer", first_name=f"Small{i}") for i in range(10)]
     flood_req = await svc.create_request(flooder, title="Flood", description="d")
@@ -155,9 +155,9 @@ async def test_small_messages_arriving_during_a_flood_wait_at_most_one_round(
     """The flood is draining (20 sends a second) when 10 other customers write: each small
     message waits at most one round of the lanes then active (11) plus the send in flight,
     counted in group sends between its row being queued and being sent."""
-    settings = telegram_settings.with_overrides(extra={"telegram_limits": {
-        "group_per_window": 20, "group_window": 1.0, "merge_after": 1000,
-    }})
+    settings = telegram_settings.with_overrides(
+        telegram_group_rate=(20, 1.0), telegram_summary_after=1000,
+    )
     flooder = await make_user("customer", first_name="Flood")
     others = [await make_user("customer", first_name=f"Small{i}") for i in range(10)]
     flood_req = await svc.create_request(flooder, title="Flood", description="d")
