@@ -1,5 +1,5 @@
 """`helpdesk` command line: run, api, bot, scheduler, migrate, createuser, token, seed-demo,
-parked."""
+parked, telegram-check, link-telegram."""
 
 from __future__ import annotations
 
@@ -183,6 +183,17 @@ def createuser(settings: Settings, args: argparse.Namespace) -> int:
     from core.users import create_user
 
     async def go() -> int:
+        if args.telegram_id is not None:
+            from core.users import holder_of_telegram_id, is_automatic_customer
+
+            holder = await holder_of_telegram_id(args.telegram_id)
+            if holder is not None:
+                what = ("the automatic customer account the bot created when this person wrote to it"
+                        if is_automatic_customer(holder) else f"the {holder.role} account")
+                print(f"helpdesk: Telegram id {args.telegram_id} already belongs to {holder.username!r} "
+                      f"({what}). Create the user without --telegram-id, then move the id to it:\n"
+                      f"  helpdesk link-telegram {args.username} {args.telegram_id} --move", file=sys.stderr)
+                return 1
         try:
             user = await create_user(
                 args.username,
@@ -221,9 +232,16 @@ def token(settings: Settings, username: str) -> int:
 async def parked_command(retry: str | None = None) -> int:
     """`helpdesk parked`: what the Telegram side set aside (events the relay parked, outbox
     rows that failed), newest last. `--retry event:ID` / `--retry outbox:ID` queues one
-    again (the running bot picks it up on its next pass)."""
+    again, `--retry outbox:failed` every failed row (the running bot picks them up on its
+    next pass)."""
     from db.models import ParkedEvent, TelegramOutbox
 
+    if retry and retry.strip() == "outbox:failed":
+        n = await TelegramOutbox.filter(status="failed").update(
+            status="pending", attempts=0, not_before=None, last_error=None
+        )
+        print(f"{n} failed outbox row(s) queued again")
+        return 0
     if retry:
         kind, _, raw = retry.strip().partition(":")
         try:
@@ -267,6 +285,31 @@ async def parked_command(retry: str | None = None) -> int:
              row.last_error)
     if len(events) > shown or len(rows) > shown:
         print(f"(only the first {shown} of each kind shown)")
+    return 0
+
+
+async def telegram_check_command(settings: Settings) -> int:
+    """`helpdesk telegram-check`: what the Bot API says about the setup (bot/setup_check.py);
+    exit status 1 when something would keep the bot from working."""
+    from bot.setup_check import check_telegram, render
+
+    report, status = render(await check_telegram(settings))
+    print(report)
+    return status
+
+
+async def link_telegram_command(username: str, telegram_id: int, move: bool = False) -> int:
+    """`helpdesk link-telegram USERNAME TELEGRAM_ID [--move]`."""
+    from core.errors import DomainError
+    from core.users import link_telegram_account
+
+    try:
+        user, previous = await link_telegram_account(username, telegram_id, move=move)
+    except DomainError as exc:
+        print(f"helpdesk: {exc.message}", file=sys.stderr)
+        return 1
+    moved = f" (moved from {previous.username!r})" if previous is not None else ""
+    print(f"Telegram id {telegram_id} is now linked to {user.username!r}{moved}")
     return 0
 
 
@@ -331,9 +374,17 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed-demo", help="create demo data: 5 customers, 20 requests")
     sub.add_parser("jobs", help="list scheduler jobs and their next run time")
     pk = sub.add_parser("parked", help="list parked Telegram events and failed outbox rows")
-    pk.add_argument("--retry", metavar="ID", help="queue one again: event:ID or outbox:ID")
+    pk.add_argument("--retry", metavar="ID",
+                    help="queue again: event:ID, outbox:ID, or outbox:failed (every failed row)")
     rp = sub.add_parser("retry-parked", help="queue a parked event or failed row again")
-    rp.add_argument("retry", metavar="ID", help="event:ID or outbox:ID")
+    rp.add_argument("retry", metavar="ID", help="event:ID, outbox:ID or outbox:failed")
+    sub.add_parser("telegram-check", help="check the bot token, the admin group, the bot's rights, "
+                                          "privacy mode and the webhook against the Bot API")
+    lt = sub.add_parser("link-telegram", help="link a Telegram id to an account (staff: to act in the group)")
+    lt.add_argument("username")
+    lt.add_argument("telegram_id", type=int)
+    lt.add_argument("--move", action="store_true",
+                    help="take the id from the account that has it (e.g. the automatic customer account)")
     args = parser.parse_args(argv)
 
     settings = _settings_or_exit()
@@ -371,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd in ("parked", "retry-parked"):
         return _with_db(settings, lambda: parked_command(args.retry))
+    if cmd == "telegram-check":
+        return asyncio.run(telegram_check_command(settings))
+    if cmd == "link-telegram":
+        migrate(settings)
+        return _with_db(settings, lambda: link_telegram_command(args.username, args.telegram_id, args.move))
     if cmd == "jobs":
         from scheduler.runtime import describe_jobs
 

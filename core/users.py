@@ -187,6 +187,61 @@ async def link_telegram(
     return user
 
 
+def is_automatic_customer(user: User) -> bool:
+    """An account the bot created on someone's first message (`customer_for_telegram`):
+    a customer named `tg<id>` with no password."""
+    return (
+        user.role == Role.customer and not user.password
+        and user.telegram_id is not None and user.username == f"tg{user.telegram_id}"
+    )
+
+
+async def holder_of_telegram_id(telegram_id: int, exclude_user_id: int | None = None) -> User | None:
+    query = User.filter(telegram_id=telegram_id)
+    if exclude_user_id is not None:
+        query = query.exclude(id=exclude_user_id)
+    return await query.first()
+
+
+async def link_telegram_account(username: str, telegram_id: int, *, move: bool = False) -> tuple[User, User | None]:
+    """Link `telegram_id` to the account `username` (an operator's command: no actor).
+
+    When another account holds the id: Conflict naming it (saying when it is the automatic
+    customer account the bot made when that person first wrote to it), unless `move`, which
+    takes the id from it in the same transaction. The other account keeps everything else
+    (its requests stay its own). Returns (the linked user, the account it was moved from).
+    """
+    from core.errors import Conflict
+
+    if not 0 < telegram_id < 2**53:
+        raise ValidationFailed({"telegram_id": [f"{telegram_id} is not a Telegram user id"]})
+    user = await User.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    holder = await holder_of_telegram_id(telegram_id, exclude_user_id=user.id)
+    if holder is not None and not move:
+        if is_automatic_customer(holder):
+            from db.models import CustomerRequest
+
+            requests = await CustomerRequest.filter(customer_id=holder.id).count()
+            raise Conflict(
+                f"Telegram id {telegram_id} belongs to the automatic customer account "
+                f"{holder.username!r} (the bot created it when this person first wrote to it; "
+                f"{requests} request(s)). Run again with --move to move the id to {username!r}; "
+                f"{holder.username!r} keeps its requests."
+            )
+        raise Conflict(
+            f"Telegram id {telegram_id} is linked to {holder.username!r} ({holder.role}). "
+            f"Run again with --move to move it to {username!r}."
+        )
+    async with in_transaction() as conn:
+        if holder is not None:
+            await User.filter(id=holder.id).using_db(conn).update(telegram_id=None)
+        await User.filter(id=user.id).using_db(conn).update(telegram_id=telegram_id)
+    user.telegram_id = telegram_id
+    return user, holder
+
+
 async def customer_for_telegram(
     telegram_id: int, *, first_name: str = "", last_name: str = "",
     telegram_username: str | None = None, language: str | None = None,

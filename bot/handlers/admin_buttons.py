@@ -10,7 +10,7 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 
 from bot.handlers.lookup import topic_of
-from bot.handlers.render import request_summary, thread_excerpt, topic_link
+from bot.handlers.render import not_linked, request_summary, thread_excerpt, topic_link
 from bot.keyboards import RequestAction
 from bot.middlewares import CallbackReply
 from bot.texts import plain, tr
@@ -26,7 +26,7 @@ async def on_take(
     callback_reply: CallbackReply,
 ) -> None:
     if actor is None:
-        callback_reply.alert(plain("not_linked", lang))
+        callback_reply.alert(not_linked(lang, query.from_user, html=False))
         return
     try:
         await take_request(actor, callback_data.id)
@@ -46,7 +46,7 @@ async def on_complete(
     callback_reply: CallbackReply,
 ) -> None:
     if actor is None:
-        callback_reply.alert(plain("not_linked", lang))
+        callback_reply.alert(not_linked(lang, query.from_user, html=False))
         return
     await complete_request(actor, callback_data.id)
     callback_reply.toast(plain("completed_ok", lang, id=callback_data.id))
@@ -58,7 +58,7 @@ async def on_open(
 ) -> None:
     """Show the request's summary and its latest messages where the button was pressed."""
     if actor is None:
-        callback_reply.alert(plain("not_linked", lang))
+        callback_reply.alert(not_linked(lang, query.from_user, html=False))
         return
     require_staff(actor)
     req = await get_request(actor, callback_data.id)

@@ -15,7 +15,7 @@ from aiogram.types import Message
 from tortoise.functions import Count
 
 from bot.handlers.lookup import remember, request_for_group_message
-from bot.handlers.render import request_line
+from bot.handlers.render import not_linked, request_line
 from bot.keyboards import mine_keyboard, queue_keyboard
 from bot.texts import tr
 from core.chats import bind_telegram_chat
@@ -32,7 +32,7 @@ QUEUE_SHOWN = 10
 async def _staff(message: Message, actor: User | None, lang: str) -> User | None:
     """The acting staff account; an unlinked user is told how to get linked."""
     if actor is None:
-        await message.reply(tr("not_linked", lang), parse_mode="HTML")
+        await message.reply(not_linked(lang, message.from_user, message.chat), parse_mode="HTML")
         return None
     require_staff(actor)
     return actor
@@ -129,7 +129,7 @@ async def on_note(message: Message, command: CommandObject, actor: User | None, 
 async def on_link(message: Message, command: CommandObject, actor: User | None, lang: str) -> None:
     """/link <username> as a reply to the person's message, or /link <username> <telegram_id>."""
     if actor is None:
-        await message.reply(tr("not_linked", lang), parse_mode="HTML")
+        await message.reply(not_linked(lang, message.from_user, message.chat), parse_mode="HTML")
         return
     args = (command.args or "").split()
     target = message.reply_to_message.from_user if message.reply_to_message else None

@@ -9,6 +9,7 @@ from aiogram.types import Message
 
 from bot.handlers.lookup import InRequestThread, OncePerUser, remember
 from bot.handlers.media import AlbumBuffer, FileTooBig, has_content, post_messages
+from bot.handlers.render import not_linked
 from bot.texts import tr
 from core.settings import Settings
 from db.models import User
@@ -20,7 +21,7 @@ async def on_thread_message(
 ) -> None:
     if actor is None:
         if message.from_user and hints.first_time("thread", message.chat.id, message.from_user.id):
-            await message.reply(tr("not_linked", lang), parse_mode="HTML")
+            await message.reply(not_linked(lang, message.from_user, message.chat), parse_mode="HTML")
         return
     if not has_content(message):
         return

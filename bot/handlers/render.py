@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.texts import category_label, priority_label, status_label, tr
+from typing import Any
+
+from bot.texts import category_label, plain, priority_label, status_label, tr
 from db.models import CustomerRequest, RequestMessage
 
 LIST_TITLE_WIDTH = 80  # 20 lines of a list stay far below Telegram's 4,096 characters
@@ -43,3 +45,15 @@ def topic_link(chat_id: int, topic_id: int) -> str | None:
     if not text.startswith("-100"):
         return None
     return f"https://t.me/c/{text[4:]}/{topic_id}"
+
+
+def not_linked(lang: str, user: Any, chat: Any = None, *, html: bool = True) -> str:
+    """The refusal for someone whose Telegram account is linked to no staff account: it
+    shows their Telegram id (and, in a group, the group's id), so a director can link them
+    (`/link USERNAME ID`, `helpdesk link-telegram USERNAME ID`)."""
+    render = tr if html else plain
+    telegram_id = getattr(user, "id", "?")
+    text = render("not_linked", lang, telegram_id=telegram_id)
+    if chat is not None and getattr(chat, "type", "private") != "private":
+        text += " " + render("not_linked_chat", lang, chat_id=chat.id)
+    return text

@@ -1,0 +1,44 @@
+"""A delivery that finally fails is visible: an internal note on the request, a counter for
+metrics, the `helpdesk parked` listing, and a command that sends it again."""
+
+from __future__ import annotations
+
+from bot.sender import STATS, queue_depth, stats_snapshot
+from core import requests as svc
+from core.cli import parked_command
+from db.models import MessageType, RequestMessage, TelegramOutbox
+from tests.bot_handlers_support import eventually, running_bot
+from tests.fake_telegram import FakeTelegram
+
+CUSTOMER_TG = 5551
+
+
+async def test_a_reply_the_customer_never_got_is_noted_counted_listed_and_retried(
+    telegram_settings, fake_telegram: FakeTelegram, make_user, capsys
+):
+    fake = fake_telegram
+    admin = await make_user("admin")
+    customer = await make_user("customer", telegram_id=CUSTOMER_TG)
+    req = await svc.create_request(customer, title="Blocked", description="d")
+    fake.fail("sendMessage", status=403, times=1, where=lambda c: c.chat_id == CUSTOMER_TG)
+    failed_before = STATS.failed
+    async with running_bot(telegram_settings):
+        await svc.post_message(admin, req.id, "We fixed it")
+        row = await eventually(lambda: TelegramOutbox.filter(chat_id=CUSTOMER_TG, status="failed").first())
+        note = await eventually(lambda: RequestMessage.filter(
+            request_id=req.id, message_type=MessageType.system, is_internal=True).first())
+    assert f"outbox:{row.id}" in note.content and "Forbidden" in row.last_error
+    assert STATS.failed == failed_before + 1 and stats_snapshot()["failed"] == STATS.failed
+    assert (await queue_depth())["failed"] == 1
+
+    assert await parked_command() == 0
+    listing = capsys.readouterr().out
+    assert f"outbox:{row.id}\tsendMessage to {CUSTOMER_TG}\t#{req.id}\t" in listing
+
+    assert await parked_command("outbox:failed") == 0
+    assert "1 failed outbox row(s) queued again" in capsys.readouterr().out
+    async with running_bot(telegram_settings):
+        await fake.wait_for("sendMessage", where=lambda c: c.chat_id == CUSTOMER_TG
+                            and "We fixed it" in c.params["text"])
+        await eventually(lambda: TelegramOutbox.filter(id=row.id, status="sent").exists())
+    assert (await queue_depth())["failed"] == 0
