@@ -2,7 +2,8 @@
 
 Every DB test runs twice, on SQLite and on PostgreSQL. Without a reachable PostgreSQL or
 Redis the dependent tests are skipped with a reason; with HELPDESK_REQUIRE_SERVICES=1
-(set by .ci/run) a missing service is a failure instead.
+(set by .ci/run) a missing service is a failure instead, and so is every other skip
+(tests/require_services.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from core import runtime
 from core.settings import Settings
 from db.setup import close_db, init_db, migrate_db
 
-pytest_plugins = ["tests.conftest_telegram"]
+pytest_plugins = ["tests.conftest_telegram", "tests.require_services"]
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

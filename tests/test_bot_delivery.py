@@ -278,3 +278,37 @@ async def test_a_row_left_sending_by_a_dead_sender_is_retried_after_its_lease(
     assert [c.params["text"] for c in fake_telegram.calls_of("sendMessage")] == ["orphan", "after"]
     row = await TelegramOutbox.get(dedup_key="orphan")
     assert row.status == "sent" and row.attempts == 2
+
+
+async def test_a_restarted_bot_that_reads_an_event_again_does_not_send_a_reply_twice(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """The relay queued an admin's reply, then the bot died before its cursor moved past the
+    event: the restarted bot reads the event again. The queue's dedup key is the event's
+    (`ev:<event id>:customer`), so nothing is queued twice and the customer reads it once."""
+    from db.models import Cursor, Event
+
+    admin = await make_user("admin")
+    customer = await make_user("customer", telegram_id=5557001)
+    req = await svc.create_request(customer, title="Once", description="d")
+    rt = await start_bot(telegram_settings, updates=False)
+    try:
+        await svc.post_message(admin, req.id, "Your order ships today")
+        await fake_telegram.wait_for("sendMessage", where=lambda c: c.chat_id == 5557001)
+    finally:
+        await rt.stop()
+    reply_event = await Event.filter(type="new_message").order_by("-id").first()
+    # The cursor as it was before the reply's event: the crash lost its move.
+    await Cursor.filter(name="telegram-relay").update(position=reply_event.id - 1)
+    rt = await start_bot(telegram_settings, updates=False)
+    try:
+        deadline = time.monotonic() + 10
+        while not await Cursor.filter(name="telegram-relay", position__gte=reply_event.id).exists():
+            assert time.monotonic() < deadline, "the restarted relay never read the event again"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # time for a second copy to go out, if one were queued
+    finally:
+        await rt.stop()
+    to_customer = [c for c in fake_telegram.calls_of("sendMessage") if c.chat_id == 5557001]
+    assert [c.params["text"].count("Your order ships today") for c in to_customer] == [1], to_customer
+    assert await TelegramOutbox.filter(chat_id=5557001).count() == 1

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from core import requests as svc
 from db.models import CustomerRequest
 from scheduler.clock import FixedClock
 from scheduler.runtime import SchedulerRuntime
-
-pytest.importorskip("bot.runtime")
 
 
 async def test_digest_and_reminders_arrive_in_telegram(telegram_settings, fake_telegram, make_user):
