@@ -115,9 +115,18 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
     body_limit.install(app, settings)
 
-    from api.routes import attachments, auth, chats, communications, customer, docs, requests
+    from api.routes import (
+        attachments,
+        auth,
+        chats,
+        communications,
+        customer,
+        docs,
+        requests,
+        webhooks,
+    )
 
-    for module in (auth, requests, chats, communications, customer, attachments, docs):
+    for module in (auth, requests, chats, communications, customer, attachments, docs, webhooks):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).
@@ -135,6 +144,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     from api import ws
 
     ws.install(app)
+
+    # Outbound webhooks: the dispatcher (event log -> deliveries) and the sender.
+    from webhooks import runtime as webhooks_runtime
+
+    webhooks_runtime.install(app)
 
     # Customer web form and request pages, /health and /ready.
     from api import web

@@ -8,6 +8,10 @@ A rolled-back change never has an Event row, so it is never announced.
 
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
 also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>").
+request_status_changed (topic "admin", written with the request_updated of every status
+move: `{"id", "previous_status", "status", "request"}`) and request_rated (reserved for
+customer ratings: `{"id", "rating", "comment", "request"}`) are for durable consumers such
+as the webhooks; the WebSocket hub and the Telegram relay ignore them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ NEW_MESSAGE = "new_message"
 CHAT_MESSAGE = "chat_message"
 CHAT_JOIN = "chat_join"
 CHAT_LEAVE = "chat_leave"
+REQUEST_STATUS_CHANGED = "request_status_changed"
+REQUEST_RATED = "request_rated"
 
 ADMIN_TOPIC = "admin"
 

@@ -499,6 +499,7 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
             await _add_system_message(conn, req, actor, text, ts)
         fresh = await _load(req.id, conn)
         await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+        await _record_status_change(conn, fresh, req.status)
     events.committed()
     return fresh
 
@@ -536,6 +537,19 @@ async def _add_system_message(
     )
     await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
     return msg
+
+
+async def _record_status_change(conn: Any, fresh: CustomerRequest, previous: str) -> None:
+    """The request_status_changed event of a move (after its request_updated), when the
+    status really changed."""
+    if str(fresh.status) == str(previous):
+        return
+    await events.record_event(
+        events.REQUEST_STATUS_CHANGED,
+        {"id": fresh.id, "previous_status": str(previous), "status": str(fresh.status),
+         "request": request_data(fresh)},
+        using_db=conn,
+    )
 
 
 async def add_internal_system_note(request_id: int, content: str) -> RequestMessage | None:
@@ -583,6 +597,7 @@ async def take_request(actor: User, request_id: int) -> CustomerRequest:
             )
             fresh = await _load(request_id, conn)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, req.status)
     if not won:
         raise Conflict(t("err_already_assigned", actor.language))
     events.committed()
@@ -649,6 +664,7 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
             )
             fresh = await _load(req.id, conn)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, req.status)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
     events.committed()
@@ -669,6 +685,7 @@ async def _move(
             await _add_system_message(conn, req, system_actor or actor, text, ts)
             fresh = await _load(req.id, conn)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, from_status)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
     events.committed()

@@ -391,11 +391,17 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
     from core.events import prune_events
+    from db.models import WebhookDelivery
+    from webhooks.dispatcher import CURSOR_NAME as WEBHOOKS_CURSOR
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
-    removed += await prune_events(cutoff, [RELAY_CURSOR])
+    removed += await prune_events(cutoff, [RELAY_CURSOR, WEBHOOKS_CURSOR])
     removed += await prune_delivered(cutoff)
+    # The webhook deliveries log: finished deliveries older than the retention.
+    removed += await WebhookDelivery.filter(
+        status__in=("delivered", "failed"), created_at__lt=cutoff
+    ).delete()
     return removed
 
 
@@ -429,6 +435,6 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases, events and delivered Telegram rows",
+            description="delete old job leases, events, delivered Telegram rows and webhook deliveries",
         ),
     ]
