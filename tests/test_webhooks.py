@@ -83,6 +83,18 @@ async def subscribe(api: Api, token: str, receiver: Receiver, path: str, events:
     return sub
 
 
+async def delivery_log(api: Api, token: str, sub_id: int, query: str = "", *,
+                       until=lambda log: all(d["status"] in ("delivered", "failed")
+                                             for d in log["results"])) -> dict:
+    """The deliveries log once `until(log)` holds (outcomes commit a few ms after the 2xx)."""
+    for _ in range(100):
+        log = (await api.get(f"{HOOKS}{sub_id}/deliveries/{query}", token)).json()
+        if until(log):
+            return log
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"deliveries log never settled: {log}")
+
+
 # --- subscriptions -------------------------------------------------------------------------
 
 
@@ -238,7 +250,7 @@ async def test_failures_and_timeouts_are_retried_until_the_receiver_recovers(des
     assert len({a.body for a in attempts}) == 1
     assert all(a.valid for a in attempts)  # each attempt signed with its own timestamp
     assert receiver.ok("/flaky")[0].json["data"]["id"] == req.id
-    log = (await desk.get(f"{HOOKS}{sub['id']}/deliveries/", token)).json()
+    log = await delivery_log(desk, token, sub["id"])
     assert log["count"] == 1
     d = log["results"][0]
     assert d["status"] == "delivered" and d["attempts"] == 5 and d["delivery_id"] == attempts[0].delivery
@@ -377,7 +389,7 @@ async def test_redeliver_sends_the_same_delivery_again(desk, people, receiver):
     sub = await subscribe(desk, token, receiver, "/again", ["request.created"])
     await svc.create_request(people["customer"], title="Once more", description="d")
     await receiver.wait(lambda r: len(r.ok("/again")) == 1)
-    log = (await desk.get(f"{HOOKS}{sub['id']}/deliveries/", token)).json()
+    log = await delivery_log(desk, token, sub["id"])
     original = log["results"][0]
     r = await desk.post(f"{HOOKS}{sub['id']}/deliveries/{original['id']}/redeliver/", token)
     assert r.status_code == 202, r.text
@@ -386,7 +398,8 @@ async def test_redeliver_sends_the_same_delivery_again(desk, people, receiver):
     a, b = receiver.ok("/again")
     assert a.body == b.body and a.delivery == b.delivery == original["delivery_id"]
     assert b.headers["X-Helpdesk-Signature"] == sign(sub["secret"], b.headers["X-Helpdesk-Timestamp"], b.body)
-    log = (await desk.get(f"{HOOKS}{sub['id']}/deliveries/?status=delivered", token)).json()
+    log = await delivery_log(desk, token, sub["id"], "?status=delivered",
+                             until=lambda log: log["count"] == 2)
     assert log["count"] == 2 and log["results"][0]["redelivery_of"] == original["id"]
     # Unknown delivery, another subscription's delivery, an admin: refused.
     assert (await desk.post(f"{HOOKS}{sub['id']}/deliveries/999999/redeliver/", token)).status_code == 404
