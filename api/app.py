@@ -115,6 +115,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
     body_limit.install(app, settings)
 
+    # /metrics and the HTTP request metrics (before the blueprints: every route is counted).
+    from api import metrics as metrics_routes
+
+    metrics_routes.install(app)
+
     from api.routes import (
         attachments,
         auth,

@@ -135,6 +135,13 @@ def serve(settings: Settings, *, components: bool) -> None:
     from sanic.worker.loader import AppLoader
 
     single = settings.workers == 1
+    if not single or settings.prometheus_multiproc_dir:
+        # Several processes: their metrics meet in one directory (core/metrics.py), set up
+        # before any worker is spawned so every worker and managed process inherits it.
+        from core.metrics_dir import prepare_multiprocess
+
+        path = prepare_multiprocess(settings.prometheus_multiproc_dir)
+        log.info("metrics: multiprocess mode, values in %s", path)
     if components and single:
         os.environ["HELPDESK_EMBED_COMPONENTS"] = "1"
     else:

@@ -22,9 +22,10 @@ Several processes (Sanic workers, and the bot and the scheduler that `helpdesk r
 starts beside them): prometheus-client's multiprocess mode. Every process writes its
 values to memory-mapped files in PROMETHEUS_MULTIPROC_DIR and `/metrics` (answered by any
 worker) sums them, so a scrape sees the whole deployment, not whichever worker the kernel
-picked. `prepare_multiprocess()` sets that directory up (a fresh temporary one unless
-configured) in the main process before workers start; it must run before this module is
-imported anywhere, because prometheus-client chooses its storage at import time. Separate
+picked. `core.metrics_dir.prepare_multiprocess()` sets that directory up (a fresh
+temporary one unless configured) in the main process before workers start; it must run
+before this module is imported anywhere, because prometheus-client chooses its storage at
+import time. Separate
 containers (compose's bot and scheduler) are separate deployments of the same code: each
 serves its own `/metrics` on METRICS_PORT (see `serve_metrics`), scraped as its own target.
 """
@@ -33,8 +34,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -54,7 +53,6 @@ from prometheus_client.core import GaugeMetricFamily
 log = logging.getLogger("helpdesk.metrics")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -135,23 +133,9 @@ def scheduler_run(job: str, outcome: str, seconds: float) -> None:
 
 
 def multiprocess_dir() -> str | None:
+    from core.metrics_dir import MULTIPROC_ENV
+
     return os.environ.get(MULTIPROC_ENV) or None
-
-
-def prepare_multiprocess(configured: str | None) -> str:
-    """In the main process, before any worker starts: make PROMETHEUS_MULTIPROC_DIR an
-    empty directory (the configured one, else a fresh temporary one) and export it so
-    every worker and managed process inherits it. Returns the directory."""
-    path = configured or tempfile.mkdtemp(prefix="helpdesk-metrics-")
-    os.makedirs(path, exist_ok=True)
-    for name in os.listdir(path):  # values of an earlier run are not this run's
-        full = os.path.join(path, name)
-        if name.endswith(".db"):
-            os.remove(full)
-        elif os.path.isdir(full):
-            shutil.rmtree(full, ignore_errors=True)
-    os.environ[MULTIPROC_ENV] = path
-    return path
 
 
 def process_exited(pid: int | None = None) -> None:
@@ -256,3 +240,27 @@ def authorized(header: str | None, token: str | None) -> bool:
 
     scheme, _, value = (header or "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+async def serve_metrics(settings: Any) -> Any:
+    """`helpdesk bot` / `helpdesk scheduler` on their own (compose runs each in a container):
+    serve this process's `/metrics` on METRICS_PORT (same token rule), without the
+    database gauges (the API's `/metrics` has those). Returns the aiohttp runner to
+    `cleanup()`, or None when METRICS_PORT is not set."""
+    if not settings.metrics_port:
+        return None
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        if not authorized(request.headers.get("Authorization"), settings.metrics_token):
+            return web.json_response({"detail": "Invalid token."}, status=401)
+        body = await render(with_database=False)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/metrics", page)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+    log.info("metrics on http://%s:%s/metrics", settings.host, settings.metrics_port)
+    return runner

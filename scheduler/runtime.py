@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from core import metrics
 from core import runtime as core_runtime
 from core.settings import Settings, SettingsError
 from scheduler import lease
@@ -164,15 +166,18 @@ class SchedulerRuntime:
         if not await lease.claim(key, self.holder, self.clock.now(), spec.ttl):
             log.debug("job %s slot %s: claimed elsewhere, skipped", name, slot_iso(slot))
             return False
+        started = time.monotonic()
         try:
             await spec.run(self.settings, self.clock.now(), slot)
         except Exception:
+            metrics.scheduler_run(name, "failed", time.monotonic() - started)
             log.exception("job %s slot %s failed", name, slot_iso(slot))
             try:
                 await lease.release(key, self.holder)
             except Exception:
                 log.exception("could not release lease %s", key)
             return False
+        metrics.scheduler_run(name, "ok", time.monotonic() - started)
         await lease.finish(key, self.holder, self.clock.now())
         return True
 
@@ -239,6 +244,7 @@ async def run_scheduler(settings: Settings) -> None:
         else:
             events_rt = await start_events(settings)
         rt = await start_scheduler(settings)
+        metrics_server = await metrics.serve_metrics(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -250,6 +256,8 @@ async def run_scheduler(settings: Settings) -> None:
             await stop.wait()
             log.info("scheduler stopping")
         finally:
+            if metrics_server is not None:
+                await metrics_server.cleanup()
             await rt.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 try:

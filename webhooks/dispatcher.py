@@ -2,9 +2,10 @@
 events into webhook deliveries, one per interested subscription.
 
 - Position: a `Cursor` row ("webhooks"), events read in id order, like the Telegram relay
-  (bot/relay.py). Each pass also re-reads events created in the last `rescan_seconds`
-  that this process has not handled, so an event committed late behind a higher id
-  (PostgreSQL assigns ids at INSERT) is not skipped.
+  (bot/relay.py). On PostgreSQL, every `rescan_every` seconds a pass also re-reads events
+  created in the last `rescan_seconds` that this process has not handled, so an event
+  committed late behind a higher id (ids are assigned at INSERT, transactions commit in
+  any order) is not skipped. SQLite has one writer at a time: ids commit in order.
 - Idempotent: a delivery's `dedup_key` is `<subscription>:<event>:<name>` and rows are
   inserted with ON CONFLICT DO NOTHING, so a re-read (after a crash, in the re-scan window,
   or by a dispatcher in another process) creates nothing twice. Several processes may run
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.functions import Max
 
 from core import events
@@ -48,12 +50,15 @@ class Dispatcher:
         *,
         on_created: Callable[[], None] | None = None,
         rescan_seconds: float = 30.0,
+        rescan_every: float = 2.0,
         poll_interval: float = 1.0,
         batch: int = 500,
     ) -> None:
         self.policy = RetryPolicy.from_settings(settings)
         self.on_created = on_created
         self.rescan_seconds = rescan_seconds
+        self.rescan_every = rescan_every
+        self._rescanned = 0.0
         self.poll_interval = float((settings.extra or {}).get("webhook_poll", poll_interval))
         self.batch = batch
         self.health = LoopHealth("webhook dispatcher", log)
@@ -126,13 +131,15 @@ class Dispatcher:
             # subscription starts after its own `after_event_id` anyway).
             await self._advance(position, await self._newest_event_id())
             return 0
-        since = datetime.now(UTC) - timedelta(seconds=self.rescan_seconds)
-        late_ids = await Event.filter(
-            id__lte=position, id__gt=min(s.after_event_id for s in subs),
-            created_at__gte=since, type__in=DOMAIN_TYPES,
-        ).values_list("id", flat=True)
         todo = []
-        missing = [i for i in late_ids if i not in self._done]
+        missing: list[int] = []
+        if self._rescan_due():
+            since = datetime.now(UTC) - timedelta(seconds=self.rescan_seconds)
+            late_ids = await Event.filter(
+                id__lte=position, id__gt=min(s.after_event_id for s in subs),
+                created_at__gte=since, type__in=DOMAIN_TYPES,
+            ).values_list("id", flat=True)
+            missing = [i for i in late_ids if i not in self._done]
         if missing:
             todo += await Event.filter(id__in=missing).order_by("id")
         fresh = await Event.filter(id__gt=position).order_by("id").limit(self.batch)
@@ -162,6 +169,15 @@ class Dispatcher:
         if rows and self.on_created:
             self.on_created()
         return len(fresh)
+
+    def _rescan_due(self) -> bool:
+        if connections.get("default").capabilities.dialect != "postgres":
+            return False
+        now = time.monotonic()
+        if now - self._rescanned < self.rescan_every:
+            return False
+        self._rescanned = now
+        return True
 
     def _prune(self) -> None:
         horizon = time.monotonic() - self.rescan_seconds * 2
