@@ -12,12 +12,12 @@ WORKDIR /app
 
 # Dependencies first (cached while only the code changes), then the package itself.
 COPY pyproject.toml README.md ./
-RUN mkdir -p api bot core db scheduler webhooks \
+RUN mkdir -p api bot core db scheduler webhooks mail \
     && touch api/__init__.py bot/__init__.py core/__init__.py db/__init__.py scheduler/__init__.py \
-       webhooks/__init__.py \
+       webhooks/__init__.py mail/__init__.py \
     && pip install . \
     && pip uninstall -y helpdesk \
-    && rm -rf api bot core db scheduler webhooks build *.egg-info
+    && rm -rf api bot core db scheduler webhooks mail build *.egg-info
 
 COPY api ./api
 COPY bot ./bot
@@ -25,6 +25,7 @@ COPY core ./core
 COPY db ./db
 COPY scheduler ./scheduler
 COPY webhooks ./webhooks
+COPY mail ./mail
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
 # Run as an unprivileged user; media and the (SQLite) data folder are its only writable places.

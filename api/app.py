@@ -155,6 +155,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
     webhooks_runtime.install(app)
 
+    # E-mail out (the notifier and the sender), only when SMTP_URL is set.
+    from mail import runtime as mail_runtime
+
+    mail_runtime.install(app)
+
     # Customer web form and request pages, /health and /ready.
     from api import web
 

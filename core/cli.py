@@ -1,4 +1,4 @@
-"""`helpdesk` command line: run, api, bot, scheduler, migrate, createuser, token, seed-demo."""
+"""`helpdesk` command line: run, api, bot, scheduler, mail, migrate, createuser, token, seed-demo."""
 
 from __future__ import annotations
 
@@ -95,6 +95,10 @@ def _embed_components(app: Any, settings: Settings) -> None:
                 log.warning("scheduler not available")
             else:
                 started.append(await start_scheduler(settings))
+        if settings.mail_inbound_port:
+            from mail.runtime import start_mail_inbound
+
+            started.append(await start_mail_inbound(settings))
 
     async def stop_components(app: Any) -> None:
         for component in reversed(started):
@@ -126,6 +130,14 @@ def _scheduler_process(**_: Any) -> None:
     from scheduler.runtime import run_scheduler
 
     asyncio.run(run_scheduler(settings))
+
+
+def _mail_process(**_: Any) -> None:
+    settings = load_settings()
+    _setup_logging(settings)
+    from mail.runtime import run_mail
+
+    asyncio.run(run_mail(settings))
 
 
 def serve(settings: Settings, *, components: bool) -> None:
@@ -165,6 +177,8 @@ def serve(settings: Settings, *, components: bool) -> None:
                 app.manager.manage("HelpdeskBot", _bot_process, {})
             if settings.scheduler_enabled:
                 app.manager.manage("HelpdeskScheduler", _scheduler_process, {})
+            if settings.mail_inbound_port:
+                app.manager.manage("HelpdeskMail", _mail_process, {})
 
     app.prepare(
         host=settings.host,
@@ -270,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="serve the REST/WebSocket API only")
     sub.add_parser("bot", help="run the Telegram bot only")
     sub.add_parser("scheduler", help="run the scheduler only")
+    sub.add_parser("mail", help="receive replies by e-mail (SMTP on MAIL_INBOUND_PORT, 2525 if unset)")
     sub.add_parser("migrate", help="apply database migrations")
     cu = sub.add_parser("createuser", help="create a user")
     cu.add_argument("--username", required=True)
@@ -308,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd == "scheduler":
         _scheduler_process()
+        return 0
+    if cmd == "mail":
+        if not settings.mail_from and not settings.mail_reply_domain:
+            print("helpdesk: set MAIL_REPLY_DOMAIN (or MAIL_FROM) so reply addresses have a domain",
+                  file=sys.stderr)
+            return 2
+        _mail_process()
         return 0
     if cmd == "createuser":
         migrate(settings)

@@ -78,6 +78,7 @@ class Source(StrEnum):
     api = "api"
     web = "web"
     telegram = "telegram"
+    email = "email"  # a reply received by e-mail (mail/inbound.py)
 
 
 class User(Model):

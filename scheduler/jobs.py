@@ -391,17 +391,20 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
     from core.events import prune_events
-    from db.models import WebhookDelivery
+    from db.models import InboundMail, MailOutbox, WebhookDelivery
+    from mail.notifier import CURSOR_NAME as MAIL_CURSOR
     from webhooks.dispatcher import CURSOR_NAME as WEBHOOKS_CURSOR
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
-    removed += await prune_events(cutoff, [RELAY_CURSOR, WEBHOOKS_CURSOR])
+    removed += await prune_events(cutoff, [RELAY_CURSOR, WEBHOOKS_CURSOR, MAIL_CURSOR])
     removed += await prune_delivered(cutoff)
-    # The webhook deliveries log: finished deliveries older than the retention.
+    # Finished webhook deliveries and mail, and the record of replies received by mail.
     removed += await WebhookDelivery.filter(
         status__in=("delivered", "failed"), created_at__lt=cutoff
     ).delete()
+    removed += await MailOutbox.filter(status__in=("sent", "failed"), created_at__lt=cutoff).delete()
+    removed += await InboundMail.filter(created_at__lt=cutoff).delete()
     return removed
 
 
@@ -435,6 +438,6 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases, events, delivered Telegram rows and webhook deliveries",
+            description="delete old job leases, events, delivered Telegram rows, webhook deliveries and mail",
         ),
     ]

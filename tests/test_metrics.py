@@ -18,11 +18,10 @@ import httpx
 from prometheus_client import REGISTRY
 
 from api.app import create_app
-from core import metrics
+from core import metrics, runtime
 from core import requests as svc
-from core import runtime
 from db.models import Cursor, Event, TelegramOutbox, WebhookDelivery, WebhookSubscription
-from tests.live import Api, serve
+from tests.live import serve
 from tests.procs import free_port, wait_port
 from tests.wsutil import connect
 

@@ -1,5 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from db.models import Source
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
@@ -87,5 +88,20 @@ class Migration(migrations.Migration):
             ],
             options={'table': 'webhook_deliveries', 'app': 'models', 'indexes': [Index(fields=['subscription_id', 'status', 'id']), Index(fields=['status', 'subscription_id'])], 'pk_attr': 'id'},
             bases=['Model'],
+        ),
+        ops.AlterField(
+            model_name='ChatMessage',
+            name='source',
+            field=fields.CharEnumField(default=Source.api, description='api: api\nweb: web\ntelegram: telegram\nemail: email', enum_type=Source, max_length=20),
+        ),
+        ops.AlterField(
+            model_name='CustomerRequest',
+            name='source',
+            field=fields.CharEnumField(default=Source.api, description='api: api\nweb: web\ntelegram: telegram\nemail: email', enum_type=Source, max_length=20),
+        ),
+        ops.AlterField(
+            model_name='RequestMessage',
+            name='source',
+            field=fields.CharEnumField(default=Source.api, description='api: api\nweb: web\ntelegram: telegram\nemail: email', enum_type=Source, max_length=20),
         ),
     ]
