@@ -419,3 +419,25 @@ async def test_events_before_a_subscription_are_not_sent_to_it(desk, people, rec
     await receiver.wait(lambda r: len(r.ok("/late")) == 1)
     await asyncio.sleep(0.3)
     assert [r.json["data"]["id"] for r in receiver.ok("/late")] == [after.id]
+
+
+async def test_the_readme_example_subscribes_and_verifies_a_real_delivery(desk, people, receiver):
+    """The README's five lines, run as they are: they subscribe, and their `verified`
+    accepts a real delivery and refuses a tampered one."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- webhook-example -->\n```python\n(.*?)```", readme, re.S).group(1)
+    assert len(block.strip().splitlines()) == 5
+    scope = {"DESK": desk.base, "TOKEN": people["director_token"]}
+    await asyncio.to_thread(exec, block, scope)
+    sub = scope["sub"]
+    r = await desk.request("PATCH", f"{HOOKS}{sub['id']}/", people["director_token"],
+                           json={"url": receiver.url("/readme")})
+    assert r.status_code == 200
+    receiver.secrets["/readme"] = sub["secret"]
+    await svc.create_request(people["customer"], title="From the README", description="d")
+    await receiver.wait(lambda r: len(r.ok("/readme")) == 1)
+    got = receiver.ok("/readme")[0]
+    assert scope["verified"](got.headers, got.body)
+    assert not scope["verified"](got.headers, got.body.replace(b"README", b"readme"))
