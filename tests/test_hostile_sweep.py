@@ -318,7 +318,7 @@ def server_trouble(caplog) -> list[str]:
         if r.name.startswith(("httpx", "hypothesis", "aiogram")):
             continue
         message = r.getMessage()
-        if r.levelno >= logging.ERROR or message.startswith("input refused by the database"):
+        if r.levelno >= logging.ERROR or "input refused by the database" in message:
             out.append(f"{r.name} {r.levelname}: {message[:400]}")
     return out
 
@@ -398,10 +398,13 @@ async def sweep_route(desk: Desk, doc: dict[str, Any], method: str, path: str, o
     if has_body:
         fields = body_fields(doc, op)
         multipart_route = "multipart/form-data" in ((op.get("requestBody") or {}).get("content") or {})
-        actors = [actor] if actor != "director" else ["director", "admin"]
-        for who in actors:
+        # Staff routes: every value as the director, a sample as an admin (other rights).
+        plan = [(actor, BAD_FIELD_VALUES)]
+        if actor == "director":
+            plan.append(("admin", BAD_FIELD_VALUES[::5]))
+        for who, values in plan:
             for name in fields:
-                for value in BAD_FIELD_VALUES:
+                for value in values:
                     await desk.send(f"{label} body {name}={value!r:.40}", method, real, actor=who,
                                     headers=extra_headers, json={name: value})
         for ctype, raw in RAW_BODIES:
