@@ -441,3 +441,29 @@ async def test_the_readme_example_subscribes_and_verifies_a_real_delivery(desk, 
     got = receiver.ok("/readme")[0]
     assert scope["verified"](got.headers, got.body)
     assert not scope["verified"](got.headers, got.body.replace(b"README", b"readme"))
+
+
+async def test_two_sender_processes_never_send_a_delivery_twice(db_url, wh_settings, people, receiver):
+    """Two sender processes race for the same backlog: every delivery arrives once, and
+    each subscription's arrive in order."""
+    paths = ["/p1", "/p2", "/p3"]
+    for path in paths:
+        await WebhookSubscription.create(url=receiver.url(path), events=["request.created"],
+                                         secret=path)
+        receiver.secrets[path] = path
+    ids = [(await svc.create_request(people["customer"], title=f"#{n}", description="d")).id
+           for n in range(25)]
+    procs = [start_sender_process(db_url, f"racer-{n}", FAST) for n in range(2)]
+    try:
+        await receiver.wait(lambda r: all(len(r.ok(p)) >= 25 for p in paths), timeout=30)
+        await asyncio.sleep(1.0)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(10)
+    for path in paths:
+        got = [r.json["data"]["id"] for r in receiver.ok(path)]
+        assert got == ids, path  # once each, in order
+    holders = {h for (h,) in await WebhookSubscription.all().values_list("lease_holder")}
+    assert holders <= {None, "racer-0", "racer-1"}

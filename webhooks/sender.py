@@ -154,7 +154,10 @@ class WebhookSender:
         self.allow_private = bool(settings.webhook_allow_private)
         self.holder = holder or f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency
-        self.lease_seconds = float(extra.get("webhook_lease", lease_seconds))
+        # The lease must outlive the longest attempt plus a renewal interval, or another
+        # process could take the subscription over while a slow receiver is still answering.
+        self.lease_seconds = max(float(extra.get("webhook_lease", lease_seconds)),
+                                 2 * self.timeout + renew_every)
         self.renew_every = min(renew_every, self.lease_seconds / 3)
         self.poll_interval = float(extra.get("webhook_poll", poll_interval))
         self.batch = batch
