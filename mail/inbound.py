@@ -165,7 +165,6 @@ async def start_inbound(settings: Any, *, port: int | None = None, host: str | N
                      enable_SMTPUTF8=True, ident="helpdesk"),
         host=listen_host, port=listen_port,
     )
-    server.handler = handler  # type: ignore[attr-defined]
     sock = server.sockets[0].getsockname()
     log.info("replies by e-mail: SMTP on %s:%s for *@%s", sock[0], sock[1], settings.reply_domain)
     return server

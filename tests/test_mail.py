@@ -393,3 +393,46 @@ async def test_helpdesk_mail_command_receives_replies(db_url, mail_settings, mak
     last = await RequestMessage.filter(request_id=req.id).order_by("-id").first()
     assert last.content == "Got it, thanks" and last.source == "email"
     assert proc.returncode == 0, proc.stdout.read().decode(errors="replace")[-2000:]
+
+
+def test_helpdesk_run_starts_the_listener_when_mail_inbound_port_is_set(tmp_path):
+    """`helpdesk run` (one process) with MAIL_INBOUND_PORT: the API and the SMTP listener
+    come up together, and a reply sent to the listener lands in the thread."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.procs import ROOT, wait_port
+
+    api_port, smtp_port = free_port(), free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite://{tmp_path}/run.sqlite3", "PORT": str(api_port),
+           "HOST": "127.0.0.1", "TELEGRAM_MODE": "off", "SCHEDULER_ENABLED": "false",
+           "MAIL_REPLY_DOMAIN": DOMAIN, "MAIL_INBOUND_PORT": str(smtp_port),
+           "HELPDESK_ENV_FILE": "/nonexistent", "LOG_LEVEL": "WARNING",
+           "MEDIA_ROOT": str(tmp_path / "media")}
+    for name in ("REDIS_URL", "TELEGRAM_BOT_TOKEN", "SMTP_URL", "WORKERS"):
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_port(api_port, 60, proc)
+        wait_port(smtp_port, 30, proc)
+        r = httpx.post(f"http://127.0.0.1:{api_port}/api/public/requests/", data=FORM,
+                       headers={"Accept": "application/json"}, timeout=10)
+        assert r.status_code == 201, r.text
+        key = r.json()["access_key"]
+        req_id = r.json()["request"]["id"]
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+            to = reply_address(req_id, key, DOMAIN)
+            client.sendmail("anna@example.org", [to], reply_mail(to, "Replying by mail").as_bytes())
+        state = httpx.get(f"http://127.0.0.1:{api_port}/api/public/requests/{key}/", timeout=10).json()
+        assert [m["content"] for m in state["messages"]][-1] == "Replying by mail"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

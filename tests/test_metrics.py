@@ -134,6 +134,7 @@ async def test_telegram_sends_and_429s_are_counted(telegram_settings, fake_teleg
 
     sent = counter("helpdesk_telegram_calls_total", outcome="sent")
     limited = counter("helpdesk_telegram_calls_total", outcome="retry_429")
+    failed = counter("helpdesk_telegram_calls_total", outcome="failed")
     fake_telegram.fail("sendMessage", status=429, retry_after=1, times=1)
     bot = await start_bot(telegram_settings, updates=False)
     try:
@@ -144,11 +145,20 @@ async def test_telegram_sends_and_429s_are_counted(telegram_settings, fake_teleg
             if counter("helpdesk_telegram_calls_total", outcome="sent") > sent:
                 break
             await asyncio.sleep(0.05)
+        # The bot was removed from a chat: that call fails for good and is counted.
+        fake_telegram.fail("sendMessage", status=403, retry_after=None, times=1,
+                           description="Forbidden: bot was kicked from the group chat")
+        await svc.create_request(customer, title="Nobody will see this card", description="d")
+        for _ in range(200):
+            if counter("helpdesk_telegram_calls_total", outcome="failed") > failed:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await bot.stop()
     text = (await metrics.render(with_database=False)).decode()
     assert sample(text, "helpdesk_telegram_calls_total", outcome="retry_429") == limited + 1
     assert sample(text, "helpdesk_telegram_calls_total", outcome="sent") >= sent + 1
+    assert sample(text, "helpdesk_telegram_calls_total", outcome="failed") == failed + 1
 
 
 async def test_scheduler_runs_and_webhook_attempts_are_counted(settings, make_user):
