@@ -397,7 +397,10 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
-    removed += await prune_events(cutoff, [RELAY_CURSOR, WEBHOOKS_CURSOR, MAIL_CURSOR])
+    # A consumer that no longer runs must not keep the log forever: the e-mail notifier's
+    # cursor counts only while e-mail is on.
+    consumers = [RELAY_CURSOR, WEBHOOKS_CURSOR] + ([MAIL_CURSOR] if settings.mail_enabled else [])
+    removed += await prune_events(cutoff, consumers)
     removed += await prune_delivered(cutoff)
     # Finished webhook deliveries and mail, and the record of replies received by mail.
     removed += await WebhookDelivery.filter(
