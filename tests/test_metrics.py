@@ -218,8 +218,13 @@ def test_counts_add_up_across_api_worker_processes(tmp_path):
         wait_port(port, 60, proc)
         base = f"http://127.0.0.1:{port}"
         time.sleep(1.0)  # both workers up
-        for _ in range(60):  # a new connection each: the kernel spreads them over workers
-            assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+        # New connections from 6 threads at once: the kernel spreads them over workers.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(lambda _: httpx.get(f"{base}/health", timeout=10).status_code,
+                                  range(60)))
+        assert codes == [200] * 60
         values = set()
         for _ in range(8):
             text = httpx.get(f"{base}/metrics", timeout=10).text
