@@ -310,8 +310,13 @@ class WebhookSender:
                 now = utcnow()
                 if not rows or (rows[0].next_attempt_at and rows[0].next_attempt_at > now):
                     return
-                # The head may have been retried; the rest were never tried (due now).
-                due = [r for r in rows if not r.next_attempt_at or r.next_attempt_at <= now]
+                # In id order up to the first that is not due yet (normally only the head
+                # can be waiting for a retry; never skip one and send what follows it).
+                due = []
+                for r in rows:
+                    if r.next_attempt_at and r.next_attempt_at > now:
+                        break
+                    due.append(r)
                 ids = [r.id for r in due]
                 claimed = await WebhookDelivery.filter(id__in=ids, status="pending").update(
                     status="sending"
