@@ -84,7 +84,7 @@ _TOKEN_USER_SQL = (
 # What a key can look like (core.security.new_token_key: 40 hex characters). Anything else
 # is refused before the database sees it: a longer value fails the column's length check,
 # and non-ASCII bytes from a header cannot even be encoded for the query.
-TOKEN_KEY_RE = re.compile(r"[0-9A-Za-z]{1,%d}" % ApiToken._meta.fields_map["key"].max_length)
+TOKEN_KEY_RE = re.compile(rf"[0-9A-Za-z]{{1,{ApiToken._meta.fields_map['key'].max_length}}}")
 
 
 async def user_for_token(key: str) -> User | None:
