@@ -114,10 +114,19 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         return json({"detail": "Внутренняя ошибка сервера."}, status=500)
 
     body_limit.install(app, settings)
+    from api import origin
+
+    origin.install(app)
 
     from api.routes import attachments, auth, chats, communications, customer, docs, requests
 
     for module in (auth, requests, chats, communications, customer, attachments, docs):
+        app.blueprint(module.get_blueprint())
+
+    # Agent tools (docs/agent-tools.md).
+    from api.routes import audit, history
+
+    for module in (history, audit):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).

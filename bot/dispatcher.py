@@ -17,7 +17,13 @@ from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommand
 from bot.handlers import admin_buttons, admin_commands, admin_thread, chat_bridge, customer
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
-from bot.middlewares import ActorMiddleware, CallbackGuard, MessageGuard, ProcessedUpdateMiddleware
+from bot.middlewares import (
+    ActorMiddleware,
+    CallbackGuard,
+    MessageGuard,
+    OriginMiddleware,
+    ProcessedUpdateMiddleware,
+)
 from bot.texts import plain
 from core.settings import Settings
 
@@ -74,6 +80,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         albums=AlbumBuffer(quiet=ALBUM_QUIET_SECONDS),
         hints=OncePerUser(),
     )
+    dp.update.outer_middleware(OriginMiddleware())
     dp.update.outer_middleware(ProcessedUpdateMiddleware())
     dp.update.outer_middleware(ActorMiddleware())
     dp.callback_query.outer_middleware(CallbackGuard())

@@ -174,3 +174,14 @@ async def _safe_reply(message: Message, text: str) -> None:
         await message.reply(text, parse_mode="HTML")
     except TelegramAPIError as exc:
         log.warning("could not reply in chat %s: %s", message.chat.id, exc)
+
+
+class OriginMiddleware(BaseMiddleware):
+    """Everything an update causes is recorded as done through Telegram (core.origin)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        from core.origin import set_origin
+        from db.models import HistoryChannel
+
+        set_origin(HistoryChannel.telegram)
+        return await handler(event, data)

@@ -21,7 +21,9 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core import runtime as core_runtime
+from core.origin import acting_from
 from core.settings import Settings, SettingsError
+from db.models import HistoryChannel
 from scheduler import lease
 from scheduler.clock import (
     Clock,
@@ -165,7 +167,8 @@ class SchedulerRuntime:
             log.debug("job %s slot %s: claimed elsewhere, skipped", name, slot_iso(slot))
             return False
         try:
-            await spec.run(self.settings, self.clock.now(), slot)
+            with acting_from(HistoryChannel.scheduler):
+                await spec.run(self.settings, self.clock.now(), slot)
         except Exception:
             log.exception("job %s slot %s failed", name, slot_iso(slot))
             try:
