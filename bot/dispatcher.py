@@ -14,7 +14,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 
-from bot.handlers import admin_buttons, admin_commands, admin_thread, chat_bridge, customer
+from bot.handlers import admin_buttons, admin_commands, admin_thread, canned, chat_bridge, customer
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
 from bot.middlewares import (
@@ -30,7 +30,7 @@ from core.settings import Settings
 log = logging.getLogger("helpdesk.bot")
 
 CUSTOMER_COMMANDS = ("start", "new", "my", "cancel", "help")
-ADMIN_COMMANDS = ("queue", "mine", "stats", "note", "help")
+ADMIN_COMMANDS = ("queue", "mine", "stats", "note", "r", "help")
 
 ALBUM_QUIET_SECONDS = 1.0
 FSM_KEY_PREFIX = "helpdesk:fsm"
@@ -98,6 +98,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         admin_buttons.get_router(),
         customer.get_router(),
         admin_commands.get_router(),
+        canned.get_router(settings),
         admin_thread.get_router(settings),
         chat_bridge.get_router(),
     )
