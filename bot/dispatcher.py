@@ -14,7 +14,15 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 
-from bot.handlers import admin_buttons, admin_commands, admin_thread, canned, chat_bridge, customer
+from bot.handlers import (
+    admin_buttons,
+    admin_commands,
+    admin_thread,
+    canned,
+    chat_bridge,
+    csat,
+    customer,
+)
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
 from bot.middlewares import (
@@ -96,6 +104,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     dp.startup.register(on_startup)
     dp.include_routers(
         admin_buttons.get_router(),
+        csat.get_router(),
         customer.get_router(),
         admin_commands.get_router(),
         canned.get_router(settings),

@@ -112,3 +112,11 @@ def canned_keyboard(items: list, request_id: int) -> InlineKeyboardMarkup | None
         for item in items
     ]
     return InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+class RateRequest(CallbackData, prefix="rate"):
+    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as bot.cards builds
+    the survey buttons the relay sends with the "completed" notice)."""
+
+    id: int
+    score: int

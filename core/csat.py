@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tortoise.functions import Avg, Count
+from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
 from core import events, history
@@ -91,15 +91,16 @@ async def rate_request(
 async def summary() -> dict[str, Any]:
     """`csat_average` (two decimals, null without ratings) and `csat_responses`, over every
     rated request: one query (an index-only scan of the rating index on PostgreSQL)."""
+    # Sum and count, not Avg: Tortoise casts an average back to the column's integer type.
     row = (
         await CustomerRequest.filter(rating__isnull=False)
-        .annotate(n=Count("id"), avg=Avg("rating"))
+        .annotate(n=Count("id"), total=Sum("rating"))
         .first()
-        .values("n", "avg")
+        .values("n", "total")
     )
     n = int((row or {}).get("n") or 0)
-    avg = (row or {}).get("avg")
+    total = int((row or {}).get("total") or 0)
     return {
-        "csat_average": round(float(avg), 2) if n and avg is not None else None,
+        "csat_average": round(total / n, 2) if n else None,
         "csat_responses": n,
     }

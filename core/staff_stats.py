@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
-from tortoise.functions import Avg, Count
+from tortoise.functions import Count, Sum
 
 from core import runtime
 from db.models import CustomerRequest, MessageType, RequestMessage, Role, SenderType, Status, User
@@ -69,10 +69,11 @@ async def _counts(today_start: datetime, week_start: datetime) -> dict[int, dict
             today_n=Count("id", _filter=Q(status__in=DONE, completed_at__gte=today_start)),
             week_n=Count("id", _filter=Q(status__in=DONE, completed_at__gte=week_start)),
             rated_n=Count("id", _filter=Q(rating__isnull=False)),
-            rating_avg=Avg("rating", _filter=Q(rating__isnull=False)),
+            # Sum, not Avg: Tortoise casts an average back to the column's integer type.
+            rating_sum=Sum("rating", _filter=Q(rating__isnull=False)),
         )
         .group_by("assigned_admin_id")
-        .values("assigned_admin_id", "progress_n", "today_n", "week_n", "rated_n", "rating_avg")
+        .values("assigned_admin_id", "progress_n", "today_n", "week_n", "rated_n", "rating_sum")
     )
     return {int(r["assigned_admin_id"]): r for r in rows}
 
@@ -115,7 +116,8 @@ async def admin_stats(now: datetime | None = None, tz: str | None = None) -> lis
     for user in people:
         c = counts.get(user.id, {})
         median = medians.get(user.id)
-        avg = c.get("rating_avg")
+        rated = int(c.get("rated_n") or 0)
+        avg = int(c.get("rating_sum") or 0) / rated if rated else None
         result.append(
             {
                 "id": user.id,
@@ -127,7 +129,7 @@ async def admin_stats(now: datetime | None = None, tz: str | None = None) -> lis
                 "completed_7d": int(c.get("week_n") or 0),
                 "median_first_response_minutes": round(median, 1) if median is not None else None,
                 "csat_average": round(float(avg), 2) if avg is not None else None,
-                "csat_responses": int(c.get("rated_n") or 0),
+                "csat_responses": rated,
             }
         )
     result.sort(key=lambda a: (-a["in_progress"], -a["completed_today"], -a["completed_7d"],

@@ -106,3 +106,52 @@ async def test_a_move_made_in_telegram_is_recorded_with_the_telegram_channel(
         await answer_for(fake, update)
         row = await eventually(lambda: RequestHistory.filter(request_id=req.id, field="status").first())
     assert row.channel == "telegram" and row.actor_id == anna.id and row.new_value == '"in_progress"'
+
+
+async def test_completed_notice_asks_for_a_rating_and_the_customer_rates_and_comments(
+    telegram_settings, fake_telegram, make_user
+):
+    from core.requests import close_request, complete_request
+    from db.models import CustomerRequest, Event
+
+    fake = fake_telegram
+    anna, _, customer = await _people(make_user)
+    john = fake.user(CUSTOMER_TG, "John", language_code="en")
+    async with running_bot(telegram_settings):
+        req = await create_request(customer, title="Printer", description="jammed", source=Source.telegram)
+        await card_for(fake, req.id)
+        await take_request(anna, req.id)
+        await complete_request(anna, req.id)
+        survey = await reply_containing(fake, CUSTOMER_TG, "Please rate how we did")
+        assert buttons_of(survey) == [f"rate:{req.id}:{n}" for n in range(1, 6)]
+        # a press rates; the chosen score is marked on the buttons
+        update = fake.callback_update(john, CUSTOMER_TG, survey.result["message_id"], f"rate:{req.id}:4")
+        answer = await answer_for(fake, update)
+        assert not answer.params.get("show_alert") and "4 of 5" in answer.params["text"]
+        assert (await CustomerRequest.get(id=req.id)).rating == 4
+        marked = await fake.wait_for("editMessageReplyMarkup")
+        assert "★ 4" in str(marked[-1].params["reply_markup"])
+        # the next message is the comment (not a message to the request's thread)
+        await reply_containing(fake, CUSTOMER_TG, "/skip")
+        fake.message_update(CUSTOMER_TG, john, "Fast and friendly")
+        await reply_containing(fake, CUSTOMER_TG, "comment on request")
+        fresh = await CustomerRequest.get(id=req.id)
+        assert fresh.rating == 4 and fresh.rating_comment == "Fast and friendly"
+        assert not await RequestMessage.filter(request_id=req.id, content="Fast and friendly").exists()
+        # changed while completed; the comment stays
+        update = fake.callback_update(john, CUSTOMER_TG, survey.result["message_id"], f"rate:{req.id}:5")
+        await answer_for(fake, update)
+        fake.message_update(CUSTOMER_TG, john, "/skip")
+        await reply_containing(fake, CUSTOMER_TG, "no comment")
+        fresh = await CustomerRequest.get(id=req.id)
+        assert fresh.rating == 5 and fresh.rating_comment == "Fast and friendly"
+        assert await Event.filter(type="request.rated").count() == 3  # 4, the comment, 5
+        # once closed, the rating stands: a press gets an alert
+        boss = await make_user("director")
+        await close_request(boss, req.id)
+        update = fake.callback_update(john, CUSTOMER_TG, survey.result["message_id"], f"rate:{req.id}:1")
+        answer = await answer_for(fake, update)
+        assert answer.params.get("show_alert") is True
+    assert (await CustomerRequest.get(id=req.id)).rating == 5
+    row = await RequestHistory.filter(request_id=req.id, field="rating").order_by("-id").first()
+    assert row.channel == "telegram" and row.actor_id == customer.id
