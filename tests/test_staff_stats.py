@@ -46,7 +46,7 @@ async def test_stats_admins_gives_each_admins_figures(api, make_user, token_for)
     customer = await make_user("customer")
     anna = await make_user("admin", first_name="Anna", last_name="A")
     boris = await make_user("admin", first_name="Boris", last_name="B")
-    idle = await make_user("director", first_name="Idle", last_name="Boss")
+    await make_user("director", first_name="Idle", last_name="Boss")
     now = datetime.now(UTC)
     for _ in range(2):
         await _request(customer, anna)
