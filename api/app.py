@@ -124,9 +124,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         app.blueprint(module.get_blueprint())
 
     # Agent tools (docs/agent-tools.md).
-    from api.routes import audit, canned, history, ratings, staff_stats
+    from api.routes import audit, canned, export, history, ratings, staff_stats
 
-    for module in (canned, history, audit, ratings, staff_stats):
+    for module in (canned, history, audit, ratings, staff_stats, export):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).
