@@ -113,6 +113,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         )
         return json({"detail": "Внутренняя ошибка сервера."}, status=500)
 
+    # Database unreachable: 503 with a clear body, not a 500 (others go to `unexpected`).
+    from api import outage
+
+    outage.install(app, unexpected)
+
     body_limit.install(app, settings)
     from api import origin
 

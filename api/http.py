@@ -10,6 +10,7 @@ import orjson
 from sanic import Request
 from sanic.response import HTTPResponse
 
+from api.multipart import load_form
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
 from core.users import user_for_token
 from db.models import User
@@ -27,6 +28,7 @@ NOT_A_NUMBER = "Введите правильное число."
 PK_WRONG_TYPE = "Некорректный тип. Ожидалось значение первичного ключа."
 BAD_PAGE = "Неправильная страница"
 INVALID_INPUT = "Некорректные данные в запросе."
+NUL_NOT_ALLOWED = "Символы NULL не допускаются."
 # ASCII digits only: int() would also take "1_000", " 7 " and other scripts' digits, and
 # raises for texts over 4,300 digits; 30 digits are more than any id needs.
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
@@ -109,16 +111,14 @@ def body(request: Request) -> dict[str, Any]:
     """The JSON (or form) body as a dict; 400 for anything else."""
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        load_form(request)
         form = {k: v[0] if len(v) == 1 else v for k, v in request.form.items()}
         reject_null_characters(form)
         return form
     raw = request.body or b""
     if not raw.strip():
         return {}
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationFailed({"detail": [f"JSON parse error - {exc}"]}) from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise ValidationFailed(
             {"non_field_errors": ["Недопустимые данные. Ожидался dictionary, но был получен "
@@ -126,6 +126,15 @@ def body(request: Request) -> dict[str, Any]:
         )
     reject_null_characters(data)
     return data
+
+
+def parse_json(raw: bytes) -> Any:
+    """A JSON document (orjson: strict UTF-8, no lone surrogates, nesting bounded); 400
+    `{"detail": ["JSON parse error - ..."]}` otherwise."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed({"detail": [f"JSON parse error - {exc}"]}) from None
 
 
 def _has_nul(value: Any) -> bool:
@@ -140,7 +149,7 @@ def _has_nul(value: Any) -> bool:
 
 def reject_null_characters(data: dict[str, Any]) -> None:
     """DRF's ProhibitNullCharactersValidator: PostgreSQL cannot store NUL in text."""
-    errors = {str(k): ["Символы NULL не допускаются."] for k, v in data.items() if _has_nul(k) or _has_nul(v)}
+    errors = {str(k): [NUL_NOT_ALLOWED] for k, v in data.items() if _has_nul(k) or _has_nul(v)}
     if errors:
         raise ValidationFailed(errors)
 
@@ -151,7 +160,7 @@ def str_arg(request: Request, name: str) -> str | None:
     if raw is None or raw == "":
         return None
     if "\x00" in raw:
-        raise ValidationFailed({name: ["Символы NULL не допускаются."]})
+        raise ValidationFailed({name: [NUL_NOT_ALLOWED]})
     return raw
 
 

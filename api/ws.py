@@ -18,6 +18,7 @@ disconnected with 4408 and never slows anyone else down.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -28,11 +29,20 @@ import orjson
 from sanic import Blueprint, Request, Sanic
 from websockets.protocol import State
 
-from api.http import MAX_BIG_ID, int_from_text, is_row_id, token_from
+from api.client_address import client_address
+from api.http import (
+    MAX_BIG_ID,
+    NUL_NOT_ALLOWED,
+    int_from_text,
+    is_row_id,
+    refused_value,
+    token_from,
+)
 from core import events
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
+from core.ratelimit import DEFAULT_PREFIX, MemoryRateLimiter, RateLimiter, build_rate_limiter
 from core.users import user_for_token
 from db.models import AdminChat, CustomerRequest, Event, Source, User
 
@@ -47,13 +57,20 @@ CLOSE_UNAUTHENTICATED = 4401  # no token or an invalid one
 CLOSE_FORBIDDEN = 4403  # not staff, or not a participant of the chat
 CLOSE_NOT_FOUND = 4404  # unknown (or inactive) chat, unknown access key
 CLOSE_SLOW_CONSUMER = 4408  # the client did not read fast enough; its send queue overflowed
+# Abuse limits (settings WS_*; docs/deploy.md "Abuse limits"). A frame over
+# WS_MAX_FRAME_BYTES is closed by the websockets library itself with 1009 (message too big).
+CLOSE_RATE_LIMITED = 4429  # too many frames, resumes or sockets; the reason says which
 # What a request page key can look like (core.security.new_access_key); checked before any query.
 ACCESS_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 SEND_QUEUE_MAX = 256  # frames waiting for one client
 REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
-REPLAY_SCAN_MAX = 20_000  # outbox rows scanned for a customer page's replay
-MAX_FRAME_BYTES = 64 * 1024
+REPLAY_SCAN_MAX = 20_000  # outbox rows scanned for a staff replay
+# A customer page's replay filters the admin log in Python: scanning 20,000 rows cost ~0.5 s
+# of server work per resume frame. Past this many rows the page is told to reload over REST
+# (indexed and cheap) instead; a full bounded scan costs ~35 ms (tests/test_abuse_limits_ws.py).
+PUBLIC_REPLAY_SCAN_MAX = 500
+MAX_FRAME_BYTES = 64 * 1024  # default of WS_MAX_FRAME_BYTES
 FANOUT_SLICE = 500  # sockets written between two yields to the event loop
 _OPEN = State.OPEN
 ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE)
@@ -156,6 +173,19 @@ class Connection:
         self._replayed: set[int] = set()
         self._replayed_until = 0.0
         self._writer: asyncio.Task[None] | None = None
+        self._frames: collections.deque[float] = collections.deque()
+
+    def frame_allowed(self, limit: int, window: float) -> bool:
+        """Count one frame from the client; False once it sent more than `limit` frames
+        within `window` seconds (a sliding window, kept per connection)."""
+        now = time.monotonic()
+        frames = self._frames
+        while frames and frames[0] <= now - window:
+            frames.popleft()
+        if len(frames) >= limit:
+            return False
+        frames.append(now)
+        return True
 
     def already_replayed(self, event_id: int | None) -> bool:
         """True for a live frame whose event the last replay already sent."""
@@ -262,8 +292,18 @@ class Connection:
 class Hub:
     """This process's connected clients, grouped for fan-out."""
 
-    def __init__(self, queue_max: int = SEND_QUEUE_MAX) -> None:
+    def __init__(
+        self,
+        queue_max: int = SEND_QUEUE_MAX,
+        frame_rate: tuple[int, int] = (20, 10),
+        public_per_address: int = 30,
+    ) -> None:
         self.queue_max = queue_max
+        self.frame_rate = frame_rate  # frames per seconds, per connection
+        self.public_per_address = public_per_address
+        self.public_addresses: dict[str, int] = {}  # open public sockets per client address
+        self.refusal_log = MemoryRateLimiter(1, 60.0)  # one log line per client a minute
+        self.resume_limiter: RateLimiter | None = None  # per public access key, see _serve
         self.admin: set[Connection] = set()
         self.chats: dict[int, set[Connection]] = {}
         self.public: dict[int, set[Connection]] = {}
@@ -372,15 +412,23 @@ async def replay(conn: Connection, after: int) -> None:
     let live frames flow again (those already replayed are skipped)."""
     conn.live.clear()
     replayed: set[int] = set()
+    scan_max = PUBLIC_REPLAY_SCAN_MAX if conn.kind == "public" else REPLAY_SCAN_MAX
     try:
         sent = scanned = 0
         cursor = after
         while True:
-            rows = await _replay_query(conn, cursor).order_by("id").limit(500)
-            for row in rows:
-                cursor = row.id
+            # Plain tuples, not model instances: a third of the cost per row.
+            rows = await (
+                _replay_query(conn, cursor)
+                .order_by("id")
+                .limit(500)
+                .values_list("id", "type", "topic", "payload")
+            )
+            for event_id, type_, topic, payload in rows:
+                cursor = event_id
                 scanned += 1
-                frame = _frame_for(conn, events.event_message(row))
+                message = {"id": event_id, "type": type_, "topic": topic, "data": payload}
+                frame = _frame_for(conn, message)
                 if frame is None:
                     continue
                 if sent >= REPLAY_MAX:
@@ -394,9 +442,14 @@ async def replay(conn: Connection, after: int) -> None:
                     )
                     return
                 await conn.send(dumps(frame))
-                replayed.add(row.id)
+                replayed.add(event_id)
                 sent += 1
-            if len(rows) < 500 or scanned >= REPLAY_SCAN_MAX:
+            if len(rows) < 500:
+                return
+            if scanned >= scan_max:
+                # More is left than a replay may scan: the client reloads over REST.
+                await conn.send(dumps({"type": "resync_required",
+                                       "detail": "Too many missed events; reload the data over REST."}))
                 return
     finally:
         conn._replayed = replayed
@@ -435,20 +488,32 @@ async def _serve(request: Request, ws: Any, conn: Connection) -> None:
     except ValueError:
         await ws.close(CLOSE_BAD_REQUEST, "last_event_id must be a non-negative integer")
         return
+    if hub.resume_limiter is None:
+        hub.resume_limiter = _build_resume_limiter(request.app)
+    if last_event_id is not None and not await _resume_allowed(hub, conn):
+        return
     hub.add(conn)  # live events queue up from here on; the replay below fills the gap
     try:
         if last_event_id is not None:
             await replay(conn, last_event_id)
         conn.start_writer()
+        limit, window = hub.frame_rate
         while not conn.closed:
             raw = await ws.recv()
             if raw is None:
                 continue
-            await _handle_frame(conn, raw)
+            if not conn.frame_allowed(limit, window):
+                await _refuse(hub, conn, "frames", f"more than {limit} frames in {window} s")
+                return
+            await _handle_frame(conn, raw, hub)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # closed by the client, or the network went away
-        if not _is_closed_error(exc):
+        if refused_value(exc) is not None:
+            # A value from the client the database refused (the net of api.app, for sockets).
+            log.warning("ws: input refused by the database: %s", type(refused_value(exc)).__name__)
+            await conn.close(CLOSE_BAD_REQUEST, "invalid input")
+        elif not _is_closed_error(exc):
             log.exception("ws: connection failed")
     finally:
         hub.remove(conn)
@@ -463,7 +528,35 @@ def _is_closed_error(exc: Exception) -> bool:
     return isinstance(exc, (ConnectionClosed, WebsocketClosed, ConnectionError))
 
 
-async def _handle_frame(conn: Connection, raw: str | bytes) -> None:
+def _build_resume_limiter(app: Sanic) -> RateLimiter:
+    # Shared through Redis when the web channel has a client (REDIS_URL), else per process.
+    settings = app.ctx.settings
+    limit, window = settings.ws_resume_rate
+    prefix = settings.extra.get("ratelimit_prefix", DEFAULT_PREFIX) + "ws-resume:"
+    return build_rate_limiter(limit, getattr(app.ctx, "web_redis", None), prefix, float(window))
+
+
+async def _resume_allowed(hub: Hub, conn: Connection) -> bool:
+    """A replay on a customer page costs a scan of the event log: WS_RESUME_RATE per access
+    key (all sockets of one request together). Over it the socket is closed with 4429."""
+    if conn.kind != "public" or hub.resume_limiter is None:
+        return True
+    decision = await hub.resume_limiter.hit(str(conn.key))
+    if decision.allowed:
+        return True
+    await _refuse(hub, conn, "resumes", f"too many resumes; retry in {decision.retry_after} s")
+    return False
+
+
+async def _refuse(hub: Hub, conn: Connection, what: str, reason: str) -> None:
+    """Close with 4429 and log it (once a minute per client and kind of limit)."""
+    who = f"{conn.kind}:{conn.key or (conn.user.id if conn.user else '')}"
+    if (await hub.refusal_log.hit(f"{what}:{who}")).allowed:
+        log.warning("ws: %s socket %s closed 4429: %s", conn.kind, who, reason)
+    await conn.close(CLOSE_RATE_LIMITED, reason)
+
+
+async def _handle_frame(conn: Connection, raw: str | bytes, hub: Hub | None = None) -> None:
     if isinstance(raw, (bytes, bytearray)):
         await conn.send(error_frame("invalid_frame", "Only JSON text frames are accepted."))
         return
@@ -489,6 +582,8 @@ async def _handle_frame(conn: Connection, raw: str | bytes) -> None:
                 error_frame("invalid_frame", "resume needs last_event_id, a non-negative integer.")
             )
             return
+        if hub is not None and not await _resume_allowed(hub, conn):
+            return
         await replay(conn, after)
         return
     if conn.kind == "chat" and kind in (None, "message") and "message" in data:
@@ -504,6 +599,9 @@ async def _post_chat_message(conn: Connection, text: Any) -> None:
     assert conn.user is not None and conn.key is not None
     if not isinstance(text, str):
         await conn.send(error_frame("invalid", {"message": ["Ожидалась строка."]}))
+        return
+    if "\x00" in text:  # PostgreSQL cannot store it (the REST body check, api.http)
+        await conn.send(error_frame("invalid", {"message": [NUL_NOT_ALLOWED]}))
         return
     try:
         # The hub broadcasts it (to the sender too) when the outbox relay publishes it.
@@ -562,9 +660,24 @@ async def public_request_socket(request: Request, ws: Any, access_key: str) -> N
     if req is None:
         await ws.close(CLOSE_NOT_FOUND, "unknown request")
         return
-    await _serve(
-        request, ws, Connection(ws, "public", req.id, None, request.app.ctx.ws_hub.queue_max)
-    )
+    hub: Hub = request.app.ctx.ws_hub
+    conn = Connection(ws, "public", req.id, None, hub.queue_max)
+    # Open customer-page sockets per client address (this process): each costs memory and a
+    # place in every fan-out, and anyone can open them.
+    address = client_address(request)
+    if hub.public_addresses.get(address, 0) >= hub.public_per_address:
+        await _refuse(hub, conn, "sockets", f"more than {hub.public_per_address} open sockets "
+                      "from one address")
+        return
+    hub.public_addresses[address] = hub.public_addresses.get(address, 0) + 1
+    try:
+        await _serve(request, ws, conn)
+    finally:
+        left = hub.public_addresses.get(address, 1) - 1
+        if left > 0:
+            hub.public_addresses[address] = left
+        else:
+            hub.public_addresses.pop(address, None)
 
 
 def get_blueprint() -> Blueprint:
@@ -578,8 +691,12 @@ def get_blueprint() -> Blueprint:
 def install(app: Sanic) -> None:
     """Register the WebSocket routes and start/stop the event runtime with the server."""
     settings = app.ctx.settings
-    app.config.WEBSOCKET_MAX_SIZE = MAX_FRAME_BYTES
-    app.ctx.ws_hub = Hub(int(settings.extra.get("ws_send_queue", SEND_QUEUE_MAX)))
+    app.config.WEBSOCKET_MAX_SIZE = settings.ws_max_frame_bytes  # larger: closed with 1009
+    app.ctx.ws_hub = Hub(
+        int(settings.extra.get("ws_send_queue", SEND_QUEUE_MAX)),
+        frame_rate=settings.ws_frame_rate,
+        public_per_address=settings.ws_public_sockets_per_client,
+    )
     app.blueprint(get_blueprint())
 
     async def start(app: Sanic) -> None:

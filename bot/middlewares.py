@@ -1,8 +1,10 @@
-"""Middlewares: inbound idempotency, who is acting, and errors turned into replies.
+"""Middlewares: inbound idempotency, who is acting, errors turned into replies, and the
+customers' abuse limits.
 
 Order in the Dispatcher (see bot.dispatcher): ProcessedUpdateMiddleware and
 ActorMiddleware wrap every update; CallbackGuard and MessageGuard wrap callback queries
 and messages, so every callback query is answered and no domain error escapes a handler.
+CustomerRateLimit wraps the customer router's handlers (bot.handlers.customer).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tortoise.exceptions import IntegrityError
 
 from bot.texts import lang_of, plain, tr
 from core.errors import DomainError, ValidationFailed
+from core.ratelimit import DEFAULT_PREFIX, RateLimiter, build_rate_limiter
 from core.users import customer_for_telegram
 from db.models import ProcessedUpdate, User
 
@@ -174,6 +177,70 @@ async def _safe_reply(message: Message, text: str) -> None:
         await message.reply(text, parse_mode="HTML")
     except TelegramAPIError as exc:
         log.warning("could not reply in chat %s: %s", message.chat.id, exc)
+
+
+# --- abuse limits ------------------------------------------------------------------------------
+
+
+@dataclass
+class CustomerLimits:
+    """The per-Telegram-user windows (core.ratelimit): shared through Redis when the FSM
+    storage is Redis (REDIS_URL), so every bot process and webhook replica counts together."""
+
+    messages: RateLimiter  # BOT_MESSAGES_PER_MIN, every message and button press
+    new_requests: RateLimiter  # BOT_NEW_REQUESTS_PER_HOUR, requests created
+    notices: RateLimiter  # one refusal reply per user and kind a minute
+
+    @classmethod
+    def build(cls, settings: Any, storage: Any) -> CustomerLimits:
+        redis = getattr(storage, "redis", None)  # aiogram's RedisStorage has one
+        prefix = str(settings.extra.get("ratelimit_prefix", DEFAULT_PREFIX)) + "bot:"
+        return cls(
+            messages=build_rate_limiter(settings.bot_messages_per_min, redis, prefix + "msg:", 60.0),
+            new_requests=build_rate_limiter(
+                settings.bot_new_requests_per_hour, redis, prefix + "new:", 3600.0
+            ),
+            notices=build_rate_limiter(1, redis, prefix + "notice:", 60.0),
+        )
+
+    async def may_notify(self, kind: str, tg_user_id: int) -> bool:
+        """True at most once a minute per user and kind: a flooder cannot make the bot
+        flood Telegram (and the desk's own sending budget) with refusals."""
+        return (await self.notices.hit(f"{kind}:{tg_user_id}")).allowed
+
+
+class CustomerRateLimit(BaseMiddleware):
+    """BOT_MESSAGES_PER_MIN per Telegram user in a private chat. Over it the message is not
+    handled (nothing is stored), the user gets one polite reply a minute saying when to send
+    it again, and a button press gets an alert. Handlers receive `customer_limits` (for
+    BOT_NEW_REQUESTS_PER_HOUR, checked where a request is created)."""
+
+    def __init__(self) -> None:
+        self._limits: CustomerLimits | None = None
+
+    def limits(self, data: dict[str, Any]) -> CustomerLimits:
+        if self._limits is None:
+            self._limits = CustomerLimits.build(data["settings"], data.get("fsm_storage"))
+        return self._limits
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg_user: TgUser | None = data.get("event_from_user")
+        limits = data["customer_limits"] = self.limits(data)
+        if tg_user is None:
+            return await handler(event, data)
+        decision = await limits.messages.hit(str(tg_user.id))
+        if decision.allowed:
+            return await handler(event, data)
+        lang = data.get("lang")
+        if isinstance(event, CallbackQuery):
+            data["callback_reply"].alert(plain("rate_messages", lang, seconds=decision.retry_after))
+            return None
+        if await limits.may_notify("messages", tg_user.id):
+            log.warning("bot rate limit: telegram user %s over %s messages a minute; refused for %ss",
+                        tg_user.id, limits.messages.limit, decision.retry_after)
+            if isinstance(event, Message):
+                await _safe_reply(event, tr("rate_messages", lang, seconds=decision.retry_after))
+        return None
 
 
 class OriginMiddleware(BaseMiddleware):

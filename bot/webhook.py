@@ -14,6 +14,7 @@ import hmac
 import logging
 from typing import Any
 
+import orjson
 from sanic import Blueprint, Request
 from sanic.response import json as json_response
 
@@ -23,24 +24,28 @@ from db.models import ProcessedUpdate
 log = logging.getLogger("helpdesk.bot.webhook")
 
 
-# Every integer of the Bot API fits in 64 bits (ids have at most 52 significant bits); a
-# larger one cannot come from Telegram, and the database could not store it.
+# Every integer of the Bot API fits in 64 bits (ids have at most 52 significant bits) and
+# no text holds a NUL character: an update with either cannot come from Telegram, and the
+# database could not store it (a handler would fail on it, answering 500 for ever).
 MAX_INT64 = 2**63 - 1
 MAX_DEPTH = 32
 
 
-def _ints_fit(value: Any, depth: int = 0) -> bool:
-    """True when every integer inside `value` fits in a signed 64-bit column."""
+def _storable(value: Any, depth: int = 0) -> bool:
+    """True when every integer inside `value` fits in a signed 64-bit column and no text
+    (key or value) contains NUL."""
     if depth > MAX_DEPTH:
         return False
     if isinstance(value, bool):
         return True
     if isinstance(value, int):
         return -MAX_INT64 - 1 <= value <= MAX_INT64
+    if isinstance(value, str):
+        return "\x00" not in value
     if isinstance(value, dict):
-        return all(_ints_fit(v, depth + 1) for v in value.values())
+        return all(_storable(k, depth + 1) and _storable(v, depth + 1) for k, v in value.items())
     if isinstance(value, list):
-        return all(_ints_fit(v, depth + 1) for v in value)
+        return all(_storable(v, depth + 1) for v in value)
     return True
 
 
@@ -77,15 +82,16 @@ def get_blueprint(settings: Settings) -> Blueprint:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             return json_response({"detail": "Forbidden."}, status=403)
         try:
-            update = request.json
-        except Exception:
+            # orjson: strict UTF-8, no lone surrogates, nesting bounded.
+            update = orjson.loads(request.body or b"")
+        except orjson.JSONDecodeError:
             update = None
         if (
             not isinstance(update, dict)
             or not isinstance(update.get("update_id"), int)
             or isinstance(update["update_id"], bool)
             or not 0 <= update["update_id"] <= MAX_INT64
-            or not _ints_fit(update)
+            or not _storable(update)
         ):
             return json_response({"detail": "Expected a Telegram Update object."}, status=400)
         if await ProcessedUpdate.filter(update_id=update["update_id"]).exists():

@@ -80,6 +80,8 @@ async def list_canned(
     """The responses `actor` can see, by shortcut then language; one page and the total."""
     require_staff(actor)
     f = filters or CannedFilters()
+    if f.language is not None and f.language not in LANGUAGES:
+        raise ValidationFailed({"language": [f"Значения {f.language[:20]} нет среди допустимых вариантов."]})
     qs = CannedResponse.filter(_visible(actor))
     if f.language:
         qs = qs.filter(language=f.language)

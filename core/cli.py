@@ -1,4 +1,5 @@
-"""`helpdesk` command line: run, api, bot, scheduler, migrate, createuser, token, seed-demo."""
+"""`helpdesk` command line: run, api, bot, scheduler, migrate, createuser, token, seed-demo,
+parked."""
 
 from __future__ import annotations
 
@@ -217,6 +218,58 @@ def token(settings: Settings, username: str) -> int:
     return _with_db(settings, go)
 
 
+async def parked_command(retry: str | None = None) -> int:
+    """`helpdesk parked`: what the Telegram side set aside (events the relay parked, outbox
+    rows that failed), newest last. `--retry event:ID` / `--retry outbox:ID` queues one
+    again (the running bot picks it up on its next pass)."""
+    from db.models import ParkedEvent, TelegramOutbox
+
+    if retry:
+        kind, _, raw = retry.strip().partition(":")
+        try:
+            ident = int(raw)
+        except ValueError:
+            ident = -1
+        if kind not in ("event", "outbox") or not 0 < ident < 2**63:
+            print(f"helpdesk: --retry takes event:ID or outbox:ID (as `helpdesk parked` lists them), "
+                  f"got {retry!r}", file=sys.stderr)
+            return 2
+        if kind == "event":
+            n = await ParkedEvent.filter(event_id=ident, status="parked").update(status="retry", attempts=0)
+        else:
+            n = await TelegramOutbox.filter(id=ident, status="failed").update(
+                status="pending", attempts=0, not_before=None, last_error=None
+            )
+        if not n:
+            print(f"helpdesk: nothing parked as {kind}:{ident}", file=sys.stderr)
+            return 1
+        print(f"{kind}:{ident} queued again")
+        return 0
+    shown = 500
+    events = await ParkedEvent.filter(status__in=("parked", "retry", "failing")).order_by("id").limit(shown + 1)
+    rows = await TelegramOutbox.filter(status="failed").order_by("-id").limit(shown + 1)
+    if not events and not rows:
+        print("nothing parked")
+        return 0
+    print("ID\tKIND\tREQUEST\tWHEN\tERROR")
+
+    def line(ident: str, kind: str, request_id: int | None, when: Any, error: str | None) -> None:
+        first = (error or "").strip().splitlines()[0][:200] if (error or "").strip() else "-"
+        req = f"#{request_id}" if request_id else "-"
+        at = when.isoformat(timespec="seconds") if when else "-"
+        print(f"{ident}\t{kind}\t{req}\t{at}\t{first}")
+
+    for ev in events[:shown]:
+        line(f"event:{ev.event_id}", f"{ev.event_type} ({ev.status}, {ev.attempts} tries)",
+             ev.request_id, ev.updated_at, ev.error)
+    for row in reversed(rows[:shown]):
+        line(f"outbox:{row.id}", f"{row.method} to {row.chat_id}", row.request_id, row.created_at,
+             row.last_error)
+    if len(events) > shown or len(rows) > shown:
+        print(f"(only the first {shown} of each kind shown)")
+    return 0
+
+
 async def seed_demo_data(rng: random.Random | None = None) -> int:
     """The seed's create_test_requests: 5 customers, 20 requests with 1-5 messages each."""
     from core import requests as svc
@@ -277,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     tk.add_argument("username")
     sub.add_parser("seed-demo", help="create demo data: 5 customers, 20 requests")
     sub.add_parser("jobs", help="list scheduler jobs and their next run time")
+    pk = sub.add_parser("parked", help="list parked Telegram events and failed outbox rows")
+    pk.add_argument("--retry", metavar="ID", help="queue one again: event:ID or outbox:ID")
+    rp = sub.add_parser("retry-parked", help="queue a parked event or failed row again")
+    rp.add_argument("retry", metavar="ID", help="event:ID or outbox:ID")
     args = parser.parse_args(argv)
 
     settings = _settings_or_exit()
@@ -312,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         n = _with_db(settings, seed_demo_data)
         print(f"Успешно создано {n} тестовых запросов")
         return 0
+    if cmd in ("parked", "retry-parked"):
+        return _with_db(settings, lambda: parked_command(args.retry))
     if cmd == "jobs":
         from scheduler.runtime import describe_jobs
 

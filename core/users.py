@@ -20,7 +20,6 @@ from db.models import ApiToken, LoginFailure, Role, User
 
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
 USERNAME_MAX = User._meta.fields_map["username"].max_length
-USERNAME_MAX = User._meta.fields_map["username"].max_length
 
 
 async def create_user(

@@ -6,6 +6,9 @@ however many processes or replicas run a scheduler.
   embedded default); `run_scheduler(settings)` standalone (`helpdesk scheduler`).
 - `describe_jobs(settings)` / `job_overview(settings)`: the jobs, their schedule, next run
   and last run, without running a scheduler (CLI `helpdesk jobs`, admin API route).
+- Outages: while the database is unreachable, claims and runs fail; the scheduler logs one
+  line when that starts and one when it recovers (`core.backoff.LoopHealth`), skips fires
+  until its backoff delay has passed, and never lets a traceback reach APScheduler's log.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core import runtime as core_runtime
+from core.backoff import LoopHealth, is_outage
 from core.origin import acting_from
 from core.settings import Settings, SettingsError
 from db.models import HistoryChannel
@@ -68,6 +72,8 @@ class SchedulerRuntime:
         self._scheduler: AsyncIOScheduler | None = None
         self._slots: dict[str, datetime] = {}
         self._finished_catch_up: set[tuple[str, datetime]] = set()
+        self.health = LoopHealth("scheduler", log)
+        self._resume_at = 0.0  # monotonic; fires before it are skipped (backing off)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -97,7 +103,7 @@ class SchedulerRuntime:
             )
         if any(s.catch_up for s in self.specs.values()):
             sched.add_job(
-                self.catch_up,
+                self._catch_up_scheduled,
                 trigger=cron_trigger(CATCH_UP_CRON, self.settings.tz),
                 id=CATCH_UP_JOB,
                 name=CATCH_UP_JOB,
@@ -154,6 +160,21 @@ class SchedulerRuntime:
         slot = self._slots.pop(name, None) or floor_minute(self.clock.now())
         await self.fire(name, slot)
 
+    async def _catch_up_scheduled(self) -> None:
+        if self._backing_off():
+            return
+        try:
+            await self.catch_up()
+        except Exception as exc:
+            self._failed(exc)
+
+    def _backing_off(self) -> bool:
+        return self.health.failing and asyncio.get_running_loop().time() < self._resume_at
+
+    def _failed(self, exc: BaseException) -> None:
+        """One log line per state change (LoopHealth), and skip fires for a while."""
+        self._resume_at = asyncio.get_running_loop().time() + self.health.failed(exc)
+
     async def fire(self, name: str, slot: datetime) -> bool:
         """Run job `name` for fire slot `slot` if this process wins the slot's lease.
 
@@ -163,20 +184,38 @@ class SchedulerRuntime:
         spec = self.specs[name]
         slot = as_utc(slot)
         key = lease.slot_key(name, slot)
-        if not await lease.claim(key, self.holder, self.clock.now(), spec.ttl):
+        if self._backing_off():
+            log.debug("job %s slot %s: skipped, the database was unreachable", name,
+                      slot_iso(slot))
+            return False
+        try:
+            won = await lease.claim(key, self.holder, self.clock.now(), spec.ttl)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        self.health.ok()
+        if not won:
             log.debug("job %s slot %s: claimed elsewhere, skipped", name, slot_iso(slot))
             return False
         try:
             with acting_from(HistoryChannel.scheduler):
                 await spec.run(self.settings, self.clock.now(), slot)
-        except Exception:
-            log.exception("job %s slot %s failed", name, slot_iso(slot))
+        except Exception as exc:
+            if is_outage(exc):
+                self._failed(exc)
+            else:
+                log.exception("job %s slot %s failed", name, slot_iso(slot))
             try:
                 await lease.release(key, self.holder)
-            except Exception:
-                log.exception("could not release lease %s", key)
+            except Exception as release_exc:
+                # Unreleased, the lease expires after the job's ttl and the slot is free again.
+                if not is_outage(release_exc):
+                    log.exception("could not release lease %s", key)
             return False
-        await lease.finish(key, self.holder, self.clock.now())
+        try:
+            await lease.finish(key, self.holder, self.clock.now())
+        except Exception as exc:
+            self._failed(exc)  # the job ran; its lease stays unfinished until it expires
         return True
 
     async def catch_up(self) -> list[str]:

@@ -89,6 +89,10 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
         await self._drop_all()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drop_all(self) -> None:
         for writer in list(self._writers):

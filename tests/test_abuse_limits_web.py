@@ -148,3 +148,23 @@ def test_abuse_settings_are_read_and_validated():
                       ("WS_RESUME_RATE", "0/60"), ("BOT_MESSAGES_PER_MIN", "0")]:
         with pytest.raises(SettingsError, match=name):
             load_settings({name: bad}, dotenv=False)
+
+
+async def test_the_limiter_keeps_counting_in_process_while_redis_is_unreachable(caplog):
+    import redis.asyncio as aioredis
+
+    from core.ratelimit import RedisRateLimiter
+    from tests.conftest import free_port
+
+    # Nothing listens on this port: every Redis call fails at once.
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    try:
+        limiter = RedisRateLimiter(client, 2, window=60, prefix="unreachable:")
+        assert (await limiter.hit("create:192.0.2.1")).allowed
+        assert (await limiter.hit("create:192.0.2.1")).allowed
+        refused = await limiter.hit("create:192.0.2.1")
+        assert not refused.allowed and refused.retry_after >= 1
+    finally:
+        await client.aclose()
+    warnings = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert len(warnings) == 1  # one line per state change, not one per request

@@ -64,6 +64,7 @@ async def test_shortcuts_are_unique_per_language_within_their_scope(api, make_us
     assert bad.status_code == 400
     assert set(bad.json()) == {"shortcut", "title", "content", "language", "is_shared"}
     assert (await api.get(URL + "?language=en", ta)).json()["count"] == 1
+    assert (await api.get(URL + "?language=de", ta)).status_code == 400
     assert (await api.get(URL + "?is_shared=true", tb)).json()["count"] == 1
     assert (await api.get(URL + "?search=gre", tb)).json()["count"] == 2
 

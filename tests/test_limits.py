@@ -150,3 +150,23 @@ async def test_a_lowered_limit_applies_to_every_channel(api, make_user, token_fo
     r = await api.post(CUSTOMER, tc, json={"title": "t", "description": "x" * 101})
     assert r.status_code == 400
     assert r.json()["description"] == ["Убедитесь, что это значение содержит не более 100 символов."]
+
+
+async def test_chat_socket_frames_obey_the_chat_message_limit(api, make_user, token_for):
+    import json
+
+    from core import chats
+    from tests.wsutil import connect, recv_json
+
+    alice = await make_user("admin")
+    chat = await chats.create_chat(alice, name="Ops")
+    async with await connect(api.base, f"/ws/chats/{chat.id}/", await token_for(alice)) as ws:
+        await ws.send(json.dumps({"message": "x" * 4_001}))
+        frame = await recv_json(ws)
+        assert frame["type"] == "error" and frame["code"] == "invalid", frame
+        assert frame["detail"]["message"] == [
+            "Убедитесь, что это значение содержит не более 4000 символов."]
+        await ws.send(json.dumps({"message": "x" * 4_000}))
+        ok = await recv_json(ws)
+        assert ok["type"] == "message" and len(ok["message"]) == 4_000
+    assert await ChatMessage.filter(chat_id=chat.id).count() == 1

@@ -22,7 +22,8 @@ from sanic.request import File
 from sanic.response import HTTPResponse, redirect
 
 from api.client_address import client_address
-from api.http import MAX_DB_ID, int_arg, is_row_id, json
+from api.http import MAX_DB_ID, int_arg, is_row_id, json, parse_json, reject_null_characters
+from api.multipart import load_form
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
 from core.errors import NotFound, Throttled, ValidationFailed
@@ -178,13 +179,17 @@ def throttled_page(request: Request, lang: str, exc: Throttled, back: str) -> HT
 def form_fields(request: Request) -> dict[str, str]:
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return {k: (v[0] if v else "") for k, v in request.form.items()}
-    if ctype == "application/json":
-        data = request.json
+        load_form(request)  # api.multipart: malformed bodies are a 400, not a logged traceback
+        fields = {k: (v[0] if v else "") for k, v in request.form.items()}
+    elif ctype == "application/json":
+        data = parse_json(request.body or b"")
         if not isinstance(data, dict):
             raise ValidationFailed({"non_field_errors": ["Ожидался JSON-объект."]})
-        return {k: v if isinstance(v, str) else str(v) for k, v in data.items() if v is not None}
-    return {}
+        fields = {k: v if isinstance(v, str) else str(v) for k, v in data.items() if v is not None}
+    else:
+        return {}
+    reject_null_characters(fields)
+    return fields
 
 
 def uploaded_files(request: Request, lang: str, max_bytes: int, max_mb: int) -> list[File]:

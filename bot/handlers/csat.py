@@ -16,7 +16,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import cards
 from bot.keyboards import RateRequest
-from bot.middlewares import CallbackReply
+from bot.middlewares import CallbackReply, CustomerRateLimit
 from bot.texts import plain, tr
 from core import csat
 from db.models import User
@@ -72,6 +72,10 @@ def get_router() -> Router:
     router = Router(name="satisfaction")
     router.message.filter(F.chat.type == "private", _has_account)
     router.callback_query.filter(F.message.chat.type == "private", _has_account)
+    # The customers' abuse limit (BOT_MESSAGES_PER_MIN) holds for presses and comments too.
+    rate_limit = CustomerRateLimit()
+    router.message.middleware(rate_limit)
+    router.callback_query.middleware(rate_limit)
     router.callback_query.register(on_rate, RateRequest.filter())
     router.message.register(on_skip, RatingComment.text, Command("skip"))
     router.message.register(on_comment, RatingComment.text, F.text, ~F.text.startswith("/"))

@@ -20,7 +20,7 @@ from bot.keyboards import (
     category_keyboard,
     language_keyboard,
 )
-from bot.middlewares import CallbackReply
+from bot.middlewares import CallbackReply, CustomerLimits, CustomerRateLimit
 from bot.texts import plain, status_label, tr
 from core.errors import Conflict, NotFound
 from core.limits import current as current_limits
@@ -56,10 +56,34 @@ async def on_language(
         )
 
 
-async def on_new(message: Message, lang: str, state: FSMContext) -> None:
+async def on_new(
+    message: Message, lang: str, state: FSMContext, customer_limits: CustomerLimits,
+) -> None:
     await state.clear()
+    if message.from_user is not None:
+        # Said now rather than after the customer has typed a title and a description.
+        decision = await customer_limits.new_requests.peek(str(message.from_user.id))
+        if not decision.allowed:
+            await _refuse_new_request(message, lang, customer_limits, decision.retry_after)
+            return
     await state.set_state(NewRequest.title)
     await message.answer(tr("new_ask_title", lang), parse_mode="HTML")
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, -(-seconds // 60))
+
+
+async def _refuse_new_request(
+    message: Message, lang: str, limits: CustomerLimits, retry_after: int
+) -> None:
+    assert message.from_user is not None
+    if await limits.may_notify("new_requests", message.from_user.id):
+        await message.answer(
+            tr("rate_new_requests", lang, limit=limits.new_requests.limit,
+               minutes=_minutes(retry_after)),
+            parse_mode="HTML",
+        )
 
 
 async def on_cancel(message: Message, lang: str, state: FSMContext) -> None:
@@ -100,13 +124,21 @@ async def on_category_text(message: Message, lang: str) -> None:
 
 async def on_category(
     query: CallbackQuery, callback_data: CategoryChoice, actor: User, lang: str, state: FSMContext,
-    callback_reply: CallbackReply,
+    callback_reply: CallbackReply, customer_limits: CustomerLimits,
 ) -> None:
+    """Creates the request (BOT_NEW_REQUESTS_PER_HOUR per Telegram user: over it, nothing
+    is created and the alert says when the next one is possible)."""
     data = await state.get_data()
     if await state.get_state() != NewRequest.category.state or "title" not in data:
         callback_reply.alert(plain("new_expired", lang))
         return
     category = callback_data.code if callback_data.code in Category.__members__ else Category.general
+    decision = await customer_limits.new_requests.hit(str(query.from_user.id))
+    if not decision.allowed:
+        await state.clear()
+        callback_reply.alert(plain("rate_new_requests", lang, limit=customer_limits.new_requests.limit,
+                                   minutes=_minutes(decision.retry_after)))
+        return
     req = await create_request(
         actor, title=data["title"], description=data["description"], category=category,
         source=Source.telegram,
@@ -184,6 +216,10 @@ def get_router() -> Router:
     router = Router(name="customers")
     router.message.filter(F.chat.type == "private", _has_account)
     router.callback_query.filter(F.message.chat.type == "private", _has_account)
+    # Abuse limits per Telegram user, around every handler of this router.
+    rate_limit = CustomerRateLimit()
+    router.message.middleware(rate_limit)
+    router.callback_query.middleware(rate_limit)
     m = router.message
     m.register(on_start, CommandStart())
     m.register(on_new, Command("new"))
