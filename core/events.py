@@ -7,7 +7,9 @@ whichever process claims it, and hands them to the event bus (in-process or Redi
 A rolled-back change never has an Event row, so it is never announced.
 
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
-also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>").
+also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>"), and
+request.rated (core.csat: a customer rated a completed request; for integrations, not
+relayed to WebSockets or Telegram).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ NEW_MESSAGE = "new_message"
 CHAT_MESSAGE = "chat_message"
 CHAT_JOIN = "chat_join"
 CHAT_LEAVE = "chat_leave"
+REQUEST_RATED = "request.rated"
 
 ADMIN_TOPIC = "admin"
 

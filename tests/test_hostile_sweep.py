@@ -300,6 +300,10 @@ async def desk_server(telegram_settings, make_user, token_for):
     )
     web_req = await requests.create_request(customer, title="Веб", description="форма",
                                             source=Source.web, with_access_key=True)
+    from core import canned
+
+    reply = await canned.create_canned(admin, {"shortcut": "greet", "title": "t", "content": "c",
+                                               "is_shared": True})
     app = create_app(s)
     async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         yield Desk(
@@ -307,7 +311,8 @@ async def desk_server(telegram_settings, make_user, token_for):
             tokens={"anonymous": None, "customer": await token_for(customer),
                     "admin": await token_for(admin), "director": await token_for(director)},
             ids={"request_id": str(req.id), "chat_id": str(chat.id), "comm_id": str(comm["id"]),
-                 "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js"},
+                 "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
+                 "canned_id": str(reply.id)},
         )
 
 
