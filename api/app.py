@@ -119,6 +119,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     outage.install(app, unexpected)
 
     body_limit.install(app, settings)
+    from api import origin
+
+    origin.install(app)
 
     # /metrics and the HTTP request metrics (before the blueprints: every route is counted).
     from api import metrics as metrics_routes
@@ -137,6 +140,12 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     )
 
     for module in (auth, requests, chats, communications, customer, attachments, docs, webhooks):
+        app.blueprint(module.get_blueprint())
+
+    # Agent tools (docs/agent-tools.md).
+    from api.routes import audit, canned, export, history, ratings, staff_stats
+
+    for module in (canned, history, audit, ratings, staff_stats, export):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).

@@ -65,6 +65,9 @@ class Settings:
     # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
     # tried this many times, with backoff, then parked (`helpdesk parked`).
     poison_max_attempts: int = 3
+    # The audit log (and the history of deleted requests) is kept this long, apart from
+    # the event log's 30 days (core.audit.prune, run by the housekeeping job).
+    audit_retention_days: int = 365
     # Size limits of client input (core.limits; LIMIT_* variables)
     limits: Limits = field(default_factory=Limits)
     # Outbound webhooks (webhooks/): targets on loopback, private or link-local networks
@@ -328,6 +331,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["mail_inbound_host"] = v
     if (v := get("MAIL_INBOUND_PORT")) is not None:
         kw["mail_inbound_port"] = _int("MAIL_INBOUND_PORT", v, 1, 65535)
+    if (v := get("AUDIT_RETENTION_DAYS")) is not None:
+        kw["audit_retention_days"] = _int("AUDIT_RETENTION_DAYS", v, 1, 36500)
     limit_overrides: dict[str, int] = {}
     for attr, name in ENV_NAMES.items():
         if (v := get(name)) is not None:

@@ -14,8 +14,9 @@ Events (the `events` list of a subscription):
   internal notes only to subscriptions that also list `message.internal`
 - `message.internal`: opt-in flag: internal notes are delivered too (as `message.created`
   with `"is_internal": true`)
-- `request.rated`: a customer rated a request (data: `{"id", "rating", "comment",
-  "request"}`), from the domain event `request_rated` once ratings exist
+- `request.rated`: a customer rated a completed request (data: core.csat.rated_data:
+  `{"id", "title", "status", "rating", "rating_comment", "rated_at", "customer",
+  "assigned_admin"}`)
 
 Envelope: `{"id": <delivery guid>, "event", "created_at": <when the event happened>,
 "data"}`. Headers: `X-Helpdesk-Event`, `X-Helpdesk-Delivery` (the guid, the same on every

@@ -6,7 +6,8 @@ the customer's address; in the customer's language):
 - new_request            -> a confirmation with the private link (a lost link is in the mail)
 - new_message            -> a notice with the text of each staff reply; never an internal
                             note, never a system message (status moves have their own)
-- request_status_changed -> a notice of the new status
+- request_status_changed -> a notice of the new status; "completed" adds the satisfaction
+                            link (the request's page at its rating block)
 Every mail's Reply-To is the request's reply address (mail/addresses.py), so answering it
 lands in the thread. Idempotent: one dedup key per event and purpose.
 """
@@ -97,6 +98,9 @@ class MailNotifier(EventLogConsumer):
             kind, key = "status", f"mail:ev{ev.id}:status"
             subject = text("status_subject", lang, status=data["status"], **facts)
             body = text("status_body", lang, status=data["status"], **facts)
+            if data["status"] == "completed":
+                # The satisfaction link: the request's page opens at its rating block.
+                body += text("status_rate", lang, rate_link=f"{facts['link']}#rating-section")
             message_id = make_msgid(idstring=uuid.uuid4().hex[:12], domain=domain)
         return MailOutbox(
             dedup_key=key, request_id=req.id, kind=kind, to_address=customer.email,

@@ -26,6 +26,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "Статус вашего запроса #{id} «{title}»: {status}.\n\n"
             "Страница запроса:\n{link}\n"
         ),
+        "status_rate": (
+            "\nОцените, пожалуйста, нашу работу (1 — плохо, 5 — отлично):\n{rate_link}\n"
+        ),
     },
     "en": {
         "confirm_subject": "[#{id}] We received your request: {title}",
@@ -45,6 +48,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "status_body": (
             "Your request #{id} \"{title}\" is now: {status}.\n\n"
             "The request's page:\n{link}\n"
+        ),
+        "status_rate": (
+            "\nPlease rate our help (1 = poor, 5 = excellent):\n{rate_link}\n"
         ),
     },
 }

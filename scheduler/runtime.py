@@ -27,7 +27,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from core import metrics
 from core import runtime as core_runtime
 from core.backoff import LoopHealth, is_outage
+from core.origin import acting_from
 from core.settings import Settings, SettingsError
+from db.models import HistoryChannel
 from scheduler import lease
 from scheduler.clock import (
     Clock,
@@ -199,7 +201,8 @@ class SchedulerRuntime:
             return False
         started = time.monotonic()
         try:
-            await spec.run(self.settings, self.clock.now(), slot)
+            with acting_from(HistoryChannel.scheduler):
+                await spec.run(self.settings, self.clock.now(), slot)
         except Exception as exc:
             metrics.scheduler_run(name, "failed", time.monotonic() - started)
             if is_outage(exc):

@@ -312,6 +312,10 @@ async def desk_server(telegram_settings, make_user, token_for):
         body='{"id": "sweep", "event": "request.created", "created_at": null, "data": {}}',
         status="failed", give_up_at=datetime.now(UTC),
     )
+    from core import canned
+
+    reply = await canned.create_canned(admin, {"shortcut": "greet", "title": "t", "content": "c",
+                                               "is_shared": True})
     app = create_app(s)
     async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         yield Desk(
@@ -320,7 +324,8 @@ async def desk_server(telegram_settings, make_user, token_for):
                     "admin": await token_for(admin), "director": await token_for(director)},
             ids={"request_id": str(req.id), "chat_id": str(chat.id), "comm_id": str(comm["id"]),
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
-                 "subscription_id": str(hook.id), "delivery_id": str(delivery.id)},
+                 "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
+                 "canned_id": str(reply.id)},
         )
 
 

@@ -171,6 +171,8 @@ async def test_replies_and_status_changes_are_mailed_but_internal_notes_never(
     assert "В работе" in status1["Subject"] and "В работе" in body_of(status1)
     assert "Иван Сидоров" in body_of(reply) and "Заказ передан курьеру" in body_of(reply)
     assert "Выполнен" in status2["Subject"]
+    assert f"https://support.desk.test/r/{key}#rating-section" in body_of(status2)
+    assert "#rating-section" not in body_of(status1)
     for mail in mails:
         assert "Секретная заметка" not in mail.as_string()
         assert mail["Reply-To"] == reply_address(req.id, key, DOMAIN)

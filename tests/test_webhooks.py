@@ -469,28 +469,22 @@ async def test_two_sender_processes_never_send_a_delivery_twice(db_url, wh_setti
     assert holders <= {None, "racer-0", "racer-1"}
 
 
-async def test_a_rating_event_is_delivered_as_request_rated(desk, people, receiver):
-    """Ratings come later (another team); the webhook side is wired: a `request_rated`
-    domain event in the log reaches subscribers of `request.rated`, and only them."""
-    from tortoise.transactions import in_transaction
-
-    from core import events
-    from core.serializers import request_data
+async def test_a_customer_rating_is_delivered_as_request_rated(desk, people, receiver):
+    """A customer rates a completed request (core.csat): subscribers of `request.rated`
+    get the rating, others do not."""
+    from core import csat
 
     await subscribe(desk, people["director_token"], receiver, "/rated", ["request.rated"])
-    await subscribe(desk, people["director_token"], receiver, "/other", ["request.updated"])
-    req = await svc.create_request(people["customer"], title="Rate me", description="d")
-    await req.fetch_related("customer", "assigned_admin")
-    async with in_transaction() as conn:
-        await events.record_event(
-            events.REQUEST_RATED,
-            {"id": req.id, "rating": 5, "comment": "Спасибо!", "request": request_data(req)},
-            using_db=conn,
-        )
-    events.committed()
-    await receiver.wait(lambda r: len(r.ok("/rated")) == 1)
+    await subscribe(desk, people["director_token"], receiver, "/other", ["request.created"])
+    customer, admin = people["customer"], people["admin"]
+    req = await svc.create_request(customer, title="Rate me", description="d")
+    await svc.take_request(admin, req.id)
+    await svc.complete_request(admin, req.id)
+    await csat.rate_request(customer, req.id, 5, "Спасибо!")
+    await receiver.wait(lambda r: len(r.ok("/rated")) == 1 and len(r.ok("/other")) == 1)
     got = receiver.ok("/rated")[0]
     assert got.event == "request.rated"
-    assert got.json["data"]["rating"] == 5 and got.json["data"]["request"]["id"] == req.id
+    data = got.json["data"]
+    assert (data["id"], data["rating"], data["rating_comment"]) == (req.id, 5, "Спасибо!")
     await asyncio.sleep(0.3)
-    assert receiver.ok("/other") == []
+    assert [r.event for r in receiver.ok("/other")] == ["request.created"]

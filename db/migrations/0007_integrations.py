@@ -8,7 +8,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_parked_events')]
+    dependencies = [('models', '0006_agent_tools')]
 
     initial = False
 
