@@ -119,10 +119,33 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     outage.install(app, unexpected)
 
     body_limit.install(app, settings)
+    from api import origin
 
-    from api.routes import attachments, auth, chats, communications, customer, docs, requests
+    origin.install(app)
 
-    for module in (auth, requests, chats, communications, customer, attachments, docs):
+    # /metrics and the HTTP request metrics (before the blueprints: every route is counted).
+    from api import metrics as metrics_routes
+
+    metrics_routes.install(app)
+
+    from api.routes import (
+        attachments,
+        auth,
+        chats,
+        communications,
+        customer,
+        docs,
+        requests,
+        webhooks,
+    )
+
+    for module in (auth, requests, chats, communications, customer, attachments, docs, webhooks):
+        app.blueprint(module.get_blueprint())
+
+    # Agent tools (docs/agent-tools.md).
+    from api.routes import audit, canned, export, history, ratings, staff_stats
+
+    for module in (canned, history, audit, ratings, staff_stats, export):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).
@@ -140,6 +163,16 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     from api import ws
 
     ws.install(app)
+
+    # Outbound webhooks: the dispatcher (event log -> deliveries) and the sender.
+    from webhooks import runtime as webhooks_runtime
+
+    webhooks_runtime.install(app)
+
+    # E-mail out (the notifier and the sender), only when SMTP_URL is set.
+    from mail import runtime as mail_runtime
+
+    mail_runtime.install(app)
 
     # Customer web form and request pages, /health and /ready.
     from api import web

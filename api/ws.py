@@ -30,8 +30,15 @@ from sanic import Blueprint, Request, Sanic
 from websockets.protocol import State
 
 from api.client_address import client_address
-from api.http import MAX_BIG_ID, int_from_text, is_row_id, token_from
-from core import events
+from api.http import (
+    MAX_BIG_ID,
+    NUL_NOT_ALLOWED,
+    int_from_text,
+    is_row_id,
+    refused_value,
+    token_from,
+)
+from core import events, metrics
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
@@ -309,9 +316,12 @@ class Hub:
 
     def add(self, conn: Connection) -> None:
         self._group(conn).add(conn)
+        metrics.ws_opened(conn.kind)
 
     def remove(self, conn: Connection) -> None:
         group = self._group(conn)
+        if conn in group:
+            metrics.ws_closed(conn.kind)
         group.discard(conn)
         if not group and conn.kind != "admin":
             (self.chats if conn.kind == "chat" else self.public).pop(conn.key or 0, None)
@@ -502,7 +512,11 @@ async def _serve(request: Request, ws: Any, conn: Connection) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # closed by the client, or the network went away
-        if not _is_closed_error(exc):
+        if refused_value(exc) is not None:
+            # A value from the client the database refused (the net of api.app, for sockets).
+            log.warning("ws: input refused by the database: %s", type(refused_value(exc)).__name__)
+            await conn.close(CLOSE_BAD_REQUEST, "invalid input")
+        elif not _is_closed_error(exc):
             log.exception("ws: connection failed")
     finally:
         hub.remove(conn)
@@ -588,6 +602,9 @@ async def _post_chat_message(conn: Connection, text: Any) -> None:
     assert conn.user is not None and conn.key is not None
     if not isinstance(text, str):
         await conn.send(error_frame("invalid", {"message": ["Ожидалась строка."]}))
+        return
+    if "\x00" in text:  # PostgreSQL cannot store it (the REST body check, api.http)
+        await conn.send(error_frame("invalid", {"message": [NUL_NOT_ALLOWED]}))
         return
     try:
         # The hub broadcasts it (to the sender too) when the outbox relay publishes it.

@@ -177,6 +177,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     """
     global _current
     from bot.budget import build_budget
+    from bot.metrics import metered_stats
     from bot.relay import Relay
     from bot.sender import Sender, SenderLimits
 
@@ -193,6 +194,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     await detect_forums(delivery_bot, settings, forum_chats)
     limits = SenderLimits.from_settings(settings, **(sender_overrides or {}))
     sender = Sender(delivery_bot, limits, lang=settings.language, budget=budget)
+    sender.stats = metered_stats()  # its counters also feed /metrics
     relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
     runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats, delivery_bot=delivery_bot,
                          budget=budget)
@@ -243,8 +245,13 @@ async def run_bot(settings: Settings, *, sender_overrides: dict[str, Any] | None
             loop.add_signal_handler(sig, stop.set)
     runtime = await start_bot(settings, sender_overrides=sender_overrides)
     log.info("telegram bot running (%s mode)", settings.telegram_mode)
+    from core.metrics import serve_metrics
+
+    metrics_server = await serve_metrics(settings)
     try:
         await stop.wait()
     finally:
+        if metrics_server is not None:
+            await metrics_server.cleanup()
         await runtime.stop()
         await close_db()

@@ -21,7 +21,7 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from core import events, runtime
+from core import events, runtime, staff_stats
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
@@ -250,6 +250,7 @@ async def record_attachment(
             .using_db(conn)
             .update(last_message_at=msg.created_at, messages_count=F("messages_count") + 1)
         )
+        await staff_stats.note_first_response(conn, req, msg)
         await events.record_event(
             events.NEW_MESSAGE,
             {**message_data(msg, actor), "attachments": [serialize(att)]},

@@ -20,7 +20,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from core import events, runtime
+from core import audit, events, history, runtime, staff_stats
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_tags, check_text
 from core.limits import current as current_limits
@@ -443,6 +443,7 @@ async def create_request(
         )
         req.customer = customer
         req.assigned_admin = None
+        await history.record_created(conn, req, actor)
         await events.record_event(events.NEW_REQUEST, request_data(req), using_db=conn)
     events.committed()
     return req
@@ -485,6 +486,8 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
         fields["status_changed_at"] = ts
         if new_status == Status.open:
             fields["assigned_admin_id"] = None
+        if new_status == Status.completed:
+            fields["completed_at"] = ts
     if "title" in fields or "description" in fields:
         fields["search_text"] = build_search_text(
             fields.get("title", req.title), fields.get("description", req.description), req.customer
@@ -498,7 +501,9 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
             text = t("request_status_changed", actor.language, status=label, name=actor.full_name)
             await _add_system_message(conn, req, actor, text, ts)
         fresh = await _load(req.id, conn)
+        await history.record_diff(conn, req, fresh, actor)
         await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+        await _record_status_change(conn, fresh, req.status)
     events.committed()
     return fresh
 
@@ -512,6 +517,11 @@ async def delete_request(actor: User, request_id: int) -> None:
     async with in_transaction() as conn:
         data = request_data(req)
         await CustomerRequest.filter(id=req.id).using_db(conn).delete()
+        await history.record_deleted(conn, req, actor)
+        await audit.record(
+            "request_deleted", actor, target=("request", req.id), details={"title": req.title},
+            using_db=conn,
+        )
         await events.record_event(
             events.REQUEST_UPDATED, {**data, "deleted": True}, using_db=conn
         )
@@ -536,6 +546,19 @@ async def _add_system_message(
     )
     await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
     return msg
+
+
+async def _record_status_change(conn: Any, fresh: CustomerRequest, previous: str) -> None:
+    """The request_status_changed event of a move (after its request_updated), when the
+    status really changed."""
+    if str(fresh.status) == str(previous):
+        return
+    await events.record_event(
+        events.REQUEST_STATUS_CHANGED,
+        {"id": fresh.id, "previous_status": str(previous), "status": str(fresh.status),
+         "request": request_data(fresh)},
+        using_db=conn,
+    )
 
 
 async def add_internal_system_note(request_id: int, content: str) -> RequestMessage | None:
@@ -582,7 +605,9 @@ async def take_request(actor: User, request_id: int) -> CustomerRequest:
                 conn, req, actor, t("request_taken", actor.language, name=actor.full_name), ts
             )
             fresh = await _load(request_id, conn)
+            await history.record_diff(conn, req, fresh, actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, req.status)
     if not won:
         raise Conflict(t("err_already_assigned", actor.language))
     events.committed()
@@ -648,7 +673,9 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
                 conn, req, actor, t("request_reassigned", actor.language, name=admin.full_name), ts
             )
             fresh = await _load(req.id, conn)
+            await history.record_diff(conn, req, fresh, actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, req.status)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
     events.committed()
@@ -657,18 +684,23 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
 
 async def _move(
     actor: User, req: CustomerRequest, from_status: Status, to_status: Status, text: str,
-    *, system_actor: User | None = None,
+    *, system_actor: User | None = None, automatic: bool = False,
 ) -> CustomerRequest:
     ts = now()
     fields: dict[str, Any] = {"status": to_status, "status_changed_at": ts, "updated_at": ts}
     if to_status == Status.open:
         fields["assigned_admin_id"] = None
+    if to_status == Status.completed:
+        fields["completed_at"] = ts
     async with in_transaction() as conn:
         changed = await CustomerRequest.filter(id=req.id, status=from_status).using_db(conn).update(**fields)
         if changed:
             await _add_system_message(conn, req, system_actor or actor, text, ts)
             fresh = await _load(req.id, conn)
+            # An automatic move (auto-close) is the desk's, not the author's of its message.
+            await history.record_diff(conn, req, fresh, None if automatic else actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, from_status)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
     events.committed()
@@ -686,7 +718,7 @@ async def auto_close_request(request_id: int, days: int) -> CustomerRequest | No
     try:
         return await _move(
             author, req, Status.completed, Status.closed,
-            t("request_auto_closed", lang, days=days),
+            t("request_auto_closed", lang, days=days), automatic=True,
         )
     except Conflict:
         return None
@@ -737,6 +769,7 @@ async def post_message(
         await CustomerRequest.filter(id=req.id).using_db(conn).update(
             last_message_at=msg.created_at, messages_count=F("messages_count") + 1
         )
+        await staff_stats.note_first_response(conn, req, msg)
         await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
     events.committed()
     msg.sender = actor
@@ -880,7 +913,8 @@ async def _stats_counts(today_start: datetime) -> tuple[int, int, int, int, int]
 
 
 async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """The seed's stats in one aggregate query. completed_today counts requests moved to
+    """The seed's stats in one aggregate query, plus `csat_average` and `csat_responses`
+    (core.csat.summary, one more). completed_today counts requests moved to
     completed since local midnight (in TZ) of `now` (default: the current time).
 
     Concurrent calls in one process share a query (see _SharedRun): each result is still
@@ -888,6 +922,7 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
     """
     zone_name = tz or runtime.settings().tz
     zone = ZoneInfo(zone_name)
+    from core import csat
 
     async def compute() -> dict[str, Any]:
         local_now = now.astimezone(zone) if now is not None else datetime.now(zone)
@@ -902,6 +937,7 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
             "in_progress_requests": progress_n,
             "completed_today": today_n,
             "completion_rate": round(completed_n / total * 100, 2) if total else 0,
+            **await csat.summary(),
         }
 
     if now is not None:

@@ -56,6 +56,8 @@ def request_data(req: CustomerRequest) -> dict[str, Any]:
         "messages_count": req.messages_count,
         "estimated_resolution_time": dt(req.estimated_resolution_time),
         "tags": req.tags if req.tags is not None else [],
+        "rating": req.rating,
+        "rating_comment": req.rating_comment or "",
     }
 
 

@@ -10,7 +10,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core import runtime
+from core import audit, runtime
 from core.errors import NotAuthenticated, NotFound, Throttled, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
@@ -47,17 +47,24 @@ async def create_user(
     if errors:
         raise ValidationFailed(errors)
     try:
-        return await User.create(
-            username=username,
-            password=hash_password(password) if password else "",
-            role=role,
-            email=email,
-            first_name=first_name,
-            last_name=last_name,
-            telegram_id=telegram_id,
-            telegram_username=telegram_username,
-            language=language or runtime.settings().language,
-        )
+        async with in_transaction() as conn:
+            user = await User.create(
+                username=username,
+                password=hash_password(password) if password else "",
+                role=role,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                telegram_id=telegram_id,
+                telegram_username=telegram_username,
+                language=language or runtime.settings().language,
+                using_db=conn,
+            )
+            await audit.record(
+                "user_created", None, target=("user", user.id),
+                details={"username": username, "role": str(role)}, using_db=conn,
+            )
+            return user
     except IntegrityError:
         raise ValidationFailed(
             {"username": ["Пользователь с таким именем или Telegram id уже существует."]}
@@ -70,7 +77,9 @@ async def get_or_create_token(user: User) -> str:
     if token:
         return token.key
     try:
-        token = await ApiToken.create(key=new_token_key(), user_id=user.id)
+        async with in_transaction() as conn:
+            token = await ApiToken.create(key=new_token_key(), user_id=user.id, using_db=conn)
+            await audit.record("token_issued", user, target=("user", user.id), using_db=conn)
     except IntegrityError:  # a concurrent call created it
         token = await ApiToken.get(user_id=user.id)
     return token.key
@@ -84,7 +93,7 @@ _TOKEN_USER_SQL = (
 # What a key can look like (core.security.new_token_key: 40 hex characters). Anything else
 # is refused before the database sees it: a longer value fails the column's length check,
 # and non-ASCII bytes from a header cannot even be encoded for the query.
-TOKEN_KEY_RE = re.compile(r"[0-9A-Za-z]{1,%d}" % ApiToken._meta.fields_map["key"].max_length)
+TOKEN_KEY_RE = re.compile(rf"[0-9A-Za-z]{{1,{ApiToken._meta.fields_map['key'].max_length}}}")
 
 
 async def user_for_token(key: str) -> User | None:
@@ -151,11 +160,16 @@ async def login(username: str, password: str) -> str:
                     await LoginFailure.create(username=username[:150], failures=1, using_db=conn)
                 except IntegrityError:
                     pass
+            await audit.record(
+                "login_failed", user, actor_name=username[:150],
+                details={"username": username[:150]}, using_db=conn,
+            )
         raise ValidationFailed(
             {"non_field_errors": ["Невозможно войти с предоставленными учетными данными."]}
         )
     if record:
         await LoginFailure.filter(username=username[:150]).delete()
+    await audit.record("login", user, target=("user", user.id))
     return await get_or_create_token(user)
 
 
@@ -181,6 +195,12 @@ async def link_telegram(
         )
         await User.filter(id=user.id).using_db(conn).update(
             telegram_id=telegram_id, telegram_username=telegram_username
+        )
+        await audit.record(
+            "account_linked", actor, target=("user", user.id),
+            details={"username": user.username, "telegram_id": telegram_id,
+                     "previous_telegram_id": user.telegram_id},
+            using_db=conn,
         )
     user.telegram_id = telegram_id
     user.telegram_username = telegram_username

@@ -3,7 +3,9 @@
 Field names and enum values are the seed's (they are the API's JSON). Extra tables:
 `Event` (transactional outbox and event log), `TelegramOutbox` (persistent Telegram
 delivery queue), `TelegramThread`/`TelegramMessageLink` (where a request lives in
-Telegram), `ProcessedUpdate` (inbound idempotency), `JobLease`/`ReminderLog` (scheduler).
+Telegram), `ProcessedUpdate` (inbound idempotency), `JobLease`/`ReminderLog` (scheduler),
+`WebhookSubscription`/`WebhookDelivery` (outbound webhooks), `MailOutbox`/`InboundMail`
+(e-mail both ways).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Source(StrEnum):
     api = "api"
     web = "web"
     telegram = "telegram"
+    email = "email"  # a reply received by e-mail (mail/inbound.py)
 
 
 class User(Model):
@@ -149,6 +152,15 @@ class CustomerRequest(Model):
     # Lower-cased title, description and customer name/email: one column for search,
     # indexed with pg_trgm on PostgreSQL (see migration 0002).
     search_text = fields.TextField(default="")
+    # Customer satisfaction (core.csat): 1-5, set while completed, frozen once closed.
+    rating = fields.SmallIntField(null=True)
+    rating_comment = fields.TextField(null=True)
+    rated_at = fields.DatetimeField(null=True)
+    # Staff stats (core.staff_stats): when it last moved to completed, and the first
+    # non-internal staff reply (when and by whom), kept so stats never scan messages.
+    completed_at = fields.DatetimeField(null=True)
+    first_response_at = fields.DatetimeField(null=True)
+    first_response_by_id = fields.IntField(null=True)
 
     class Meta:
         table = "customer_requests"
@@ -160,6 +172,9 @@ class CustomerRequest(Model):
             ("customer_id", "created_at"),
             ("assigned_admin_id", "status"),
             ("status", "status_changed_at"),
+            ("assigned_admin_id", "completed_at"),
+            ("first_response_at",),
+            ("rating",),
         )
 
     def __str__(self) -> str:
@@ -441,3 +456,171 @@ class LoginFailure(Model):
 
     class Meta:
         table = "login_failures"
+
+
+class HistoryChannel(StrEnum):
+    rest = "rest"
+    telegram = "telegram"
+    web = "web"
+    scheduler = "scheduler"
+    cli = "cli"
+
+
+class RequestHistory(Model):
+    # One change to one field of a request (core.history), written in the transaction of
+    # the change. `request_id` is not a foreign key: a deleted request's history (and its
+    # deletion) stays readable in the audit trail until AUDIT_RETENTION_DAYS.
+
+    id = fields.BigIntField(primary_key=True)
+    request_id = fields.IntField()
+    field = fields.CharField(max_length=40)
+    # JSON text (core.history encodes and decodes): a JSON column cannot hold a bare string.
+    old_value = fields.TextField(null=True)
+    new_value = fields.TextField(null=True)
+    actor_id = fields.IntField(null=True)
+    actor_name = fields.CharField(max_length=301, default="")
+    channel = fields.CharEnumField(HistoryChannel, max_length=20)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "request_history"
+        indexes = (("request_id", "id"),)
+
+
+class AuditEntry(Model):
+    # A security- or settings-level action (core.audit): logins, tokens, account links,
+    # bans, deletions. Kept AUDIT_RETENTION_DAYS, apart from the event log's pruning.
+
+    id = fields.BigIntField(primary_key=True)
+    action = fields.CharField(max_length=40)
+    actor_id = fields.IntField(null=True)
+    actor_name = fields.CharField(max_length=301, default="")
+    channel = fields.CharEnumField(HistoryChannel, max_length=20)
+    client_address = fields.CharField(max_length=64, default="")
+    target_type = fields.CharField(max_length=40, default="")
+    target_id = fields.CharField(max_length=64, default="")
+    details = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "audit_log"
+        indexes = (("action", "id"), ("actor_id", "id"))
+
+
+class CannedResponse(Model):
+    # A saved reply (core.canned). Shared ones are visible to all staff, personal ones to
+    # their author. `scope_owner` is 0 for shared and the author's id for personal ones, so
+    # a shortcut is unique per language within its scope, enforced by the database.
+
+    id = fields.IntField(primary_key=True)
+    shortcut = fields.CharField(max_length=32)
+    title = fields.CharField(max_length=200)
+    content = fields.TextField()
+    language = fields.CharField(max_length=2, default="ru")
+    is_shared = fields.BooleanField(default=False)
+    created_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="canned_responses", on_delete=fields.CASCADE
+    )
+    scope_owner = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "canned_responses"
+        unique_together = (("scope_owner", "shortcut", "language"),)
+
+
+class WebhookSubscription(Model):
+    # An integration's endpoint (directors manage them at /api/admin/webhooks/). `secret`
+    # signs every delivery (shown once, at creation). `after_event_id`: the newest event in
+    # the log when the subscription was made; only later events are delivered.
+    # `lease_holder`/`lease_until`: the one sender (of any process) that currently sends this
+    # subscription's deliveries, which is what keeps them in order.
+
+    id = fields.IntField(primary_key=True)
+    url = fields.CharField(max_length=2000)
+    events = fields.JSONField(default=list)
+    secret = fields.CharField(max_length=128)
+    description = fields.CharField(max_length=200, default="")
+    is_active = fields.BooleanField(default=True)
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="webhook_subscriptions", null=True, on_delete=fields.SET_NULL
+    )
+    after_event_id = fields.BigIntField(default=0)
+    lease_holder = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "webhook_subscriptions"
+        ordering = ["id"]
+
+
+class WebhookDelivery(Model):
+    # One event for one subscription. `body` is the exact JSON sent (and signed) on every
+    # attempt; `guid` is X-Helpdesk-Delivery (stable across retries and redeliveries);
+    # `dedup_key` makes creating it from the event log idempotent.
+    # status: pending -> sending -> delivered | pending (retry at next_attempt_at) | failed.
+
+    id = fields.BigIntField(primary_key=True)
+    subscription: fields.ForeignKeyRelation[WebhookSubscription] = fields.ForeignKeyField(
+        "models.WebhookSubscription", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    dedup_key = fields.CharField(max_length=128, unique=True)
+    guid = fields.CharField(max_length=36)
+    event = fields.CharField(max_length=40)
+    event_id = fields.BigIntField(null=True)
+    body = fields.TextField()
+    status = fields.CharField(max_length=12, default="pending")
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    give_up_at = fields.DatetimeField()
+    last_status_code = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    attempt_log = fields.JSONField(default=list)
+    redelivery_of = fields.BigIntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    delivered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "webhook_deliveries"
+        indexes = (("subscription_id", "status", "id"), ("status", "subscription_id"))
+
+
+class MailOutbox(Model):
+    # Persistent queue of outgoing e-mail (SMTP_URL). `dedup_key` makes enqueueing
+    # idempotent; `message_id` is the Message-ID header, the same on every attempt.
+
+    id = fields.BigIntField(primary_key=True)
+    dedup_key = fields.CharField(max_length=128, unique=True)
+    request_id = fields.IntField(null=True)
+    kind = fields.CharField(max_length=20)
+    to_address = fields.CharField(max_length=254)
+    subject = fields.CharField(max_length=300)
+    body = fields.TextField()
+    reply_to = fields.CharField(max_length=254, null=True)
+    message_id = fields.CharField(max_length=200)
+    status = fields.CharField(max_length=12, default="pending")  # pending|sending|sent|failed
+    attempts = fields.IntField(default=0)
+    not_before = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "mail_outbox"
+        indexes = (("status", "id"),)
+
+
+class InboundMail(Model):
+    # Replies received by e-mail, by Message-ID: a sender that retries after we accepted
+    # (the connection dropped before our 250) does not post the reply twice.
+
+    message_id = fields.CharField(max_length=200, primary_key=True)
+    request_id = fields.IntField()
+    request_message_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "mail_inbound"

@@ -6,7 +6,8 @@
   threshold; an overdue estimated_resolution_time reminds the assignee. `ReminderLog`
   (unique request+kind) is written before sending, and only the insert that wins sends.
 - auto_close: completed requests quiet for AUTO_CLOSE_DAYS move to closed.
-- housekeeping: old fire-slot leases, events and delivered Telegram rows are deleted.
+- housekeeping: old fire-slot leases, events and delivered Telegram rows are deleted; the
+  audit log after AUDIT_RETENTION_DAYS.
 
 Jobs write to the Telegram delivery queue (bot.outbox); the bot's sender delivers.
 """
@@ -390,15 +391,30 @@ async def run_auto_close(
 
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
     """Delete fire-slot leases older than a week (they only guard their own slot), and
-    keep the event log and the Telegram queue from growing forever (30 days)."""
+    keep the event log and the Telegram queue from growing forever (30 days). The audit
+    log has its own, longer retention (AUDIT_RETENTION_DAYS, a year by default)."""
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
+    from core import audit
     from core.events import prune_events
+    from db.models import InboundMail, MailOutbox, WebhookDelivery
+    from mail.notifier import CURSOR_NAME as MAIL_CURSOR
+    from webhooks.dispatcher import CURSOR_NAME as WEBHOOKS_CURSOR
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
-    removed += await prune_events(cutoff, [RELAY_CURSOR])
+    # A consumer that no longer runs must not keep the log forever: the e-mail notifier's
+    # cursor counts only while e-mail is on.
+    consumers = [RELAY_CURSOR, WEBHOOKS_CURSOR] + ([MAIL_CURSOR] if settings.mail_enabled else [])
+    removed += await prune_events(cutoff, consumers)
     removed += await prune_delivered(cutoff)
+    # Finished webhook deliveries and mail, and the record of replies received by mail.
+    removed += await WebhookDelivery.filter(
+        status__in=("delivered", "failed"), created_at__lt=cutoff
+    ).delete()
+    removed += await MailOutbox.filter(status__in=("sent", "failed"), created_at__lt=cutoff).delete()
+    removed += await InboundMail.filter(created_at__lt=cutoff).delete()
+    removed += await audit.prune(as_utc(now) - timedelta(days=settings.audit_retention_days))
     return removed
 
 
@@ -432,6 +448,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases, events and delivered Telegram rows",
+            description="delete old job leases, events, delivered Telegram rows, webhook "
+            "deliveries, mail and audit entries",
         ),
     ]

@@ -223,9 +223,9 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
 async def test_two_senders_draining_one_queue_send_every_row_once(
     telegram_settings, fake_telegram: FakeTelegram
 ):
+    from bot.budget import Rate, Rates
     from bot.outbox import send_text
     from bot.runtime import make_bot
-    from bot.budget import Rate, Rates
     from bot.sender import Sender, SenderLimits
 
     chats = [100 + n for n in range(40)]

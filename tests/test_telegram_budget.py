@@ -15,7 +15,7 @@ import pytest
 from bot.budget import Rate, Rates, build_budget
 from bot.outbox import send_text
 from bot.relay import Relay
-from bot.runtime import make_bot, start_bot
+from bot.runtime import make_bot
 from core import requests as svc
 from core.settings import SettingsError, load_settings
 from db.models import CustomerRequest, TelegramOutbox

@@ -76,6 +76,10 @@ def public_request(req: CustomerRequest, lang: str) -> dict[str, Any]:
         "created_at": dt(req.created_at),
         "updated_at": dt(req.updated_at),
         "accepts_messages": req.status != Status.closed,
+        # The satisfaction survey (core.csat): open while the request is completed.
+        "can_rate": req.status == Status.completed,
+        "rating": req.rating,
+        "rating_comment": req.rating_comment or "",
     }
 
 

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_parked_events')]
+    dependencies = [('models', '0007_integrations')]
 
     initial = False
 
