@@ -228,6 +228,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "duplicate_summary_lines": sum(1 for n in summary_lines.values() if n > 1),
             "duplicate_replies": sum(1 for n in replies.values() if n > 1),
             "http_429": sum(1 for c in fake.calls if c.status == 429),
+            "http_429_in_group": sum(1 for c in fake.calls if c.status == 429 and c.chat_id == fake.admin_chat_id),
             "sent_by_class": dict(sorted(rt_stats().items())),
         }
         return result

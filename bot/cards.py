@@ -83,15 +83,15 @@ def topic_name(req: dict[str, Any], lang: str = "ru") -> str:
 
 # --- burst summaries ----------------------------------------------------------------------
 # One summary is one message: at most 4,096 characters of text and, by Telegram's limit on
-# inline keyboards, 100 buttons. Lines are packed by their longest possible rendering (a
-# title cut to SUMMARY_TITLE_CHARS, a strike-through and an assignee's name), so a summary
-# edited later still fits.
+# inline keyboards, 100 buttons. Lines are packed by their open rendering ("#12 title", the
+# title cut to SUMMARY_TITLE_CHARS); an edited summary whose struck-through lines with names
+# would not fit shows the handled requests by number only ("<s>#12</s>"), which is shorter
+# than their open lines, so every summary always fits.
 SUMMARY_TEXT_LIMIT = 4096
 SUMMARY_MAX_BUTTONS = 100
 SUMMARY_TITLE_CHARS = 80
 SUMMARY_NAME_CHARS = 40
 SUMMARY_BUTTONS_PER_ROW = 4
-_SUFFIX_ROOM = 16 + SUMMARY_NAME_CHARS  # "<s>", "</s> — ", a name or a status label
 
 
 def _short(value: str, limit: int) -> str:
@@ -114,7 +114,7 @@ def summary_chunks(items: list[tuple[int, str]], lang: str = "ru") -> list[list[
     current: list[int] = []
     used = head
     for rid, title in items:
-        line = tg_len(f"#{rid} {html.escape(_short(title, SUMMARY_TITLE_CHARS), quote=False)}") + _SUFFIX_ROOM + 1
+        line = tg_len(f"#{rid} {html.escape(_short(title, SUMMARY_TITLE_CHARS), quote=False)}") + 1
         if current and (used + line > SUMMARY_TEXT_LIMIT or len(current) >= SUMMARY_MAX_BUTTONS):
             chunks.append(current)
             current, used = [], head
@@ -146,12 +146,18 @@ def summary_line(req: dict[str, Any] | None, request_id: int, lang: str = "ru") 
 
 def summary_message(entries: list[tuple[int, dict[str, Any] | None]], lang: str = "ru") -> tuple[str, dict[str, Any] | None]:
     """A summary's text and keyboard from the requests' current state: a "Take #N" button
-    (callback `req:take:<id>`, the card's own) for every request still open and unassigned."""
+    (callback `req:take:<id>`, the card's own) for every request still open and unassigned.
+    Always within 4,096 characters for entries packed by `summary_chunks`."""
+    from bot.outbox import tg_len
+
     lang = lang_of(lang)
     lines = [_summary_head(len(entries), lang), ""]
     buttons: list[dict[str, str]] = []
-    for rid, req in entries:
-        line, takeable = summary_line(req, rid, lang)
+    rendered = [(rid, *summary_line(req, rid, lang)) for rid, req in entries]
+    full = sum(tg_len(line) + 1 for _, line, _ in rendered) + tg_len(lines[0]) + 80
+    for rid, line, takeable in rendered:
+        if not takeable and full > SUMMARY_TEXT_LIMIT:
+            line = f"<s>#{rid}</s>"  # handled: by number only, so the list still fits
         lines.append(line)
         if takeable:
             buttons.append({"text": f"{plain('card_btn_take', lang)} #{rid}", "callback_data": f"req:take:{rid}"})

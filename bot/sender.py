@@ -26,7 +26,8 @@ Guarantees and how:
   Telegram already shows. Four quick changes to a request cost one edit.
 - Every new request actionable: when a group has more than TELEGRAM_SUMMARY_AFTER new-
   request cards pending (default 10: half a minute's budget), the rest are folded into
-  summaries: each lists its requests' numbers and titles with a Take button per request
+  summaries (and while the burst goes on, a group window after the last fold, every new
+  card is): each lists its requests' numbers and titles with a Take button per request
   (`req:take:<id>`, the card's own callback), as many summaries as Telegram's 4,096
   characters and 100 buttons need. A summary is edited as its requests are taken, completed
   or deleted. Their own cards follow in class 4 when TELEGRAM_CARDS_AFTER_SUMMARY is on. By
@@ -104,7 +105,7 @@ class SenderLimits:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     poll_interval: float = 0.5
-    min_pass_interval: float = 0.02  # passes at most 50 a second
+    min_pass_interval: float = 0.01  # passes at most 100 a second
     poison_attempts: int = 3  # POISON_MAX_ATTEMPTS: tries of a row whose handling raises
     note_interval: float = 600.0  # at most one "delivery failed" note per request this often
     loop_backoff_base: float = 0.5  # the loop itself (database outage)
@@ -143,6 +144,7 @@ class _ChatState:
     blocked_until: float = 0.0
     busy: bool = False
     last_fold_check: float = 0.0
+    last_fold: float = -1e9  # when this group last folded cards into a summary (monotonic)
     # Round robin of the chat's lanes per priority class (insertion order = turn order).
     rotation: dict[int, dict[Any, None]] = field(default_factory=dict)
 
@@ -405,9 +407,12 @@ class Sender:
         }
         plan, card_queued = self._plan(heads, rows)
         wall = utcnow()
-        order = sorted(plan, key=lambda c: min(
+        # Who gets the bot's free global slots first: groups (their own limit, 20 a minute,
+        # keeps them to about 1% of the global budget, and a new request's Take button must
+        # not wait behind a flood of private replies), then chats by the budget order.
+        order = sorted(plan, key=lambda c: (c > 0, min(plan[c]), min(
             cand.row.id for lanes in plan[c].values() for cands in lanes.values() for cand in cands
-        ))
+        )))
         for chat_id in order:
             state = self._chat(chat_id)
             for cls, lanes in plan[chat_id].items():
@@ -498,8 +503,12 @@ class Sender:
             .order_by("id")
             .values("id", "request_id")
         )
-        keep = self.limits.summary_after
-        if len(pending) <= keep:
+        # A burst goes on (this group folded within the last window): every new card joins a
+        # summary; the group's budget goes to summaries, not to cards one by one.
+        state = self._chat(chat_id)
+        burst = time.monotonic() - state.last_fold < self.limits.rates.group.window
+        keep = 0 if burst else self.limits.summary_after
+        if len(pending) <= keep or not pending:
             return False
         excess = pending[keep:]
         token = uuid.uuid4().hex[:16]
@@ -556,6 +565,7 @@ class Sender:
             if later:
                 await TelegramOutbox.filter(last_error=marker).using_db(conn).update(last_error=None)
         if folded_ids:
+            state.last_fold = time.monotonic()
             self._count("folded", len(folded_ids))
             self._count("summaries", len(new_chunks))
             log.info("group %s: %d new requests folded into summaries with Take buttons (%d new)%s",

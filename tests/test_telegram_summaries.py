@@ -122,3 +122,26 @@ async def test_summaries_split_by_text_length_and_cards_can_follow_later(
     first_card = min(n for n, c in enumerate(group) if any(b.startswith("req:open:") for b in buttons_of(c)))
     assert last_summary < first_card, "cards that follow a summary wait behind it (class 4)"
     assert not await TelegramOutbox.filter(status__in=("pending", "sending", "failed")).exists()
+
+
+def test_a_summary_fits_one_message_whatever_happens_to_its_requests():
+    """Packed by their open lines, summaries stay within 4,096 characters and 100 buttons
+    when every request is later taken by someone with a long name, or deleted."""
+    from bot.cards import summary_chunks, summary_message
+    from tests.fake_telegram import parse_telegram_html
+
+    for title in ("x", "Заказ & <оплата> " * 20, "😀" * 200):
+        items = [(1000 + n, title) for n in range(400)]
+        chunks = summary_chunks(items)
+        assert sum(len(c) for c in chunks) == 400 and all(len(c) <= 100 for c in chunks)
+        long_name = {"first_name": "Анна-Мария " * 15, "last_name": "Д" * 150}
+        for chunk in chunks:
+            for state in ("open", "taken", "deleted"):
+                entries = [(rid, None if state == "deleted" else {
+                    "id": rid, "title": title, "status": "open" if state == "open" else "in_progress",
+                    "assigned_admin": long_name if state == "taken" else None}) for rid in chunk]
+                text, keyboard = summary_message(entries)
+                assert tg_len(text) <= 4096, (title[:10], state, tg_len(text))
+                parse_telegram_html(text)
+                buttons = [b for row in (keyboard or {}).get("inline_keyboard", []) for b in row]
+                assert len(buttons) == (len(chunk) if state == "open" else 0)
