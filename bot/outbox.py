@@ -339,9 +339,13 @@ def _without(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> s
 
 
 def _rest_fits(text: str, pos: int, stack: tuple[tuple[str, str], ...], limit: int) -> bool:
+    """Whether the rest makes one last part. Filled for real (at most `limit` steps): adding
+    the open tags' closing length to the rest counted them twice when the rest closes them
+    itself, and cut a text that fitted with a needless "full text on the request" note."""
     if len(text) - pos > limit:
         return False
-    return _units(_prefix(stack)) + tg_len(text[pos:]) + _closing_units(stack) <= limit
+    cut, _, _ = _fill(text, pos, stack, limit)
+    return cut >= len(text)
 
 
 def _units(s: str) -> int:

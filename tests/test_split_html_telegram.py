@@ -112,3 +112,15 @@ def test_escaped_user_text_of_every_kind_splits_into_accepted_parts(atom: str) -
 def test_every_tag_pair_the_desk_uses_is_known_to_telegram() -> None:
     for opening, closing in TAGS:
         parse_telegram_html(f"{opening}x{closing}")
+
+
+def test_a_text_that_fits_max_parts_is_not_cut_when_its_last_part_closes_its_tags() -> None:
+    """Found by the property test: the last part's room was reckoned with the open tags'
+    closing length counted twice (once for the stack, once in the rest of the text), so a
+    text that fitted in 3 parts lost its end to a needless "full text" note."""
+    flag = "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    family = "👨\u200d👩\u200d👧"
+    text = (f"<b><tg-spoiler><b>aaaaaaaaaaслово слово \n\naaaaaaword word {family}{flag}</b>"
+            f'<a href="https://example.com/?a=1&amp;b=2">a {family}{family}{flag}word </a>'
+            f"<b>word {flag}</b></tg-spoiler></b>")
+    assert split_html(text, 160, max_parts=3, more="<i>…full text on the request</i>") == split_html(text, 160)
