@@ -389,10 +389,12 @@ async def run_auto_close(
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
     """Delete fire-slot leases older than a week (they only guard their own slot), and
     keep the event log and the Telegram queue from growing forever (30 days). The audit
-    log has its own, longer retention (AUDIT_RETENTION_DAYS, a year by default)."""
+    log has its own, longer retention (AUDIT_RETENTION_DAYS, a year by default). Expired
+    staff console sessions go too."""
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
     from core import audit
+    from core.console_sessions import prune_sessions
     from core.events import prune_events
 
     cutoff = as_utc(now) - LOG_RETENTION
@@ -400,6 +402,7 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     removed += await prune_events(cutoff, [RELAY_CURSOR])
     removed += await prune_delivered(cutoff)
     removed += await audit.prune(as_utc(now) - timedelta(days=settings.audit_retention_days))
+    removed += await prune_sessions(as_utc(now))
     return removed
 
 
