@@ -635,7 +635,7 @@ async def _console_session(request: Request) -> Any:
     from api.console.session import SESSION_COOKIE, origin_ok
     from core.console_sessions import session_for
 
-    if not request.headers.get("origin") or not origin_ok(request):
+    if not origin_ok(request, required=True):
         return None
     return await session_for(request.cookies.get(SESSION_COOKIE), touch=False)
 

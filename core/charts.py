@@ -138,26 +138,33 @@ def horizontal_bars(
     rows: list[tuple[str, float, str]],
     *,
     color: str = BAR,
-    width: int = 720,
-    row_height: int = 26,
-    label_width: int = 180,
+    width: int = 400,
+    row_height: int = 30,
+    label_width: int = 150,
 ) -> Chart:
-    """One horizontal bar per row: (label, value, value text). Labels on the left, the
-    value text after the bar."""
-    top, right = 6, 60
+    """One horizontal bar per row: (label, value, value text). Labels on the left (cut to
+    fit), the value text after the bar. Sized for a third of a desktop page or a phone."""
+    top, right = 6, 70
+    rows = [(_cut(label, label_width), value, text) for label, value, text in rows]
     height = top * 2 + row_height * max(1, len(rows))
     chart = Chart(width, height)
     biggest = max((v for _, v, _ in rows), default=0) or 1
     plot_w = width - label_width - right
     for i, (label, value, text) in enumerate(rows):
         y = top + row_height * i
-        chart.texts.append(Text(label_width - 8, y + row_height / 2 + 4, label, "end", 12, INK))
+        chart.texts.append(Text(label_width - 8, y + row_height / 2 + 5, label, "end", 13, INK))
         w = plot_w * value / biggest if value > 0 else 0
         if w:
             chart.rects.append(Rect(label_width, y + 4, max(w, 2), row_height - 8, color, f"{label}: {text}"))
-        chart.texts.append(Text(label_width + w + 6, y + row_height / 2 + 4, text, "start", 12, INK))
+        chart.texts.append(Text(label_width + w + 6, y + row_height / 2 + 5, text, "start", 13, INK))
     chart.lines.append(Line(label_width, top, label_width, height - top, AXIS))
     return chart
+
+
+def _cut(label: str, width: int) -> str:
+    # About 7 px per character at 13 px: keep a label inside its column.
+    room = max(4, (width - 12) // 7)
+    return label if len(label) <= room else label[: room - 1] + "…"
 
 
 def to_svg(chart: Chart, *, title: str, desc: str = "") -> str:

@@ -270,7 +270,7 @@ async def _stats(request: Request, session: StaffSession, lang: str) -> HTTPResp
     csat_svg = to_svg(
         horizontal_bars([(text("stars", lang, n=score), n, str(n))
                          for score, n in sorted(ratings.items(), reverse=True)], color=BAR_ALT,
-                        label_width=90),
+                        label_width=80),
         title=text("chart_csat", lang), desc=text("chart_csat_desc", lang))
     context = web.base_context(
         request, lang, session, title=text("stats", lang), nav="stats",

@@ -26,6 +26,10 @@ from api.web.render import SECURITY_HEADERS
 from core import runtime
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Unlike the customer's page, a console URL is no secret: referrers go to our own origin
+# only (never to other sites), which also lets the browser send a real Origin header with
+# the console's form posts (with no-referrer Chromium sends `Origin: null`).
+CONSOLE_HEADERS = {"Referrer-Policy": "same-origin"}
 STATIC = Path(__file__).parent / "static"
 
 
@@ -71,6 +75,6 @@ def render(name: str, **context: Any) -> str:
 def html_response(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
     """An HTML page with the customer pages' security headers (CSP: scripts only from our
     origin, no inline code; no framing) and no caching (pages show private data)."""
-    all_headers = {**SECURITY_HEADERS, "Cache-Control": "no-store", **(headers or {})}
+    all_headers = {**SECURITY_HEADERS, **CONSOLE_HEADERS, "Cache-Control": "no-store", **(headers or {})}
     return HTTPResponse(body, status=status, headers=all_headers,
                         content_type="text/html; charset=utf-8")

@@ -82,13 +82,14 @@ def language(request: Request) -> str:
     return choose_language(request, request.app.ctx.settings.language)
 
 
-def origin_ok(request: Request) -> bool:
-    """True when the request carries no Origin header or one naming this host (the Host
-    header, or PUBLIC_URL's host). Browsers send Origin on every cross-site POST and on
-    WebSocket handshakes."""
+def origin_ok(request: Request, *, required: bool = False) -> bool:
+    """True when the request's Origin header names this host (the Host header, or
+    PUBLIC_URL's host), or says nothing: absent, or `null` (sent by privacy settings and
+    some redirects; the CSRF token still decides) unless `required`. Browsers send the
+    real Origin on every cross-site POST and on WebSocket handshakes."""
     origin = request.headers.get("origin")
-    if origin is None:
-        return True
+    if origin is None or origin == "null":
+        return not required
     parsed = urlparse(origin)
     if not parsed.scheme or not parsed.netloc:
         return False
