@@ -83,3 +83,16 @@ async def ratings_by_score() -> dict[int, int]:
         if r["rating"] in counts:
             counts[int(r["rating"])] = int(r["n"] or 0)
     return counts
+
+
+def days_payload(days: list[DayCounts]) -> list[dict[str, object]]:
+    """The days as JSON (a Telegram queue row carries them to the sender, which draws the
+    picture at send time)."""
+    return [{"day": d.day.isoformat(), "counts": dict(d.counts)} for d in days]
+
+
+def days_from_payload(data: list[dict[str, object]]) -> list[DayCounts]:
+    return [
+        DayCounts(date.fromisoformat(str(d["day"])), {str(k): int(v) for k, v in dict(d["counts"]).items()})
+        for d in data
+    ]

@@ -112,9 +112,33 @@ async def run_digest(settings: Settings, now: datetime, slot: datetime) -> bool:
     digest = await build_digest(now)
     text = render_digest(digest, settings.language, settings.tz)
     await send_text(settings.telegram_admin_chat_id, text, dedup_key=f"digest:{slot_iso(slot)}")
+    await queue_digest_chart(settings, now, slot)
     await mark_digest_posted(slot)
     log.info("digest for %s queued to the admin group", slot_iso(slot))
     return True
+
+
+async def queue_digest_chart(settings: Settings, now: datetime, slot: datetime) -> bool:
+    """Queue the digest's picture: the staff console's requests-per-day chart for the last
+    7 days (core.reports + core.charts), as a photo right after the digest's text, with
+    the legend in the caption. The row carries the numbers; the bot's sender draws the
+    PNG when it sends (core.png: no file to share between the scheduler's and the bot's
+    containers). Dedup key `digest:<slot>:chart`: once per slot, like the text."""
+    from bot.outbox import enqueue
+    from core.charts import legend_text
+    from core.reports import days_payload, requests_per_day
+
+    days = await requests_per_day(7, now=now, tz=settings.tz)
+    lang = lang_of(settings.language)
+    return await enqueue(
+        settings.telegram_admin_chat_id,
+        "sendPhoto",
+        {
+            "caption": st("digest_chart", lang, legend=legend_text(lang, days)),
+            "_meta": {"kind": "digest_chart", "chart": {"days": days_payload(days), "lang": lang}},
+        },
+        dedup_key=f"digest:{slot_iso(slot)}:chart",
+    )
 
 
 # --- reminders and escalation --------------------------------------------------------------
