@@ -3,6 +3,7 @@
 Routes (see docs/realtime.md for the full protocol):
 - `/ws/admin/notifications/`: admins and directors; `new_request`, `request_updated`,
   `new_message` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
+  A token, or the staff console's session cookie with this site's Origin (docs/console.md).
 - `/ws/chats/<chat_id>/`: chat participants; `{"message": "text"}` is saved through
   core.chats.post_chat_message and every participant (on any process) gets the seed's
   `{"type": "message", "message", "sender", "sender_id", "timestamp", ...}` frame.

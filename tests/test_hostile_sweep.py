@@ -53,6 +53,18 @@ EXTRA_ROUTES = [
     ("GET", "/api/docs/"),
     ("GET", "/docs"),
     ("POST", "/telegram/webhook/"),
+    # The staff console (HTML; swept anonymously here: with a session and its CSRF token in
+    # tests/test_console.py::test_hostile_console_input_gets_no_server_error).
+    ("GET", "/console/"),
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in"),
+    ("POST", "/console/sign-out"),
+    ("GET", "/console/requests/{request_id}/"),
+    ("POST", "/console/requests/{request_id}/{action}"),
+    ("GET", "/console/attachments/{attachment_id}/"),
+    ("GET", "/console/stats/"),
+    ("GET", "/static/console/{name}"),
+    ("HEAD", "/static/console/{name}"),
 ]
 WS_ROUTES = ["/ws/admin/notifications/", "/ws/chats/{chat_id}/", "/ws/public/requests/{key}/"]
 
@@ -312,7 +324,7 @@ async def desk_server(telegram_settings, make_user, token_for):
                     "admin": await token_for(admin), "director": await token_for(director)},
             ids={"request_id": str(req.id), "chat_id": str(chat.id), "comm_id": str(comm["id"]),
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
-                 "canned_id": str(reply.id)},
+                 "canned_id": str(reply.id), "action": "take"},
         )
 
 
