@@ -39,7 +39,7 @@ from api.http import (
     refused_value,
     token_from,
 )
-from core import events
+from core import events, metrics
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
@@ -317,9 +317,12 @@ class Hub:
 
     def add(self, conn: Connection) -> None:
         self._group(conn).add(conn)
+        metrics.ws_opened(conn.kind)
 
     def remove(self, conn: Connection) -> None:
         group = self._group(conn)
+        if conn in group:
+            metrics.ws_closed(conn.kind)
         group.discard(conn)
         if not group and conn.kind != "admin":
             (self.chats if conn.kind == "chat" else self.public).pop(conn.key or 0, None)

@@ -7,9 +7,12 @@ whichever process claims it, and hands them to the event bus (in-process or Redi
 A rolled-back change never has an Event row, so it is never announced.
 
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
-also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>"), and
+also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>"),
 request.rated (core.csat: a customer rated a completed request; for integrations, not
-relayed to WebSockets or Telegram).
+relayed to WebSockets or Telegram), and request_status_changed (topic "admin", written with
+the request_updated of every status move: `{"id", "previous_status", "status",
+"request"}`; for durable consumers such as the webhooks and e-mail; the WebSocket hub and
+the Telegram relay ignore it).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ NEW_MESSAGE = "new_message"
 CHAT_MESSAGE = "chat_message"
 CHAT_JOIN = "chat_join"
 CHAT_LEAVE = "chat_leave"
+REQUEST_STATUS_CHANGED = "request_status_changed"
 REQUEST_RATED = "request.rated"
 
 ADMIN_TOPIC = "admin"

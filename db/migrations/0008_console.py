@@ -7,7 +7,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_agent_tools')]
+    dependencies = [('models', '0007_integrations')]
 
     initial = False
 
