@@ -505,3 +505,21 @@ async def test_admin_websocket_accepts_the_session_cookie_from_our_origin_only(a
                 while True:
                     await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == 4401
+
+
+async def test_unassigned_first_on_every_list_path_and_over_rest(api, staff, token_for):
+    """The ordering the console's checkbox asks for, in the domain (plain list, and the
+    search path PostgreSQL runs through its own query) and as REST's ?unassigned_first=1."""
+    admin, _, customer = staff
+    a = await svc.create_request(customer, title="a", description="same words")
+    b = await svc.create_request(customer, title="b", description="same words")
+    c = await svc.create_request(customer, title="c", description="same words")
+    await svc.take_request(admin, c.id)
+    await svc.take_request(admin, a.id)
+    for search in (None, "same"):
+        _, rows = await svc.list_requests(admin, svc.RequestFilters(search=search))
+        assert [r.id for r in rows] == [c.id, b.id, a.id]
+        _, rows = await svc.list_requests(admin, svc.RequestFilters(search=search, unassigned_first=True))
+        assert [r.id for r in rows] == [b.id, c.id, a.id]
+    r = await api.get("/api/admin/customer-requests/?unassigned_first=1", await token_for(admin))
+    assert [x["id"] for x in r.json()["results"]] == [b.id, c.id, a.id]
