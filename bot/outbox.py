@@ -17,6 +17,8 @@ interprets and strips before the call:
     upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
     requests       (summary) the request ids the summary lists
     summary        (summary_edit) the summary's message id
+    chart          {"days": core.reports.days_payload(...), "lang"}: draw the per-day chart
+                   (core.charts, core.png) at send time and send it as the `photo`
 
 Every row has a priority class (`Priority`, the budget order): the sender serves a chat's
 lower class first, round robin per customer inside a class.
@@ -57,6 +59,7 @@ _CLASS_OF_KIND = {
     "card": Priority.NEW_REQUEST, "topic": Priority.NEW_REQUEST, "summary": Priority.NEW_REQUEST,
     "card_edit": Priority.EDIT, "summary_edit": Priority.EDIT, "topic_edit": Priority.EDIT,
     "topic_state": Priority.EDIT,
+    "digest_chart": Priority.BACKGROUND,
 }
 
 

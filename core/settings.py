@@ -72,6 +72,10 @@ class Settings:
     ws_public_sockets_per_client: int = 30  # open public sockets per client address
     web_rate_limit_per_min: int = 10
     login_max_failures: int = 5
+    # Staff console (api/console): a session ends after this long without a page or an
+    # action, and in any case this long after sign-in.
+    console_idle_minutes: int = 60
+    console_max_hours: int = 12
     # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
     # tried this many times, with backoff, then parked (`helpdesk parked`).
     poison_max_attempts: int = 3
@@ -333,6 +337,10 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["web_rate_limit_per_min"] = _int("WEB_RATE_LIMIT_PER_MIN", v, 1)
     if (v := get("LOGIN_MAX_FAILURES")) is not None:
         kw["login_max_failures"] = _int("LOGIN_MAX_FAILURES", v, 1)
+    if (v := get("CONSOLE_IDLE_MINUTES")) is not None:
+        kw["console_idle_minutes"] = _int("CONSOLE_IDLE_MINUTES", v, 1, 7 * 24 * 60)
+    if (v := get("CONSOLE_MAX_HOURS")) is not None:
+        kw["console_max_hours"] = _int("CONSOLE_MAX_HOURS", v, 1, 24 * 90)
     if (v := get("POISON_MAX_ATTEMPTS")) is not None:
         kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
     if (v := get("WEBHOOK_ALLOW_PRIVATE")) is not None:

@@ -122,12 +122,25 @@ def _delay_for(failures: int) -> float:
     return min(30.0, 0.5 * 2 ** (failures - allowance))
 
 
-async def login(username: str, password: str) -> str:
+async def login(username: str, password: str, *, address: str | None = None) -> str:
     """Check credentials and return the token (DRF obtain_auth_token).
+
+    The check and its throttling are `check_credentials`; this adds the token.
+    """
+    user = await check_credentials(username, password, address=address)
+    return await get_or_create_token(user)
+
+
+async def check_credentials(username: str, password: str, *, address: str | None = None) -> User:
+    """The active account for this username and password, or an error; the one password
+    check of every sign-in channel (`POST /api/auth/token/`, the staff console), so they
+    share one throttle and one audit trail.
 
     Repeated failures for a username are slowed down: after LOGIN_MAX_FAILURES the caller
     gets Throttled with Retry-After until the back-off passes (kept in the database, so
-    every worker agrees).
+    every worker agrees). ValidationFailed for missing or wrong credentials. A success is
+    audited as `login`, a failure as `login_failed`. `address` is the client's (for
+    throttling per address; this version counts per username only).
     """
     errors: dict[str, list[str]] = {}
     if not isinstance(username, str) or not username:
@@ -170,7 +183,7 @@ async def login(username: str, password: str) -> str:
     if record:
         await LoginFailure.filter(username=username[:150]).delete()
     await audit.record("login", user, target=("user", user.id))
-    return await get_or_create_token(user)
+    return user
 
 
 async def require_user(key: str | None) -> User:
@@ -331,3 +344,9 @@ async def set_active_request(user: User, request_id: int | None) -> User:
     await User.filter(id=user.id).update(active_request_id=request_id)
     user.active_request_id = request_id
     return user
+
+
+async def list_staff() -> list[User]:
+    """Active admins and directors, by name (assignee choices: filters, reassignment)."""
+    people = await User.filter(role__in=[Role.admin, Role.director], is_active=True)
+    return sorted(people, key=lambda u: (u.full_name.lower(), u.id))
