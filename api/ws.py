@@ -467,7 +467,7 @@ def _parse_last_event_id(value: Any) -> int | None:
 
 
 async def _authenticate(request: Request) -> User | None:
-    key = token_from(request)
+    key = token_from(request, allow_query=True)
     if not key or len(key) > 128:
         return None
     return await user_for_token(key)

@@ -7,7 +7,9 @@ whichever process claims it, and hands them to the event bus (in-process or Redi
 A rolled-back change never has an Event row, so it is never announced.
 
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
-also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>").
+also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>"),
+user_access (topic "access": what a user may see changed; WebSocket hubs re-check that
+user's sockets).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ NEW_MESSAGE = "new_message"
 CHAT_MESSAGE = "chat_message"
 CHAT_JOIN = "chat_join"
 CHAT_LEAVE = "chat_leave"
+USER_ACCESS = "user_access"
 
 ADMIN_TOPIC = "admin"
+ACCESS_TOPIC = "access"
 
 
 def chat_topic(chat_id: int) -> str:

@@ -386,16 +386,21 @@ async def run_auto_close(
 
 
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
-    """Delete fire-slot leases older than a week (they only guard their own slot), and
-    keep the event log and the Telegram queue from growing forever (30 days)."""
+    """Delete fire-slot leases older than a week (they only guard their own slot), keep the
+    event log and the Telegram queue from growing forever (30 days), and drop login attempt
+    counters whose window has passed."""
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
+    from core import login_throttle
     from core.events import prune_events
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
     removed += await prune_events(cutoff, [RELAY_CURSOR])
     removed += await prune_delivered(cutoff)
+    removed += await login_throttle.prune(
+        float(settings.login_window_seconds), as_utc(now).timestamp()
+    )
     return removed
 
 
@@ -429,6 +434,6 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases, events and delivered Telegram rows",
+            description="delete old job leases, events, delivered Telegram rows, login counters",
         ),
     ]
