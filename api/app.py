@@ -120,9 +120,18 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
     body_limit.install(app, settings)
 
-    from api.routes import attachments, auth, chats, communications, customer, docs, requests
+    from api.routes import (
+        attachments,
+        auth,
+        chats,
+        communications,
+        customer,
+        docs,
+        requests,
+        users,
+    )
 
-    for module in (auth, requests, chats, communications, customer, attachments, docs):
+    for module in (auth, requests, chats, communications, customer, attachments, users, docs):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).

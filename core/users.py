@@ -1,9 +1,11 @@
-"""Accounts: creation, authentication (password and token), Telegram linking."""
+"""Accounts: creation, authentication (password and token), tokens, access changes,
+web contacts, Telegram linking."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +27,7 @@ from core.security import (
     verify_dummy,
     verify_password,
 )
+from core.texts import t
 from db.models import AuthToken, Role, User
 
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
@@ -109,7 +112,8 @@ class TokenOwner:
     token_id: int
 
 
-def _token_expired(created: datetime) -> bool:
+def token_expired(created: datetime) -> bool:
+    """Whether a token issued at `created` is past TOKEN_TTL_DAYS (never, when unset)."""
     days = runtime.settings().token_ttl_days
     if not days:
         return False
@@ -139,7 +143,7 @@ async def token_owner(key: str) -> TokenOwner | None:
         if token is None:
             return None
         user, token_id, created = token.user, token.id, token.created
-    if not user.is_active or _token_expired(created):
+    if not user.is_active or token_expired(created):
         return None
     return TokenOwner(user, token_id)
 
@@ -176,7 +180,7 @@ async def revoke_all_tokens(user: User) -> int:
 
 async def record_access_change(
     user_id: int, reason: str, *, using_db: Any, token_ids: list[int] | None = None,
-    chat_id: int | None = None,
+    chat_id: int | None = None, by: int | None = None,
 ) -> None:
     """Record (in the caller's transaction) that what `user_id` may see changed: every
     process's WebSocket hub re-checks that user's sockets and closes those no longer
@@ -186,6 +190,8 @@ async def record_access_change(
         data["token_ids"] = token_ids
     if chat_id is not None:
         data["chat_id"] = chat_id
+    if by is not None:
+        data["by"] = by
     await events.record_event(
         events.USER_ACCESS, data, topic=events.ACCESS_TOPIC, using_db=using_db
     )
@@ -298,28 +304,71 @@ async def customer_for_telegram(
         return await User.get(telegram_id=telegram_id), False
 
 
-async def customer_for_email(email: str, name: str, language: str | None = None) -> User:
-    """The web form's customer: an existing customer account with this email, or a new one."""
+async def web_contact_for_email(email: str, name: str, language: str | None = None) -> User:
+    """The customer a web form submission belongs to: a new web contact holding the address
+    and name as typed. Never an existing account: anyone can type anyone's address, so a
+    submission must not reach a password or Telegram account's requests, nor appear in
+    their lists; the request's private link is the only key to it. The address is marked
+    unverified (staff see `customer_email_verified: false`). One contact per submission,
+    so no submitter ever sees what another one typed."""
     email = email.strip().lower()
-    user = await User.filter(email=email, role=Role.customer).first()
-    if user:
-        return user
     first, _, last = name.strip().partition(" ")
-    base = re.sub(r"[^\w.@+-]", "", email)[:140] or "web"
-    username = base
-    for n in range(1, 1000):
+    for _ in range(5):
         try:
             return await User.create(
-                username=username,
+                username=f"web-{secrets.token_hex(8)}",
                 email=email,
+                email_verified=False,
+                is_web_contact=True,
                 first_name=first[:150],
                 last_name=last[:150],
                 role=Role.customer,
                 language=language if language in ("ru", "en") else runtime.settings().language,
             )
-        except IntegrityError:
-            username = f"{base}-{n}"
+        except IntegrityError:  # a username collision: 64 random bits, practically never
+            continue
     raise ValidationFailed({"email": ["Не удалось создать пользователя"]})
+
+
+async def change_access(
+    actor: User | None, user_id: int, *, is_active: bool | None = None, role: str | None = None
+) -> User:
+    """Deactivate/reactivate an account or change its role: a director (`actor`), or the
+    operator's CLI (`actor` None). Open WebSockets of that user follow within a second on
+    every process (event user_access: a deactivated user's close with 4401, a demoted
+    one's admin and chat sockets with 4403). A director cannot lock themselves out.
+    NotFound for an unknown id; ValidationFailed for a bad role."""
+    if actor is not None:
+        require_director(actor)
+    lang = actor.language if actor is not None else None
+    user = await User.filter(id=user_id).first()
+    if user is None:
+        raise NotFound(t("err_not_found", lang))
+    errors: dict[str, list[str]] = {}
+    if role is not None and role not in Role.__members__:
+        errors["role"] = [f"Значения {role} нет среди допустимых вариантов."]
+    if actor is not None and user.id == actor.id and (is_active is False or (role and role != actor.role)):
+        errors["non_field_errors"] = [t("err_self_lockout", lang)]
+    if errors:
+        raise ValidationFailed(errors)
+    fields: dict[str, Any] = {}
+    if is_active is not None and is_active != user.is_active:
+        fields["is_active"] = is_active
+    if role is not None and role != user.role:
+        fields["role"] = role
+    if not fields:
+        return user
+    reason = "deactivated" if fields.get("is_active") is False else (
+        "role_changed" if "role" in fields else "reactivated")
+    async with in_transaction() as conn:
+        await User.filter(id=user.id).using_db(conn).update(**fields)
+        await record_access_change(
+            user.id, reason, using_db=conn, by=actor.id if actor is not None else None
+        )
+    events.committed()
+    for name, value in fields.items():
+        setattr(user, name, value)
+    return user
 
 
 async def set_language(user: User, language: str) -> User:
