@@ -403,7 +403,13 @@ class Hub:
             conns = self.public.get(request_id) if isinstance(request_id, int) else None
             if conns:
                 key = next(iter(conns)).access_key
-                for _, frame in await public_frames([message], request_id, key):
+                try:
+                    frames = await public_frames([message], request_id, key)
+                except Exception as exc:  # the database is away: the page's poll catches up
+                    log.warning("ws: customer page frame for request %s skipped: %s",
+                                request_id, type(exc).__name__)
+                    frames = []
+                for _, frame in frames:
                     text = dumps(frame)
                     for conn in list(conns):
                         conn.offer(event_id, text)
