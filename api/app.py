@@ -119,6 +119,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     outage.install(app, unexpected)
 
     body_limit.install(app, settings)
+    from api import origin
+
+    origin.install(app)
 
     from api.routes import (
         attachments,
@@ -132,6 +135,12 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     )
 
     for module in (auth, requests, chats, communications, customer, attachments, users, docs):
+        app.blueprint(module.get_blueprint())
+
+    # Agent tools (docs/agent-tools.md).
+    from api.routes import audit, canned, export, history, ratings, staff_stats
+
+    for module in (canned, history, audit, ratings, staff_stats, export):
         app.blueprint(module.get_blueprint())
 
     # Scheduler jobs overview (works whether or not this process runs the scheduler).

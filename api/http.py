@@ -28,6 +28,7 @@ NOT_A_NUMBER = "Введите правильное число."
 PK_WRONG_TYPE = "Некорректный тип. Ожидалось значение первичного ключа."
 BAD_PAGE = "Неправильная страница"
 INVALID_INPUT = "Некорректные данные в запросе."
+NUL_NOT_ALLOWED = "Символы NULL не допускаются."
 # ASCII digits only: int() would also take "1_000", " 7 " and other scripts' digits, and
 # raises for texts over 4,300 digits; 30 digits are more than any id needs.
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
@@ -161,7 +162,7 @@ def _has_nul(value: Any) -> bool:
 
 def reject_null_characters(data: dict[str, Any]) -> None:
     """DRF's ProhibitNullCharactersValidator: PostgreSQL cannot store NUL in text."""
-    errors = {str(k): ["Символы NULL не допускаются."] for k, v in data.items() if _has_nul(k) or _has_nul(v)}
+    errors = {str(k): [NUL_NOT_ALLOWED] for k, v in data.items() if _has_nul(k) or _has_nul(v)}
     if errors:
         raise ValidationFailed(errors)
 
@@ -172,7 +173,7 @@ def str_arg(request: Request, name: str) -> str | None:
     if raw is None or raw == "":
         return None
     if "\x00" in raw:
-        raise ValidationFailed({name: ["Символы NULL не допускаются."]})
+        raise ValidationFailed({name: [NUL_NOT_ALLOWED]})
     return raw
 
 

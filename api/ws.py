@@ -30,7 +30,14 @@ from sanic import Blueprint, Request, Sanic
 from websockets.protocol import State
 
 from api.client_address import client_address
-from api.http import MAX_BIG_ID, int_from_text, is_row_id, token_from
+from api.http import (
+    MAX_BIG_ID,
+    NUL_NOT_ALLOWED,
+    int_from_text,
+    is_row_id,
+    refused_value,
+    token_from,
+)
 from core import events
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -634,7 +641,11 @@ async def _serve(request: Request, ws: Any, conn: Connection) -> None:
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # closed by the client, or the network went away
-        if not _is_closed_error(exc):
+        if refused_value(exc) is not None:
+            # A value from the client the database refused (the net of api.app, for sockets).
+            log.warning("ws: input refused by the database: %s", type(refused_value(exc)).__name__)
+            await conn.close(CLOSE_BAD_REQUEST, "invalid input")
+        elif not _is_closed_error(exc):
             log.exception("ws: connection failed")
     finally:
         hub.remove(conn)
@@ -720,6 +731,9 @@ async def _post_chat_message(conn: Connection, text: Any) -> None:
     assert conn.user is not None and conn.key is not None
     if not isinstance(text, str):
         await conn.send(error_frame("invalid", {"message": ["Ожидалась строка."]}))
+        return
+    if "\x00" in text:  # PostgreSQL cannot store it (the REST body check, api.http)
+        await conn.send(error_frame("invalid", {"message": [NUL_NOT_ALLOWED]}))
         return
     try:
         # The hub broadcasts it (to the sender too) when the outbox relay publishes it.

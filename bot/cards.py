@@ -100,3 +100,22 @@ def notify_text(status: str, lang: str, request_id: int, title: str) -> str | No
     if key is None:
         return None
     return text(key, lang, id=request_id, title=title)
+
+
+SCORES = (1, 2, 3, 4, 5)
+
+
+def rating_keyboard(request_id: int, chosen: int | None = None) -> dict[str, Any]:
+    """The satisfaction survey under a "completed" notice: 1-5, callback `rate:<id>:<n>`
+    (bot.keyboards.RateRequest), the chosen score marked."""
+    return {
+        "inline_keyboard": [[
+            {"text": ("★ " if n == chosen else "") + str(n), "callback_data": f"rate:{request_id}:{n}"}
+            for n in SCORES
+        ]]
+    }
+
+
+def survey_text(notice: str, lang: str) -> str:
+    """A "completed" notice with the request to rate it."""
+    return f"{notice}\n\n{text('csat_prompt', lang)}"

@@ -14,17 +14,31 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 
-from bot.handlers import admin_buttons, admin_commands, admin_thread, chat_bridge, customer
+from bot.handlers import (
+    admin_buttons,
+    admin_commands,
+    admin_thread,
+    canned,
+    chat_bridge,
+    csat,
+    customer,
+)
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
-from bot.middlewares import ActorMiddleware, CallbackGuard, MessageGuard, ProcessedUpdateMiddleware
+from bot.middlewares import (
+    ActorMiddleware,
+    CallbackGuard,
+    MessageGuard,
+    OriginMiddleware,
+    ProcessedUpdateMiddleware,
+)
 from bot.texts import plain
 from core.settings import Settings
 
 log = logging.getLogger("helpdesk.bot")
 
 CUSTOMER_COMMANDS = ("start", "new", "my", "cancel", "help")
-ADMIN_COMMANDS = ("queue", "mine", "stats", "note", "help")
+ADMIN_COMMANDS = ("queue", "mine", "stats", "note", "r", "help")
 
 ALBUM_QUIET_SECONDS = 1.0
 FSM_KEY_PREFIX = "helpdesk:fsm"
@@ -74,6 +88,7 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         albums=AlbumBuffer(quiet=ALBUM_QUIET_SECONDS),
         hints=OncePerUser(),
     )
+    dp.update.outer_middleware(OriginMiddleware())
     dp.update.outer_middleware(ProcessedUpdateMiddleware())
     dp.update.outer_middleware(ActorMiddleware())
     dp.callback_query.outer_middleware(CallbackGuard())
@@ -89,8 +104,10 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
     dp.startup.register(on_startup)
     dp.include_routers(
         admin_buttons.get_router(),
+        csat.get_router(),
         customer.get_router(),
         admin_commands.get_router(),
+        canned.get_router(settings),
         admin_thread.get_router(settings),
         chat_bridge.get_router(),
     )

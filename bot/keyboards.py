@@ -91,3 +91,32 @@ def active_request_keyboard(requests: list[CustomerRequest], active_id: int | No
         for r in requests
     ]
     return InlineKeyboardMarkup(inline_keyboard=[[b] for b in buttons])
+
+
+class CannedSend(CallbackData, prefix="cr"):
+    """Send canned response `id` to request `request` (the /r list's buttons)."""
+
+    id: int
+    request: int
+
+
+def canned_keyboard(items: list, request_id: int) -> InlineKeyboardMarkup | None:
+    """One button per canned response: its shortcut, language and title (two a row)."""
+    if not items:
+        return None
+    buttons = [
+        InlineKeyboardButton(
+            text=f"{item.shortcut} · {item.language} · {item.title}"[:64],
+            callback_data=CannedSend(id=item.id, request=request_id).pack(),
+        )
+        for item in items
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+class RateRequest(CallbackData, prefix="rate"):
+    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as bot.cards builds
+    the survey buttons the relay sends with the "completed" notice)."""
+
+    id: int
+    score: int

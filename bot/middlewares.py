@@ -241,3 +241,14 @@ class CustomerRateLimit(BaseMiddleware):
             if isinstance(event, Message):
                 await _safe_reply(event, tr("rate_messages", lang, seconds=decision.retry_after))
         return None
+
+
+class OriginMiddleware(BaseMiddleware):
+    """Everything an update causes is recorded as done through Telegram (core.origin)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        from core.origin import set_origin
+        from db.models import HistoryChannel
+
+        set_origin(HistoryChannel.telegram)
+        return await handler(event, data)

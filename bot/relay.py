@@ -425,9 +425,14 @@ class Relay:
             return
         body = cards.notify_text(status, customer.language, rid, str(data.get("title", "")))
         if body:
+            payload: dict[str, Any] = {
+                "text": body, "_meta": {"kind": "notify", "request_id": rid, "link": {"request_id": rid}},
+            }
+            if status == "completed":  # the satisfaction survey (core.csat)
+                payload["text"] = cards.survey_text(body, customer.language)
+                payload["reply_markup"] = cards.rating_keyboard(rid, data.get("rating"))
             await self._enqueue(
-                customer.telegram_id, "sendMessage",
-                {"text": body, "_meta": {"kind": "notify", "request_id": rid, "link": {"request_id": rid}}},
+                customer.telegram_id, "sendMessage", payload,
                 dedup_key=f"ev:{ev.id}:notify", request_id=rid,
             )
 

@@ -22,7 +22,7 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core import events, runtime
+from core import events, runtime, staff_stats
 from core.bans import require_not_banned
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
@@ -330,6 +330,7 @@ async def record_files(
                 using_db=conn,
             ))
         await count_message(conn, req.id, msg)
+        await staff_stats.note_first_response(conn, req, msg)
         await events.record_event(
             events.NEW_MESSAGE,
             {**message_data(msg, actor), "attachments": [serialize(a) for a in atts]},

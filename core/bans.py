@@ -3,8 +3,9 @@
 A banned customer's new requests and messages are refused on every channel with a polite
 PermissionDenied (REST 403 `{"detail"}`, a message on the web form and page, a reply in the
 bot). Nothing stored changes: the customer's requests, messages and files stay, staff keep
-working on them and may still reply. Each ban and unban is recorded in the event log
-(user_access, reason banned/unbanned, with the director's id).
+working on them and may still reply. Each ban and unban is recorded in the audit log
+(customer_banned / customer_unbanned, core.audit) and the event log (user_access, reason
+banned/unbanned, with the director's id), in the transaction of the change.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
-from core import events
+from core import audit, events
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.permissions import require_director
 from core.texts import t
@@ -59,6 +60,10 @@ async def _set_ban(actor: User, customer_id: int, banned: bool) -> User:
         await User.filter(id=user.id).using_db(conn).update(**fields)
         await record_access_change(
             user.id, "banned" if banned else "unbanned", using_db=conn, by=actor.id
+        )
+        await audit.record(
+            "customer_banned" if banned else "customer_unbanned", actor,
+            target=("user", user.id), details={"username": user.username}, using_db=conn,
         )
     events.committed()
     for name, value in fields.items():

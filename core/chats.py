@@ -282,6 +282,13 @@ async def bind_telegram_chat(actor: User, chat_id: int, telegram_chat_id: int) -
             conn
         ).update(telegram_chat_id=None)
         await AdminChat.filter(id=chat.id).using_db(conn).update(telegram_chat_id=telegram_chat_id)
+        from core import audit
+
+        await audit.record(
+            "chat_bound", actor, target=("admin_chat", chat.id),
+            details={"telegram_chat_id": telegram_chat_id, "previous": chat.telegram_chat_id},
+            using_db=conn,
+        )
     chat.telegram_chat_id = telegram_chat_id
     return chat
 

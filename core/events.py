@@ -8,8 +8,9 @@ A rolled-back change never has an Event row, so it is never announced.
 
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
 also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>"),
-user_access (topic "access": what a user may see changed; WebSocket hubs re-check that
-user's sockets).
+request.rated (core.csat: a customer rated a completed request; for integrations, not
+relayed to WebSockets or Telegram), and user_access (topic "access": what a user may see
+changed; WebSocket hubs re-check that user's sockets).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ CHAT_MESSAGE = "chat_message"
 CHAT_JOIN = "chat_join"
 CHAT_LEAVE = "chat_leave"
 USER_ACCESS = "user_access"
+REQUEST_RATED = "request.rated"
 
 ADMIN_TOPIC = "admin"
 ACCESS_TOPIC = "access"

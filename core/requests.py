@@ -20,7 +20,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from core import events, runtime
+from core import audit, events, history, runtime, staff_stats
 from core.bans import require_not_banned
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_tags, check_text
@@ -447,6 +447,7 @@ async def create_request(
         )
         req.customer = customer
         req.assigned_admin = None
+        await history.record_created(conn, req, actor)
         await events.record_event(events.NEW_REQUEST, request_data(req), using_db=conn)
     events.committed()
     return req
@@ -489,6 +490,8 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
         fields["status_changed_at"] = ts
         if new_status == Status.open:
             fields["assigned_admin_id"] = None
+        if new_status == Status.completed:
+            fields["completed_at"] = ts
     if "title" in fields or "description" in fields:
         fields["search_text"] = build_search_text(
             fields.get("title", req.title), fields.get("description", req.description), req.customer
@@ -502,6 +505,7 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
             text = t("request_status_changed", actor.language, status=label, name=display_name(actor))
             await _add_system_message(conn, req, actor, text, ts)
         fresh = await _load(req.id, conn)
+        await history.record_diff(conn, req, fresh, actor)
         await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
     events.committed()
     return fresh
@@ -524,6 +528,11 @@ async def delete_request(actor: User, request_id: int) -> None:
         )
         data = request_data(req)
         await CustomerRequest.filter(id=req.id).using_db(conn).delete()
+        await history.record_deleted(conn, req, actor)
+        await audit.record(
+            "request_deleted", actor, target=("request", req.id), details={"title": req.title},
+            using_db=conn,
+        )
         await events.record_event(
             events.REQUEST_UPDATED, {**data, "deleted": True}, using_db=conn
         )
@@ -604,6 +613,7 @@ async def take_request(actor: User, request_id: int) -> CustomerRequest:
                 conn, req, actor, t("request_taken", actor.language, name=display_name(actor)), ts
             )
             fresh = await _load(request_id, conn)
+            await history.record_diff(conn, req, fresh, actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
     if not won:
         raise Conflict(t("err_already_assigned", actor.language))
@@ -670,6 +680,7 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
                 conn, req, actor, t("request_reassigned", actor.language, name=display_name(admin)), ts
             )
             fresh = await _load(req.id, conn)
+            await history.record_diff(conn, req, fresh, actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
@@ -679,17 +690,21 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
 
 async def _move(
     actor: User, req: CustomerRequest, from_status: Status, to_status: Status, text: str,
-    *, system_actor: User | None = None,
+    *, system_actor: User | None = None, automatic: bool = False,
 ) -> CustomerRequest:
     ts = now()
     fields: dict[str, Any] = {"status": to_status, "status_changed_at": ts, "updated_at": ts}
     if to_status == Status.open:
         fields["assigned_admin_id"] = None
+    if to_status == Status.completed:
+        fields["completed_at"] = ts
     async with in_transaction() as conn:
         changed = await CustomerRequest.filter(id=req.id, status=from_status).using_db(conn).update(**fields)
         if changed:
             await _add_system_message(conn, req, system_actor or actor, text, ts)
             fresh = await _load(req.id, conn)
+            # An automatic move (auto-close) is the desk's, not the author's of its message.
+            await history.record_diff(conn, req, fresh, None if automatic else actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
@@ -708,7 +723,7 @@ async def auto_close_request(request_id: int, days: int) -> CustomerRequest | No
     try:
         return await _move(
             author, req, Status.completed, Status.closed,
-            t("request_auto_closed", lang, days=days),
+            t("request_auto_closed", lang, days=days), automatic=True,
         )
     except Conflict:
         return None
@@ -759,6 +774,7 @@ async def post_message(
             using_db=conn,
         )
         await count_message(conn, req.id, msg)
+        await staff_stats.note_first_response(conn, req, msg)
         await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
     events.committed()
     msg.sender = actor
@@ -902,7 +918,8 @@ async def _stats_counts(today_start: datetime) -> tuple[int, int, int, int, int]
 
 
 async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """The seed's stats in one aggregate query. completed_today counts requests moved to
+    """The seed's stats in one aggregate query, plus `csat_average` and `csat_responses`
+    (core.csat.summary, one more). completed_today counts requests moved to
     completed since local midnight (in TZ) of `now` (default: the current time).
 
     Concurrent calls in one process share a query (see _SharedRun): each result is still
@@ -910,6 +927,7 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
     """
     zone_name = tz or runtime.settings().tz
     zone = ZoneInfo(zone_name)
+    from core import csat
 
     async def compute() -> dict[str, Any]:
         local_now = now.astimezone(zone) if now is not None else datetime.now(zone)
@@ -924,6 +942,7 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
             "in_progress_requests": progress_n,
             "completed_today": today_n,
             "completion_rate": round(completed_n / total * 100, 2) if total else 0,
+            **await csat.summary(),
         }
 
     if now is not None:

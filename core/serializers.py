@@ -71,6 +71,8 @@ def request_data(req: CustomerRequest) -> dict[str, Any]:
         "tags": req.tags if req.tags is not None else [],
         "customer_email_verified": bool(customer and customer.email and customer.email_verified),
         "customer_banned": bool(customer and customer.banned_at is not None),
+        "rating": req.rating,
+        "rating_comment": req.rating_comment or "",
     }
 
 
@@ -107,6 +109,9 @@ def customer_request_data(req: CustomerRequest) -> dict[str, Any]:
         "last_message_at": dt(req.last_message_at),
         "messages_count": req.public_messages_count,
         "estimated_resolution_time": dt(req.estimated_resolution_time),
+        # the customer's own rating of a completed request (core.csat)
+        "rating": req.rating,
+        "rating_comment": req.rating_comment or "",
     }
 
 

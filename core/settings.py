@@ -71,6 +71,9 @@ class Settings:
     # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
     # tried this many times, with backoff, then parked (`helpdesk parked`).
     poison_max_attempts: int = 3
+    # The audit log (and the history of deleted requests) is kept this long, apart from
+    # the event log's 30 days (core.audit.prune, run by the housekeeping job).
+    audit_retention_days: int = 365
     # Size limits of client input (core.limits; LIMIT_* variables)
     limits: Limits = field(default_factory=Limits)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -278,6 +281,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["token_ttl_days"] = _int("TOKEN_TTL_DAYS", v, 1, 36500)
     if (v := get("POISON_MAX_ATTEMPTS")) is not None:
         kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
+    if (v := get("AUDIT_RETENTION_DAYS")) is not None:
+        kw["audit_retention_days"] = _int("AUDIT_RETENTION_DAYS", v, 1, 36500)
     limit_overrides: dict[str, int] = {}
     for attr, name in ENV_NAMES.items():
         if (v := get(name)) is not None:

@@ -14,7 +14,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core import events, login_throttle, runtime
+from core import audit, events, login_throttle, runtime
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
@@ -61,19 +61,26 @@ async def create_user(
         raise ValidationFailed(errors)
     hashed = await asyncio.to_thread(hash_password, password) if password else ""
     try:
-        return await User.create(
-            username=username,
-            password=hashed,
-            role=role,
-            email=email,
-            # An address an operator typed in (createuser, staff tools) is taken as given.
-            email_verified=bool(email),
-            first_name=first_name,
-            last_name=last_name,
-            telegram_id=telegram_id,
-            telegram_username=telegram_username,
-            language=language or runtime.settings().language,
-        )
+        async with in_transaction() as conn:
+            user = await User.create(
+                username=username,
+                password=hashed,
+                role=role,
+                email=email,
+                # An address an operator typed in (createuser, staff tools) is taken as given.
+                email_verified=bool(email),
+                first_name=first_name,
+                last_name=last_name,
+                telegram_id=telegram_id,
+                telegram_username=telegram_username,
+                language=language or runtime.settings().language,
+                using_db=conn,
+            )
+            await audit.record(
+                "user_created", None, target=("user", user.id),
+                details={"username": username, "role": str(role)}, using_db=conn,
+            )
+            return user
     except IntegrityError:
         raise ValidationFailed(
             {"username": ["Пользователь с таким именем или Telegram id уже существует."]}
@@ -84,7 +91,14 @@ async def issue_token(user: User, *, origin: str = "login") -> str:
     """A new API token for `user` (one per device: earlier tokens stay valid). Returns the
     key; only its SHA-256 digest is stored, so this is the one time anyone sees it."""
     key = new_token_key()
-    await AuthToken.create(digest=token_digest(key), user_id=user.id, origin=origin)
+    async with in_transaction() as conn:
+        token = await AuthToken.create(
+            digest=token_digest(key), user_id=user.id, origin=origin, using_db=conn
+        )
+        await audit.record(
+            "token_issued", user, target=("user", user.id),
+            details={"token_id": token.id, "origin": origin}, using_db=conn,
+        )
     return key
 
 
@@ -163,6 +177,10 @@ async def revoke_token(user: User, token_id: int) -> bool:
             await record_access_change(
                 user.id, "token_revoked", using_db=conn, token_ids=[token_id]
             )
+            await audit.record(
+                "token_revoked", user, target=("user", user.id),
+                details={"token_id": token_id}, using_db=conn,
+            )
     if deleted:
         events.committed()
     return bool(deleted)
@@ -174,6 +192,10 @@ async def revoke_all_tokens(user: User) -> int:
     async with in_transaction() as conn:
         deleted = await AuthToken.filter(user_id=user.id).using_db(conn).delete()
         await record_access_change(user.id, "token_revoked", using_db=conn)
+        await audit.record(
+            "token_revoked", None, actor_name="helpdesk revoke-tokens",
+            target=("user", user.id), details={"tokens": deleted, "all": True}, using_db=conn,
+        )
     events.committed()
     return deleted
 
@@ -240,6 +262,9 @@ async def login(username: str, password: str, *, address: str | None = None) -> 
     else:
         ok = await asyncio.to_thread(verify_dummy, password)
     if not ok or user is None:
+        await audit.record(
+            "login_failed", user, actor_name=username[:150], details={"username": username[:150]},
+        )
         raise ValidationFailed({"non_field_errors": [LOGIN_FAILED]})
     for place in places:
         if place.key == login_throttle.username_key(username):
@@ -250,6 +275,7 @@ async def login(username: str, password: str, *, address: str | None = None) -> 
         fresh = await asyncio.to_thread(hash_password, password)
         # Conditional: a password changed meanwhile is not overwritten.
         await User.filter(id=user.id, password=user.password).update(password=fresh)
+    await audit.record("login", user, target=("user", user.id))
     return await issue_token(user)
 
 
@@ -275,6 +301,12 @@ async def link_telegram(
         )
         await User.filter(id=user.id).using_db(conn).update(
             telegram_id=telegram_id, telegram_username=telegram_username
+        )
+        await audit.record(
+            "account_linked", actor, target=("user", user.id),
+            details={"username": user.username, "telegram_id": telegram_id,
+                     "previous_telegram_id": user.telegram_id},
+            using_db=conn,
         )
     user.telegram_id = telegram_id
     user.telegram_username = telegram_username

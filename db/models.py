@@ -131,7 +131,7 @@ class AuthToken(Model):
         "models.User", related_name="auth_tokens", on_delete=fields.CASCADE
     )
     created = fields.DatetimeField(auto_now_add=True)
-    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0006).
+    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0007).
     origin = fields.CharField(max_length=16, default="login")
 
     class Meta:
@@ -168,6 +168,15 @@ class CustomerRequest(Model):
     # Lower-cased title, description and customer name/email: one column for search,
     # indexed with pg_trgm on PostgreSQL (see migration 0002).
     search_text = fields.TextField(default="")
+    # Customer satisfaction (core.csat): 1-5, set while completed, frozen once closed.
+    rating = fields.SmallIntField(null=True)
+    rating_comment = fields.TextField(null=True)
+    rated_at = fields.DatetimeField(null=True)
+    # Staff stats (core.staff_stats): when it last moved to completed, and the first
+    # non-internal staff reply (when and by whom), kept so stats never scan messages.
+    completed_at = fields.DatetimeField(null=True)
+    first_response_at = fields.DatetimeField(null=True)
+    first_response_by_id = fields.IntField(null=True)
 
     class Meta:
         table = "customer_requests"
@@ -179,6 +188,9 @@ class CustomerRequest(Model):
             ("customer_id", "created_at"),
             ("assigned_admin_id", "status"),
             ("status", "status_changed_at"),
+            ("assigned_admin_id", "completed_at"),
+            ("first_response_at",),
+            ("rating",),
         )
 
     def __str__(self) -> str:
@@ -459,3 +471,75 @@ class LoginAttempt(Model):
 
     class Meta:
         table = "login_attempts"
+
+
+class HistoryChannel(StrEnum):
+    rest = "rest"
+    telegram = "telegram"
+    web = "web"
+    scheduler = "scheduler"
+    cli = "cli"
+
+
+class RequestHistory(Model):
+    # One change to one field of a request (core.history), written in the transaction of
+    # the change. `request_id` is not a foreign key: a deleted request's history (and its
+    # deletion) stays readable in the audit trail until AUDIT_RETENTION_DAYS.
+
+    id = fields.BigIntField(primary_key=True)
+    request_id = fields.IntField()
+    field = fields.CharField(max_length=40)
+    # JSON text (core.history encodes and decodes): a JSON column cannot hold a bare string.
+    old_value = fields.TextField(null=True)
+    new_value = fields.TextField(null=True)
+    actor_id = fields.IntField(null=True)
+    actor_name = fields.CharField(max_length=301, default="")
+    channel = fields.CharEnumField(HistoryChannel, max_length=20)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "request_history"
+        indexes = (("request_id", "id"),)
+
+
+class AuditEntry(Model):
+    # A security- or settings-level action (core.audit): logins, tokens, account links,
+    # bans, deletions. Kept AUDIT_RETENTION_DAYS, apart from the event log's pruning.
+
+    id = fields.BigIntField(primary_key=True)
+    action = fields.CharField(max_length=40)
+    actor_id = fields.IntField(null=True)
+    actor_name = fields.CharField(max_length=301, default="")
+    channel = fields.CharEnumField(HistoryChannel, max_length=20)
+    client_address = fields.CharField(max_length=64, default="")
+    target_type = fields.CharField(max_length=40, default="")
+    target_id = fields.CharField(max_length=64, default="")
+    details = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "audit_log"
+        indexes = (("action", "id"), ("actor_id", "id"))
+
+
+class CannedResponse(Model):
+    # A saved reply (core.canned). Shared ones are visible to all staff, personal ones to
+    # their author. `scope_owner` is 0 for shared and the author's id for personal ones, so
+    # a shortcut is unique per language within its scope, enforced by the database.
+
+    id = fields.IntField(primary_key=True)
+    shortcut = fields.CharField(max_length=32)
+    title = fields.CharField(max_length=200)
+    content = fields.TextField()
+    language = fields.CharField(max_length=2, default="ru")
+    is_shared = fields.BooleanField(default=False)
+    created_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="canned_responses", on_delete=fields.CASCADE
+    )
+    scope_owner = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "canned_responses"
+        unique_together = (("scope_owner", "shortcut", "language"),)

@@ -15,9 +15,9 @@ from tortoise.expressions import Q
 from tortoise.functions import Count
 
 from core import requests as svc
-from core import runtime
+from core import runtime, staff_stats
 from core.texts import PRIORITY_LABELS, lang_of
-from db.models import Cursor, CustomerRequest, Role, Status, User
+from db.models import Cursor, CustomerRequest, Status
 from scheduler.clock import as_utc
 from scheduler.texts import format_age, short, st
 
@@ -47,43 +47,9 @@ async def mark_digest_posted(slot: datetime) -> None:
             await Cursor.filter(name=DIGEST_CURSOR, position__lt=position).update(position=position)
 
 
-def _today_start(now: datetime, tz: str) -> datetime:
-    local = as_utc(now).astimezone(ZoneInfo(tz))
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
-
-async def _admin_load(today_start: datetime) -> list[dict[str, Any]]:
-    # One grouped query for the counts, one for the names (admins with no load included).
-    rows = (
-        await CustomerRequest.filter(
-            assigned_admin_id__isnull=False, status__in=[Status.in_progress, Status.completed]
-        )
-        .annotate(
-            progress_n=Count("id", _filter=Q(status=Status.in_progress)),
-            today_n=Count(
-                "id", _filter=Q(status=Status.completed, status_changed_at__gte=today_start)
-            ),
-        )
-        .group_by("assigned_admin_id")
-        .values("assigned_admin_id", "progress_n", "today_n")
-    )
-    counts = {r["assigned_admin_id"]: r for r in rows}
-    staff = await User.filter(
-        Q(role=Role.admin, is_active=True) | Q(id__in=list(counts) or [0])
-    ).only("id", "username", "first_name", "last_name")
-    load = []
-    for user in staff:
-        c = counts.get(user.id, {})
-        load.append(
-            {
-                "id": user.id,
-                "name": user.full_name,
-                "in_progress": c.get("progress_n") or 0,
-                "completed_today": c.get("today_n") or 0,
-            }
-        )
-    load.sort(key=lambda a: (-a["in_progress"], -a["completed_today"], a["name"].lower()))
-    return load
+async def _admin_load(now: datetime, tz: str) -> list[dict[str, Any]]:
+    # The same figures as stats/admins/ (core.staff_stats): a fixed number of queries.
+    return await staff_stats.admin_stats(now, tz)
 
 
 async def _changes(since: datetime, now: datetime) -> dict[str, int]:
@@ -135,7 +101,7 @@ async def build_digest(now: datetime, since: datetime | None = None) -> dict[str
     return {
         "generated_at": now,
         "stats": stats,
-        "admins": await _admin_load(_today_start(now, tz)),
+        "admins": await _admin_load(now, tz),
         "oldest_open": None
         if oldest is None
         else {
@@ -148,6 +114,24 @@ async def build_digest(now: datetime, since: datetime | None = None) -> dict[str
         "since": previous,
         "changes": await _changes(window_start, now),
     }
+
+
+def csat_line(stats: dict[str, Any], lang: str) -> str:
+    """"Satisfaction: 4.5 of 5 (12 ratings)" or "no ratings yet"."""
+    if not stats.get("csat_responses"):
+        return st("digest_csat_none", lang)
+    return st("digest_csat", lang, avg=f"{stats['csat_average']:.2f}", n=stats["csat_responses"])
+
+
+def admin_extras(admin: dict[str, Any], lang: str) -> str:
+    """An admin's week: completed in 7 days, median first response, CSAT (when known)."""
+    text = st("digest_load_week", lang, week=admin.get("completed_7d", 0))
+    minutes = admin.get("median_first_response_minutes")
+    if minutes is not None:
+        text += st("digest_load_frt", lang, frt=format_age(timedelta(minutes=minutes), lang))
+    if admin.get("csat_average") is not None:
+        text += st("digest_load_csat", lang, avg=f"{admin['csat_average']:.1f}")
+    return text
 
 
 def render_digest(digest: dict[str, Any], lang: str = "ru", tz: str | None = None) -> str:
@@ -167,6 +151,7 @@ def render_digest(digest: dict[str, Any], lang: str = "ru", tz: str | None = Non
             progress=s["in_progress_requests"],
         ),
         st("digest_done", lang, today=s["completed_today"], rate=s["completion_rate"]),
+        csat_line(s, lang),
         "",
     ]
     if digest["since"] is not None:
@@ -188,6 +173,7 @@ def render_digest(digest: dict[str, Any], lang: str = "ru", tz: str | None = Non
                 progress=admin["in_progress"],
                 today=admin["completed_today"],
             )
+            + admin_extras(admin, lang)
         )
     if len(admins) > MAX_LOAD_LINES:
         lines.append(st("digest_load_more", lang, n=len(admins) - MAX_LOAD_LINES))

@@ -6,7 +6,8 @@
   threshold; an overdue estimated_resolution_time reminds the assignee. `ReminderLog`
   (unique request+kind) is written before sending, and only the insert that wins sends.
 - auto_close: completed requests quiet for AUTO_CLOSE_DAYS move to closed.
-- housekeeping: old fire-slot leases, events and delivered Telegram rows are deleted.
+- housekeeping: old fire-slot leases, events and delivered Telegram rows are deleted; the
+  audit log after AUDIT_RETENTION_DAYS.
 
 Jobs write to the Telegram delivery queue (bot.outbox); the bot's sender delivers.
 """
@@ -388,10 +389,11 @@ async def run_auto_close(
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
     """Delete fire-slot leases older than a week (they only guard their own slot), keep the
     event log and the Telegram queue from growing forever (30 days), and drop login attempt
-    counters whose window has passed."""
+    counters whose window has passed. The audit log has its own, longer retention
+    (AUDIT_RETENTION_DAYS, a year by default)."""
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
-    from core import login_throttle
+    from core import audit, login_throttle
     from core.events import prune_events
 
     cutoff = as_utc(now) - LOG_RETENTION
@@ -401,6 +403,7 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     removed += await login_throttle.prune(
         float(settings.login_window_seconds), as_utc(now).timestamp()
     )
+    removed += await audit.prune(as_utc(now) - timedelta(days=settings.audit_retention_days))
     return removed
 
 
@@ -434,6 +437,6 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases, events, delivered Telegram rows, login counters",
+            description="delete old job leases, events, delivered Telegram rows, audit entries and login counters",
         ),
     ]

@@ -25,7 +25,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core import runtime as core_runtime
 from core.backoff import LoopHealth, is_outage
+from core.origin import acting_from
 from core.settings import Settings, SettingsError
+from db.models import HistoryChannel
 from scheduler import lease
 from scheduler.clock import (
     Clock,
@@ -196,7 +198,8 @@ class SchedulerRuntime:
             log.debug("job %s slot %s: claimed elsewhere, skipped", name, slot_iso(slot))
             return False
         try:
-            await spec.run(self.settings, self.clock.now(), slot)
+            with acting_from(HistoryChannel.scheduler):
+                await spec.run(self.settings, self.clock.now(), slot)
         except Exception as exc:
             if is_outage(exc):
                 self._failed(exc)

@@ -92,3 +92,50 @@ async def new_request(api, token: str, **fields) -> dict:
     r = await api.post(CUSTOMER, token, json=body)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+async def post_raw(base: str, path: str, headers: dict[str, str], body_chunks: list[bytes],
+                   *, chunked: bool = False, declared_length: int | None = None
+                   ) -> tuple[int, bytes]:
+    """POST over a plain socket, as a client that watches for an early answer: it sends the
+    headers, then the body a chunk at a time, and stops sending as soon as the server has
+    answered (a server that refuses a body before reading it answers and closes; a client
+    that kept writing would only see the connection reset). Returns status and body."""
+    from urllib.parse import urlparse
+
+    url = urlparse(base)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        head = [f"POST {path} HTTP/1.1", f"Host: {url.hostname}:{url.port}", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        if chunked:
+            head.append("Transfer-Encoding: chunked")
+        else:
+            length = declared_length if declared_length is not None else sum(map(len, body_chunks))
+            head.append(f"Content-Length: {length}")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        status_line = b""
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+            for chunk in [*body_chunks, None] if chunked else body_chunks:
+                with contextlib.suppress(TimeoutError):
+                    status_line = await asyncio.wait_for(reader.readline(), 0.05)
+                if status_line:
+                    break
+                if chunk is None:
+                    writer.write(b"0\r\n\r\n")
+                else:
+                    writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await writer.drain()
+        if not status_line:
+            status_line = await asyncio.wait_for(reader.readline(), 10)
+        length = 0
+        while (line := await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        return int(status_line.split()[1]), await asyncio.wait_for(reader.readexactly(length), 10)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()

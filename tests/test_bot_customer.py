@@ -174,7 +174,9 @@ async def test_new_request_conversation_survives_bot_restart_with_redis(telegram
     settings = telegram_settings.with_overrides(
         redis_url=REDIS_TEST_URL,
         extra={**telegram_settings.extra, "fsm_key_prefix": f"test-fsm-{RUN_ID}",
-               "events_channel": f"test-events-{RUN_ID}"},
+               "events_channel": f"test-events-{RUN_ID}",
+               # its own abuse-limit keys: earlier runs' /new must not count against this one
+               "ratelimit_prefix": f"test-rl-{RUN_ID}:"},
     )
     async with running_bot(settings):
         fake.message_update(CUSTOMER_TG, who, "/new")

@@ -106,6 +106,9 @@ async def test_stats_counts(settings, make_user):
         "in_progress_requests": 1,
         "completed_today": 1,
         "completion_rate": 25.0,
+
+        "csat_average": None,
+        "csat_responses": 0,
     }
 
 

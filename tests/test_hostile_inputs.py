@@ -207,3 +207,34 @@ async def test_webhook_rejects_huge_update_ids_and_malformed_updates(settings, f
             assert r.status_code == 400, (raw, r.text)
         r = await client.post(url, json={"update_id": 9}, headers=headers)
         assert r.status_code == 200
+
+
+async def test_database_refusals_are_400_and_real_bugs_stay_500_without_the_token(settings, caplog):
+    """The net behind the routes' own checks: a value the database driver refuses is the
+    client's fault (400, one warning line); any other exception stays a 500 with its
+    traceback logged, the caller's token blanked out."""
+    from api.app import create_app
+    from tests.live import serve
+
+    caplog.set_level(logging.INFO)
+    app = create_app(settings)
+
+    @app.get("/_probe/too-large-int")
+    async def too_large_int(request):
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    @app.get("/_probe/bug")
+    async def bug(request):
+        raise RuntimeError(f"bug while handling {request.headers.get('authorization')}")
+
+    token = "f" * 40
+    async with serve(app) as base, httpx.AsyncClient(base_url=base) as client:
+        r = await client.get("/_probe/too-large-int")
+        assert r.status_code == 400 and r.json() == {"detail": "Некорректные данные в запросе."}
+        r = await client.get("/_probe/bug", headers={"Authorization": f"Token {token}"})
+        assert r.status_code == 500
+    server = [rec for rec in caplog.records if rec.name == "helpdesk.api"]
+    assert [rec.levelname for rec in server] == ["WARNING", "ERROR"]
+    assert "OverflowError" in server[0].getMessage()
+    assert "RuntimeError: bug while handling Token <token>" in server[1].getMessage()
+    assert token not in caplog.text

@@ -8,7 +8,7 @@ import pytest
 from core.limits import Limits, too_long
 from core.settings import SettingsError, load_settings
 from db.models import ChatMessage, CustomerRequest, InternalCommunication, RequestMessage
-from tests.api_helpers import ADMIN, CUSTOMER, new_request
+from tests.api_helpers import ADMIN, CUSTOMER, new_request, post_raw
 
 CHATS = "/api/admin/chats/"
 COMMS = "/api/admin/internal-communications/"
@@ -98,18 +98,14 @@ async def test_chat_and_communication_fields_are_limited(api, make_user, token_f
 async def test_json_body_over_one_megabyte_is_413_before_parsing(api, make_user, token_for):
     admin = await make_user("admin")
     ta = await token_for(admin)
-    big = b'{"title": "t", "description": "' + b"x" * 1_100_000 + b'"}'
     headers = {"Authorization": f"Token {ta}", "Content-Type": "application/json"}
-    r = await api.http.post(ADMIN, content=big, headers=headers)
-    assert r.status_code == 413
-    assert "1000000" in r.json()["detail"]
-
-    async def chunked():
-        for _ in range(40):
-            yield b"x" * 65_536  # 2.6 MB without a Content-Length
-
-    r = await api.http.post(ADMIN, content=chunked(), headers=headers)
-    assert r.status_code == 413
+    big = b'{"title": "t", "description": "' + b"x" * 1_100_000 + b'"}'
+    status, body = await post_raw(api.base, ADMIN, headers,
+                                  [big[i:i + 65_536] for i in range(0, len(big), 65_536)])
+    assert status == 413 and "1000000" in body.decode()
+    # 2.6 MB without a Content-Length: cut off once it passes the limit.
+    status, body = await post_raw(api.base, ADMIN, headers, [b"x" * 65_536] * 40, chunked=True)
+    assert status == 413 and "1000000" in body.decode()
     # Under the limit the domain's own limit answers, with a field error.
     small = b'{"title": "t", "description": "' + b"x" * 900_000 + b'"}'
     r = await api.http.post(ADMIN, content=small, headers=headers)
@@ -136,9 +132,10 @@ async def test_web_form_shows_the_same_limits_in_the_page_language(settings):
         r = await web.post(f"/api/public/requests/{key}/messages/", data={"content": "x" * 10_001},
                            headers={"Accept": "application/json"})
         assert r.status_code == 400 and "content" in r.json()
-        r = await web.post("/api/public/requests/", content=b"{" + b" " * 1_200_000 + b"}",
-                           headers={"Content-Type": "application/json", "Accept": "application/json"})
-        assert r.status_code == 413
+        status = await post_raw(str(web.base_url).rstrip("/"), "/api/public/requests/",
+                                {"Content-Type": "application/json", "Accept": "application/json"},
+                                [b"{" + b" " * 1_200_000 + b"}"])
+        assert status[0] == 413
 
 
 async def test_a_lowered_limit_applies_to_every_channel(api, make_user, token_for, settings):
@@ -150,3 +147,23 @@ async def test_a_lowered_limit_applies_to_every_channel(api, make_user, token_fo
     r = await api.post(CUSTOMER, tc, json={"title": "t", "description": "x" * 101})
     assert r.status_code == 400
     assert r.json()["description"] == ["Убедитесь, что это значение содержит не более 100 символов."]
+
+
+async def test_chat_socket_frames_obey_the_chat_message_limit(api, make_user, token_for):
+    import json
+
+    from core import chats
+    from tests.wsutil import connect, recv_json
+
+    alice = await make_user("admin")
+    chat = await chats.create_chat(alice, name="Ops")
+    async with await connect(api.base, f"/ws/chats/{chat.id}/", await token_for(alice)) as ws:
+        await ws.send(json.dumps({"message": "x" * 4_001}))
+        frame = await recv_json(ws)
+        assert frame["type"] == "error" and frame["code"] == "invalid", frame
+        assert frame["detail"]["message"] == [
+            "Убедитесь, что это значение содержит не более 4000 символов."]
+        await ws.send(json.dumps({"message": "x" * 4_000}))
+        ok = await recv_json(ws)
+        assert ok["type"] == "message" and len(ok["message"]) == 4_000
+    assert await ChatMessage.filter(chat_id=chat.id).count() == 1

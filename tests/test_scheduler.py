@@ -59,6 +59,8 @@ async def make_request(
         "assigned_admin_id": admin.id if admin else None,
         "last_message_at": last_message,
         "estimated_resolution_time": eta,
+        # as the move to completed sets it (and migration 0006 backfills it)
+        "completed_at": (changed or created) if status == Status.completed else None,
     }
     await CustomerRequest.filter(id=req.id).update(**fields)
     return await CustomerRequest.get(id=req.id)
@@ -124,6 +126,9 @@ async def test_digest_numbers_match_known_data(tg_settings, make_user):
         "in_progress_requests": 3,
         "completed_today": 1,
         "completion_rate": round(2 / 9 * 100, 2),
+
+        "csat_average": None,
+        "csat_responses": 0,
     }
     load = {a["name"]: (a["in_progress"], a["completed_today"]) for a in digest["admins"]}
     assert load == {"Ivan Petrov": (2, 1), "Olga Smirnova": (1, 0), "Idle Admin": (0, 0)}

@@ -1108,10 +1108,13 @@ def _operation(method, path, tag, summary, body, ok, ok_schema, params, extra) -
 @cache
 def openapi_document() -> dict[str, Any]:
     """The whole OpenAPI 3.0 document (built once)."""
+    from api.routes import docs_agent_tools as agent_tools
+
     paths: dict[str, dict[str, Any]] = {}
-    for spec in OPERATIONS:
+    for spec in OPERATIONS + agent_tools.OPERATIONS:
         method, path = spec[0], spec[1]
         paths.setdefault(path, {})[method] = _operation(*spec)
+    agent_tools.adjust(paths)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -1138,10 +1141,11 @@ def openapi_document() -> dict[str, Any]:
             {"name": "customer"},
             {"name": "public"},
             {"name": "service"},
+            *agent_tools.TAGS,
         ],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **agent_tools.SCHEMAS},
             "securitySchemes": {
                 "TokenAuth": {
                     "type": "apiKey",

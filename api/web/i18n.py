@@ -76,6 +76,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "bytes": "Б",
         "loading": "Загрузка…",
         "load_failed": "Не удалось загрузить переписку. Повторяем попытку…",
+        "rating_heading": "Оцените нашу работу",
+        "rating_intro": "Запрос выполнен. Насколько вы довольны? 1 — плохо, 5 — отлично. "
+        "Оценку можно изменить, пока запрос не закрыт.",
+        "rating_scale": "Оценка от 1 до 5",
+        "rating_button": "Оценка {n} из 5",
+        "rating_comment": "Комментарий (необязательно)",
+        "rating_current": "Ваша оценка: {n} из 5.",
+        "rating_thanks": "Спасибо за оценку!",
+        "err_rating": "Выберите оценку от 1 до 5.",
     },
     "en": {
         "site_title": "Support desk",
@@ -141,6 +150,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "bytes": "B",
         "loading": "Loading…",
         "load_failed": "Could not load the conversation. Retrying…",
+        "rating_heading": "Rate our work",
+        "rating_intro": "Your request is completed. How satisfied are you? 1 is poor, 5 is excellent. "
+        "You can change your rating until the request is closed.",
+        "rating_scale": "Rating from 1 to 5",
+        "rating_button": "Rating {n} of 5",
+        "rating_comment": "Comment (optional)",
+        "rating_current": "Your rating: {n} of 5.",
+        "rating_thanks": "Thank you for your rating!",
+        "err_rating": "Choose a rating from 1 to 5.",
     },
 }
 

@@ -12,6 +12,7 @@ from sanic.response import HTTPResponse, file
 
 from api.web.i18n import LANG_COOKIE, LANGUAGES, TEXTS, choose_language, client_texts, text
 from api.web.public import MAX_FILES, public_request, request_for_key
+from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
 from core.errors import NotFound
 from core.texts import CATEGORY_LABELS
@@ -21,7 +22,7 @@ from db.models import Category, Status
 def _base_context(request: Request, lang: str, page_title: str, **extra: Any) -> dict[str, Any]:
     settings = request.app.ctx.settings
     other = "en" if lang == "ru" else "ru"
-    params = {k: v[0] for k, v in request.args.items() if k not in ("lang", "created")}
+    params = {k: v[0] for k, v in request.args.items() if k not in ("lang", "created", "rated")}
     params["lang"] = other
     context: dict[str, Any] = {f"t_{k}": v for k, v in TEXTS[lang].items()}
     context.update(
@@ -129,11 +130,12 @@ async def request_page(request: Request, key: str) -> HTTPResponse:
         created_hidden="" if created else " hidden",
         reply_hidden=" hidden" if closed else "",
         closed_hidden="" if closed else " hidden",
+        **rating_context(req, lang, just_rated=request.args.get("rated") == "1"),
     )
     body = render("request.html", **ctx)
     ctx.update(
         content=body,
         page_data=json_for_script({"lang": lang, "key": key, "request": info, "texts": data}),
-        page_script=_script_tag("request.js"),
+        page_script=_script_tag("request.js") + _script_tag("rating.js"),
     )
     return _respond(request, lang, render("layout.html", **ctx))

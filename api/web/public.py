@@ -74,6 +74,9 @@ def public_request(req: CustomerRequest, lang: str) -> dict[str, Any]:
         "status_label": STATUS_LABELS[lang].get(str(req.status), str(req.status)),
         "category_label": CATEGORY_LABELS[lang].get(str(req.category), str(req.category)),
         "accepts_messages": req.status != Status.closed,
+        # The satisfaction survey (core.csat): open while the request is completed
+        # (the rating itself comes with the customer-facing serializer).
+        "can_rate": req.status == Status.completed,
     }
 
 

@@ -67,6 +67,8 @@
 
   function showRequest(info) {
     if (!info) return;
+    // Other parts of the page (the satisfaction survey, rating.js) follow the request too.
+    document.dispatchEvent(new CustomEvent("helpdesk:request", { detail: info }));
     if (statusEl && info.status) {
       statusEl.textContent = info.status_label || (H.t("status_labels")[info.status] || info.status);
       statusEl.className = "status status-" + info.status;
