@@ -38,6 +38,7 @@ from api.http import (
     refused_value,
     token_from,
 )
+from api.outage import CLOSE_TRY_AGAIN
 from core import events
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
@@ -465,7 +466,12 @@ class Hub:
         for conn in conns:
             if conn.closed or conn.user is None:
                 continue
-            verdict = await _still_allowed(conn)
+            try:
+                verdict = await _still_allowed(conn)
+            except Exception as exc:  # the database is away: closing is the safe side
+                log.warning("ws: could not re-check a %s socket of user %s (%s); closing it",
+                            conn.kind, conn.user.id, type(exc).__name__)
+                verdict = (CLOSE_TRY_AGAIN, "try again later")
             if verdict is not None:
                 code, reason = verdict
                 log.info("ws: %s socket of user %s closed %s: %s", conn.kind, conn.user.id,

@@ -20,7 +20,9 @@ NOTIFY = "/ws/admin/notifications/"
 async def closed_within(ws, seconds: float = 1.0) -> tuple[int | None, float]:
     started = time.monotonic()
     code = await close_code(ws, timeout=seconds + 2)
-    return code, time.monotonic() - started
+    took = time.monotonic() - started
+    print(f"socket closed {code} after {took * 1000:.0f} ms")
+    return code, took
 
 
 async def still_open(ws) -> bool:
