@@ -12,17 +12,20 @@ WORKDIR /app
 
 # Dependencies first (cached while only the code changes), then the package itself.
 COPY pyproject.toml README.md ./
-RUN mkdir -p api bot core db scheduler \
+RUN mkdir -p api bot core db scheduler webhooks mail \
     && touch api/__init__.py bot/__init__.py core/__init__.py db/__init__.py scheduler/__init__.py \
+       webhooks/__init__.py mail/__init__.py \
     && pip install . \
     && pip uninstall -y helpdesk \
-    && rm -rf api bot core db scheduler build *.egg-info
+    && rm -rf api bot core db scheduler webhooks mail build *.egg-info
 
 COPY api ./api
 COPY bot ./bot
 COPY core ./core
 COPY db ./db
 COPY scheduler ./scheduler
+COPY webhooks ./webhooks
+COPY mail ./mail
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
 # Run as an unprivileged user; media and the (SQLite) data folder are its only writable places.
@@ -37,7 +40,9 @@ ENV HOST=0.0.0.0 \
     MEDIA_ROOT=/app/media \
     LOG_FORMAT=json
 
-EXPOSE 8000
+# 8000: the API (and /metrics); 9100: METRICS_PORT of the bot/scheduler containers;
+# 2525: MAIL_INBOUND_PORT when replies by e-mail are received.
+EXPOSE 8000 9100 2525
 VOLUME ["/app/media"]
 
 

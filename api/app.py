@@ -123,6 +123,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
 
     origin.install(app)
 
+    # /metrics and the HTTP request metrics (before the blueprints: every route is counted).
+    from api import metrics as metrics_routes
+
+    metrics_routes.install(app)
+
     from api.routes import (
         attachments,
         auth,
@@ -132,9 +137,11 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         docs,
         requests,
         users,
+        webhooks,
     )
 
-    for module in (auth, requests, chats, communications, customer, attachments, users, docs):
+    for module in (auth, requests, chats, communications, customer, attachments, users, docs,
+                   webhooks):
         app.blueprint(module.get_blueprint())
 
     # Agent tools (docs/agent-tools.md).
@@ -158,6 +165,16 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     from api import ws
 
     ws.install(app)
+
+    # Outbound webhooks: the dispatcher (event log -> deliveries) and the sender.
+    from webhooks import runtime as webhooks_runtime
+
+    webhooks_runtime.install(app)
+
+    # E-mail out (the notifier and the sender), only when SMTP_URL is set.
+    from mail import runtime as mail_runtime
+
+    mail_runtime.install(app)
 
     # Customer web form and request pages, /health and /ready.
     from api import web

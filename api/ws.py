@@ -39,7 +39,7 @@ from api.http import (
     token_from,
 )
 from api.outage import CLOSE_TRY_AGAIN
-from core import events
+from core import events, metrics
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
@@ -367,6 +367,7 @@ class Hub:
         self._group(conn).add(conn)
         if conn.user is not None:
             self.by_user.setdefault(conn.user.id, set()).add(conn)
+        metrics.ws_opened(conn.kind)
 
     def remove(self, conn: Connection) -> None:
         if conn.user is not None:
@@ -376,6 +377,8 @@ class Hub:
                 if not mine:
                     del self.by_user[conn.user.id]
         group = self._group(conn)
+        if conn in group:
+            metrics.ws_closed(conn.kind)
         group.discard(conn)
         if not group and conn.kind != "admin":
             (self.chats if conn.kind == "chat" else self.public).pop(conn.key or 0, None)

@@ -154,6 +154,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     `delivery`: run the relay (event log -> outbox) and the sender (outbox -> Telegram).
     """
     global _current
+    from bot.metrics import metered_stats
     from bot.relay import Relay
     from bot.sender import Sender, SenderLimits
 
@@ -165,6 +166,7 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     forum_chats: set[int] = set()
     await detect_forums(delivery_bot, settings, forum_chats)
     sender = Sender(delivery_bot, SenderLimits.from_settings(settings), lang=settings.language)
+    sender.stats = metered_stats()  # its counters also feed /metrics
     relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
     runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats, delivery_bot=delivery_bot)
     if delivery:
@@ -214,8 +216,13 @@ async def run_bot(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
     runtime = await start_bot(settings)
     log.info("telegram bot running (%s mode)", settings.telegram_mode)
+    from core.metrics import serve_metrics
+
+    metrics_server = await serve_metrics(settings)
     try:
         await stop.wait()
     finally:
+        if metrics_server is not None:
+            await metrics_server.cleanup()
         await runtime.stop()
         await close_db()

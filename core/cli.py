@@ -1,4 +1,4 @@
-"""`helpdesk` command line: run, api, bot, scheduler, migrate, createuser, token,
+"""`helpdesk` command line: run, api, bot, scheduler, mail, migrate, createuser, token,
 revoke-tokens, seed-demo, parked."""
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ def _embed_components(app: Any, settings: Settings) -> None:
                 log.warning("scheduler not available")
             else:
                 started.append(await start_scheduler(settings))
+        if settings.mail_inbound_port:
+            from mail.runtime import start_mail_inbound
+
+            started.append(await start_mail_inbound(settings))
 
     async def stop_components(app: Any) -> None:
         for component in reversed(started):
@@ -129,6 +133,14 @@ def _scheduler_process(**_: Any) -> None:
     asyncio.run(run_scheduler(settings))
 
 
+def _mail_process(**_: Any) -> None:
+    settings = load_settings()
+    _setup_logging(settings)
+    from mail.runtime import run_mail
+
+    asyncio.run(run_mail(settings))
+
+
 def serve(settings: Settings, *, components: bool) -> None:
     """Serve the API. With `components`, also the bot (if configured) and the scheduler:
     inside the single worker (embedded default), or as managed processes with WORKERS > 1."""
@@ -136,6 +148,13 @@ def serve(settings: Settings, *, components: bool) -> None:
     from sanic.worker.loader import AppLoader
 
     single = settings.workers == 1
+    if not single or settings.prometheus_multiproc_dir:
+        # Several processes: their metrics meet in one directory (core/metrics.py), set up
+        # before any worker is spawned so every worker and managed process inherits it.
+        from core.metrics_dir import prepare_multiprocess
+
+        path = prepare_multiprocess(settings.prometheus_multiproc_dir)
+        log.info("metrics: multiprocess mode, values in %s", path)
     if components and single:
         os.environ["HELPDESK_EMBED_COMPONENTS"] = "1"
     else:
@@ -159,6 +178,8 @@ def serve(settings: Settings, *, components: bool) -> None:
                 app.manager.manage("HelpdeskBot", _bot_process, {})
             if settings.scheduler_enabled:
                 app.manager.manage("HelpdeskScheduler", _scheduler_process, {})
+            if settings.mail_inbound_port:
+                app.manager.manage("HelpdeskMail", _mail_process, {})
 
     app.prepare(
         host=settings.host,
@@ -334,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="serve the REST/WebSocket API only")
     sub.add_parser("bot", help="run the Telegram bot only")
     sub.add_parser("scheduler", help="run the scheduler only")
+    sub.add_parser("mail", help="receive replies by e-mail (SMTP on MAIL_INBOUND_PORT, 2525 if unset)")
     sub.add_parser("migrate", help="apply database migrations")
     cu = sub.add_parser("createuser", help="create a user")
     cu.add_argument("--username", required=True)
@@ -378,6 +400,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if cmd == "scheduler":
         _scheduler_process()
+        return 0
+    if cmd == "mail":
+        if not settings.mail_from and not settings.mail_reply_domain:
+            print("helpdesk: set MAIL_REPLY_DOMAIN (or MAIL_FROM) so reply addresses have a domain",
+                  file=sys.stderr)
+            return 2
+        _mail_process()
         return 0
     if cmd == "createuser":
         migrate(settings)

@@ -507,6 +507,7 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
         fresh = await _load(req.id, conn)
         await history.record_diff(conn, req, fresh, actor)
         await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+        await _record_status_change(conn, fresh, req.status)
     events.committed()
     return fresh
 
@@ -569,6 +570,19 @@ async def _add_system_message(
     return msg
 
 
+async def _record_status_change(conn: Any, fresh: CustomerRequest, previous: str) -> None:
+    """The request_status_changed event of a move (after its request_updated), when the
+    status really changed."""
+    if str(fresh.status) == str(previous):
+        return
+    await events.record_event(
+        events.REQUEST_STATUS_CHANGED,
+        {"id": fresh.id, "previous_status": str(previous), "status": str(fresh.status),
+         "request": request_data(fresh)},
+        using_db=conn,
+    )
+
+
 async def add_internal_system_note(request_id: int, content: str) -> RequestMessage | None:
     """A system message only staff see (is_internal), for what the desk itself noticed
     (a Telegram delivery that failed, an event set aside). Written on behalf of the
@@ -615,6 +629,7 @@ async def take_request(actor: User, request_id: int) -> CustomerRequest:
             fresh = await _load(request_id, conn)
             await history.record_diff(conn, req, fresh, actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, req.status)
     if not won:
         raise Conflict(t("err_already_assigned", actor.language))
     events.committed()
@@ -682,6 +697,7 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
             fresh = await _load(req.id, conn)
             await history.record_diff(conn, req, fresh, actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, req.status)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
     events.committed()
@@ -706,6 +722,7 @@ async def _move(
             # An automatic move (auto-close) is the desk's, not the author's of its message.
             await history.record_diff(conn, req, fresh, None if automatic else actor)
             await events.record_event(events.REQUEST_UPDATED, request_data(fresh), using_db=conn)
+            await _record_status_change(conn, fresh, from_status)
     if not changed:
         raise Conflict(t("err_manage_request", actor.language))
     events.committed()

@@ -76,6 +76,26 @@ class Settings:
     audit_retention_days: int = 365
     # Size limits of client input (core.limits; LIMIT_* variables)
     limits: Limits = field(default_factory=Limits)
+    # Outbound webhooks (webhooks/): targets on loopback, private or link-local networks
+    # are refused unless allowed; seconds one delivery attempt may take; hours a delivery
+    # is retried (at least 24).
+    webhook_allow_private: bool = False
+    webhook_timeout: int = 10
+    webhook_retry_hours: int = 24
+    # Metrics (core/metrics.py): bearer token for /metrics (unset: open); the port on
+    # which `helpdesk bot` / `helpdesk scheduler` serve their own /metrics (unset: none);
+    # the directory prometheus-client's multiprocess mode shares between processes.
+    metrics_token: str | None = None
+    metrics_port: int | None = None
+    prometheus_multiproc_dir: str | None = None
+    # E-mail (mail/): off unless SMTP_URL is set. MAIL_FROM is the sender address;
+    # replies go to req-<id>-<secret>@MAIL_REPLY_DOMAIN (default: MAIL_FROM's domain),
+    # accepted by the inbound SMTP listener on MAIL_INBOUND_HOST:MAIL_INBOUND_PORT.
+    smtp_url: str | None = None
+    mail_from: str = ""
+    mail_reply_domain: str = ""
+    mail_inbound_host: str = "127.0.0.1"
+    mail_inbound_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +109,18 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_url)
+
+    @property
+    def reply_domain(self) -> str:
+        if self.mail_reply_domain:
+            return self.mail_reply_domain
+        from email.utils import parseaddr
+
+        return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
 
     def with_overrides(self, **kwargs: Any) -> Settings:
         return replace(self, **kwargs)
@@ -281,6 +313,36 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["token_ttl_days"] = _int("TOKEN_TTL_DAYS", v, 1, 36500)
     if (v := get("POISON_MAX_ATTEMPTS")) is not None:
         kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
+    if (v := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
+        kw["webhook_allow_private"] = _bool("WEBHOOK_ALLOW_PRIVATE", v)
+    if (v := get("WEBHOOK_TIMEOUT")) is not None:
+        kw["webhook_timeout"] = _int("WEBHOOK_TIMEOUT", v, 1, 60)
+    if (v := get("WEBHOOK_RETRY_HOURS")) is not None:
+        kw["webhook_retry_hours"] = _int("WEBHOOK_RETRY_HOURS", v, 24, 24 * 30)
+    if (v := get("METRICS_TOKEN")) is not None:
+        kw["metrics_token"] = v
+    if (v := get("METRICS_PORT")) is not None:
+        kw["metrics_port"] = _int("METRICS_PORT", v, 1, 65535)
+    if (v := get("PROMETHEUS_MULTIPROC_DIR")) is not None:
+        kw["prometheus_multiproc_dir"] = v
+    if (v := get("SMTP_URL")) is not None:
+        if urlparse(v).scheme not in ("smtp", "smtps", "smtp+starttls"):
+            raise SettingsError(
+                f"SMTP_URL must look like smtp://user:password@host:587 (or smtps://), got {v!r}"
+            )
+        kw["smtp_url"] = v
+    if (v := get("MAIL_FROM")) is not None:
+        from email.utils import parseaddr
+
+        if "@" not in parseaddr(v)[1]:
+            raise SettingsError(f"MAIL_FROM must be an e-mail address, got {v!r}")
+        kw["mail_from"] = v
+    if (v := get("MAIL_REPLY_DOMAIN")) is not None:
+        kw["mail_reply_domain"] = v.strip().lower()
+    if (v := get("MAIL_INBOUND_HOST")) is not None:
+        kw["mail_inbound_host"] = v
+    if (v := get("MAIL_INBOUND_PORT")) is not None:
+        kw["mail_inbound_port"] = _int("MAIL_INBOUND_PORT", v, 1, 65535)
     if (v := get("AUDIT_RETENTION_DAYS")) is not None:
         kw["audit_retention_days"] = _int("AUDIT_RETENTION_DAYS", v, 1, 36500)
     limit_overrides: dict[str, int] = {}
@@ -292,6 +354,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
     settings = Settings(**kw)
     if settings.telegram_mode == "webhook" and settings.telegram_bot_token and not settings.telegram_webhook_secret:
         raise SettingsError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
+    if settings.smtp_url and not settings.mail_from:
+        raise SettingsError("SMTP_URL needs MAIL_FROM (the address e-mail is sent from)")
     return settings
 
 

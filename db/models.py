@@ -3,7 +3,9 @@
 Field names and enum values are the seed's (they are the API's JSON). Extra tables:
 `Event` (transactional outbox and event log), `TelegramOutbox` (persistent Telegram
 delivery queue), `TelegramThread`/`TelegramMessageLink` (where a request lives in
-Telegram), `ProcessedUpdate` (inbound idempotency), `JobLease`/`ReminderLog` (scheduler).
+Telegram), `ProcessedUpdate` (inbound idempotency), `JobLease`/`ReminderLog` (scheduler),
+`WebhookSubscription`/`WebhookDelivery` (outbound webhooks), `MailOutbox`/`InboundMail`
+(e-mail both ways).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Source(StrEnum):
     api = "api"
     web = "web"
     telegram = "telegram"
+    email = "email"  # a reply received by e-mail (mail/inbound.py)
 
 
 class User(Model):
@@ -131,7 +134,7 @@ class AuthToken(Model):
         "models.User", related_name="auth_tokens", on_delete=fields.CASCADE
     )
     created = fields.DatetimeField(auto_now_add=True)
-    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0007).
+    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0008).
     origin = fields.CharField(max_length=16, default="login")
 
     class Meta:
@@ -543,3 +546,99 @@ class CannedResponse(Model):
     class Meta:
         table = "canned_responses"
         unique_together = (("scope_owner", "shortcut", "language"),)
+
+
+class WebhookSubscription(Model):
+    # An integration's endpoint (directors manage them at /api/admin/webhooks/). `secret`
+    # signs every delivery (shown once, at creation). `after_event_id`: the newest event in
+    # the log when the subscription was made; only later events are delivered.
+    # `lease_holder`/`lease_until`: the one sender (of any process) that currently sends this
+    # subscription's deliveries, which is what keeps them in order.
+
+    id = fields.IntField(primary_key=True)
+    url = fields.CharField(max_length=2000)
+    events = fields.JSONField(default=list)
+    secret = fields.CharField(max_length=128)
+    description = fields.CharField(max_length=200, default="")
+    is_active = fields.BooleanField(default=True)
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="webhook_subscriptions", null=True, on_delete=fields.SET_NULL
+    )
+    after_event_id = fields.BigIntField(default=0)
+    lease_holder = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "webhook_subscriptions"
+        ordering = ["id"]
+
+
+class WebhookDelivery(Model):
+    # One event for one subscription. `body` is the exact JSON sent (and signed) on every
+    # attempt; `guid` is X-Helpdesk-Delivery (stable across retries and redeliveries);
+    # `dedup_key` makes creating it from the event log idempotent.
+    # status: pending -> sending -> delivered | pending (retry at next_attempt_at) | failed.
+
+    id = fields.BigIntField(primary_key=True)
+    subscription: fields.ForeignKeyRelation[WebhookSubscription] = fields.ForeignKeyField(
+        "models.WebhookSubscription", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    dedup_key = fields.CharField(max_length=128, unique=True)
+    guid = fields.CharField(max_length=36)
+    event = fields.CharField(max_length=40)
+    event_id = fields.BigIntField(null=True)
+    body = fields.TextField()
+    status = fields.CharField(max_length=12, default="pending")
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    give_up_at = fields.DatetimeField()
+    last_status_code = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    attempt_log = fields.JSONField(default=list)
+    redelivery_of = fields.BigIntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    delivered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "webhook_deliveries"
+        indexes = (("subscription_id", "status", "id"), ("status", "subscription_id"))
+
+
+class MailOutbox(Model):
+    # Persistent queue of outgoing e-mail (SMTP_URL). `dedup_key` makes enqueueing
+    # idempotent; `message_id` is the Message-ID header, the same on every attempt.
+
+    id = fields.BigIntField(primary_key=True)
+    dedup_key = fields.CharField(max_length=128, unique=True)
+    request_id = fields.IntField(null=True)
+    kind = fields.CharField(max_length=20)
+    to_address = fields.CharField(max_length=254)
+    subject = fields.CharField(max_length=300)
+    body = fields.TextField()
+    reply_to = fields.CharField(max_length=254, null=True)
+    message_id = fields.CharField(max_length=200)
+    status = fields.CharField(max_length=12, default="pending")  # pending|sending|sent|failed
+    attempts = fields.IntField(default=0)
+    not_before = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "mail_outbox"
+        indexes = (("status", "id"),)
+
+
+class InboundMail(Model):
+    # Replies received by e-mail, by Message-ID: a sender that retries after we accepted
+    # (the connection dropped before our 250) does not post the reply twice.
+
+    message_id = fields.CharField(max_length=200, primary_key=True)
+    request_id = fields.IntField()
+    request_message_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "mail_inbound"

@@ -395,14 +395,26 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
     from core import audit, login_throttle
     from core.events import prune_events
+    from db.models import InboundMail, MailOutbox, WebhookDelivery
+    from mail.notifier import CURSOR_NAME as MAIL_CURSOR
+    from webhooks.dispatcher import CURSOR_NAME as WEBHOOKS_CURSOR
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)
-    removed += await prune_events(cutoff, [RELAY_CURSOR])
+    # A consumer that no longer runs must not keep the log forever: the e-mail notifier's
+    # cursor counts only while e-mail is on.
+    consumers = [RELAY_CURSOR, WEBHOOKS_CURSOR] + ([MAIL_CURSOR] if settings.mail_enabled else [])
+    removed += await prune_events(cutoff, consumers)
     removed += await prune_delivered(cutoff)
     removed += await login_throttle.prune(
         float(settings.login_window_seconds), as_utc(now).timestamp()
     )
+    # Finished webhook deliveries and mail, and the record of replies received by mail.
+    removed += await WebhookDelivery.filter(
+        status__in=("delivered", "failed"), created_at__lt=cutoff
+    ).delete()
+    removed += await MailOutbox.filter(status__in=("sent", "failed"), created_at__lt=cutoff).delete()
+    removed += await InboundMail.filter(created_at__lt=cutoff).delete()
     removed += await audit.prune(as_utc(now) - timedelta(days=settings.audit_retention_days))
     return removed
 
@@ -437,6 +449,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             "17 3 * * *",
             run_housekeeping,
             ttl=timedelta(minutes=10),
-            description="delete old job leases, events, delivered Telegram rows, audit entries and login counters",
+            description="delete old job leases, events, delivered Telegram rows, webhook "
+            "deliveries, mail, audit entries and login counters",
         ),
     ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from core import metrics
 from core import runtime as core_runtime
 from core.backoff import LoopHealth, is_outage
 from core.origin import acting_from
@@ -197,10 +199,12 @@ class SchedulerRuntime:
         if not won:
             log.debug("job %s slot %s: claimed elsewhere, skipped", name, slot_iso(slot))
             return False
+        started = time.monotonic()
         try:
             with acting_from(HistoryChannel.scheduler):
                 await spec.run(self.settings, self.clock.now(), slot)
         except Exception as exc:
+            metrics.scheduler_run(name, "failed", time.monotonic() - started)
             if is_outage(exc):
                 self._failed(exc)
             else:
@@ -212,6 +216,7 @@ class SchedulerRuntime:
                 if not is_outage(release_exc):
                     log.exception("could not release lease %s", key)
             return False
+        metrics.scheduler_run(name, "ok", time.monotonic() - started)
         try:
             await lease.finish(key, self.holder, self.clock.now())
         except Exception as exc:
@@ -281,6 +286,7 @@ async def run_scheduler(settings: Settings) -> None:
         else:
             events_rt = await start_events(settings)
         rt = await start_scheduler(settings)
+        metrics_server = await metrics.serve_metrics(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -292,6 +298,8 @@ async def run_scheduler(settings: Settings) -> None:
             await stop.wait()
             log.info("scheduler stopping")
         finally:
+            if metrics_server is not None:
+                await metrics_server.cleanup()
             await rt.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 try:

@@ -12,7 +12,7 @@ from tortoise import connections
 
 ADMIN = "/api/admin/customer-requests/"
 CUSTOMER = "/api/customer/requests/"
-BACKGROUND_TASKS = ("outbox-relay", "redis-bus-listener")
+BACKGROUND_TASKS = ("outbox-relay", "redis-bus-listener", "webhook-")
 
 
 @dataclass

@@ -27,7 +27,15 @@ async def test_create_take_complete_records_system_messages(settings, make_user)
     ]
     assert done.messages_count == 2
     types = [e.type for e in await Event.all().order_by("id")]
-    assert types == ["new_request", "new_message", "request_updated", "new_message", "request_updated"]
+    assert types == [
+        "new_request",
+        "new_message", "request_updated", "request_status_changed",
+        "new_message", "request_updated", "request_status_changed",
+    ]
+    moves = [e.payload for e in await Event.filter(type="request_status_changed").order_by("id")]
+    assert [(m["previous_status"], m["status"]) for m in moves] == [
+        ("open", "in_progress"), ("in_progress", "completed"),
+    ]
 
 
 async def test_second_admin_cannot_take_taken_request(settings, make_user):

@@ -53,6 +53,7 @@ EXTRA_ROUTES = [
     ("GET", "/api/docs/"),
     ("GET", "/docs"),
     ("POST", "/telegram/webhook/"),
+    ("GET", "/metrics"),
 ]
 WS_ROUTES = ["/ws/admin/notifications/", "/ws/chats/{chat_id}/", "/ws/public/requests/{key}/"]
 
@@ -301,6 +302,17 @@ async def desk_server(telegram_settings, make_user, token_for):
     )
     web_req = await requests.create_request(customer, title="Веб", description="форма",
                                             source=Source.web, with_access_key=True)
+    from datetime import UTC, datetime
+
+    from db.models import WebhookDelivery, WebhookSubscription
+
+    hook = await WebhookSubscription.create(url="https://example.com/hook", secret="s",
+                                            events=["request.created"], is_active=False)
+    delivery = await WebhookDelivery.create(
+        subscription=hook, dedup_key="sweep", guid="sweep", event="request.created",
+        body='{"id": "sweep", "event": "request.created", "created_at": null, "data": {}}',
+        status="failed", give_up_at=datetime.now(UTC),
+    )
     from core import canned
 
     reply = await canned.create_canned(admin, {"shortcut": "greet", "title": "t", "content": "c",
@@ -314,6 +326,7 @@ async def desk_server(telegram_settings, make_user, token_for):
             ids={"request_id": str(req.id), "chat_id": str(chat.id), "comm_id": str(comm["id"]),
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
                  "user_id": str(customer.id), "customer_id": str(customer.id),
+                 "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
                  "canned_id": str(reply.id)},
         )
 

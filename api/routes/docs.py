@@ -41,6 +41,10 @@ STATUS = _enum("open", "in_progress", "completed", "closed")
 PRIORITY = _enum("low", "medium", "high", "urgent")
 CATEGORY = _enum("technical", "billing", "account", "order", "general")
 MESSAGE_TYPE = _enum("text", "image", "file", "system")
+WEBHOOK_EVENT = _enum(
+    "request.created", "request.updated", "request.status_changed", "message.created",
+    "message.internal", "request.rated",
+)
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -354,6 +358,62 @@ SCHEMAS: dict[str, Any] = {
         example={"username": "admin", "password": "secret"},
     ),
     "Token": _obj({"token": STR}),
+    "WebhookSubscription": _obj(
+        {
+            "id": INT,
+            "url": {"type": "string", "format": "uri"},
+            "events": _list(WEBHOOK_EVENT),
+            "description": STR,
+            "is_active": BOOL,
+            "created_by": {"type": "integer", "nullable": True},
+            "created_at": DT,
+            "updated_at": DT,
+        }
+    ),
+    "WebhookSubscriptionCreated": _obj(
+        {
+            "id": INT,
+            "url": {"type": "string", "format": "uri"},
+            "events": _list(WEBHOOK_EVENT),
+            "description": STR,
+            "is_active": BOOL,
+            "secret": {"type": "string", "description": "Signs every delivery; shown only now."},
+            "created_at": DT,
+        }
+    ),
+    "WebhookSubscriptionWrite": _obj(
+        {
+            "url": {"type": "string", "format": "uri",
+                    "description": "http(s); loopback/private targets refused unless WEBHOOK_ALLOW_PRIVATE=1"},
+            "events": _list(WEBHOOK_EVENT),
+            "description": {"type": "string", "maxLength": 200},
+            "is_active": BOOL,
+        },
+        ["url", "events"],
+        example={"url": "https://example.com/hooks/helpdesk",
+                 "events": ["request.created", "request.status_changed", "message.created"]},
+    ),
+    "WebhookDelivery": _obj(
+        {
+            "id": INT,
+            "subscription": INT,
+            "delivery_id": {"type": "string", "description": "X-Helpdesk-Delivery (stable across retries)"},
+            "event": WEBHOOK_EVENT,
+            "event_id": {"type": "integer", "nullable": True},
+            "status": _enum("pending", "sending", "delivered", "failed"),
+            "attempts": INT,
+            "last_status_code": {"type": "integer", "nullable": True},
+            "last_error": {"type": "string", "nullable": True},
+            "next_attempt_at": DT_NULL,
+            "give_up_at": DT,
+            "created_at": DT,
+            "delivered_at": DT_NULL,
+            "redelivery_of": {"type": "integer", "nullable": True},
+            "attempt_log": _list(_obj({"at": DT, "status_code": {"type": "integer", "nullable": True},
+                                       "error": {"type": "string", "nullable": True}, "ms": {"type": "number"}})),
+            "payload": _obj({"id": STR, "event": WEBHOOK_EVENT, "created_at": DT, "data": {"type": "object"}}),
+        }
+    ),
     "Detail": _obj({"detail": STR}, ["detail"]),
     "ActionError": _obj({"error": STR}, ["error"]),
     "ValidationErrors": {
@@ -413,6 +473,8 @@ ID = {
     "chat_id": "Chat id",
     "comm_id": "Communication id",
     "attachment_id": "Attachment id",
+    "subscription_id": "Webhook subscription id",
+    "delivery_id": "Delivery id (the `id` in the deliveries log)",
 }
 
 PAGE = {
@@ -992,6 +1054,47 @@ OPERATIONS: list[tuple] = [
         "binary",
         [],
         {"public": True, "404": True},
+    ),
+    # webhooks (directors)
+    (
+        "get", "/api/admin/webhooks/", "webhooks", "List webhook subscriptions (directors)",
+        None, "200", _list(_ref("WebhookSubscription")), [], {},
+    ),
+    (
+        "post", "/api/admin/webhooks/", "webhooks",
+        "Subscribe a URL to events; the answer shows the signing secret once (directors)",
+        "WebhookSubscriptionWrite", "201", _ref("WebhookSubscriptionCreated"), [], {},
+    ),
+    (
+        "get", "/api/admin/webhooks/{subscription_id}/", "webhooks", "A subscription (directors)",
+        None, "200", _ref("WebhookSubscription"), [], {},
+    ),
+    (
+        "put", "/api/admin/webhooks/{subscription_id}/", "webhooks",
+        "Replace url and events (directors)", "WebhookSubscriptionWrite", "200",
+        _ref("WebhookSubscription"), [], {},
+    ),
+    (
+        "patch", "/api/admin/webhooks/{subscription_id}/", "webhooks",
+        "Change url, events, description or is_active (directors)",
+        {"type": "object"}, "200", _ref("WebhookSubscription"), [], {},
+    ),
+    (
+        "delete", "/api/admin/webhooks/{subscription_id}/", "webhooks",
+        "Delete a subscription and its deliveries log (directors)", None, "204", None, [], {},
+    ),
+    (
+        "get", "/api/admin/webhooks/{subscription_id}/deliveries/", "webhooks",
+        "Deliveries and their attempts, newest first (directors)", None, "200",
+        _paginated("WebhookDelivery"),
+        [PAGE, {"name": "status", "in": "query",
+                "schema": _enum("pending", "sending", "delivered", "failed")}],
+        {},
+    ),
+    (
+        "post", "/api/admin/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver/",
+        "webhooks", "Send a delivery again (same X-Helpdesk-Delivery; directors)", None, "202",
+        _ref("WebhookDelivery"), [], {},
     ),
     # scheduler
     (

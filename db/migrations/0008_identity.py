@@ -60,7 +60,7 @@ async def nothing(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_agent_tools')]
+    dependencies = [('models', '0007_integrations')]
 
     initial = False
 

@@ -1,0 +1,53 @@
+"""Start and stop the webhooks' dispatcher and sender inside a running process.
+
+The API starts them with the server (`install(app)`, every worker: the leases keep the
+work from being done twice); `start_webhooks(settings)` is for any other process.
+`settings.extra["webhooks"] = False` keeps them off (tests of other features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from webhooks.dispatcher import Dispatcher
+from webhooks.sender import WebhookSender
+
+
+@dataclass
+class WebhooksRuntime:
+    dispatcher: Dispatcher
+    sender: WebhookSender
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop()
+        await self.sender.stop()
+
+
+async def start_webhooks(settings: Any, **sender_options: Any) -> WebhooksRuntime:
+    sender = WebhookSender(settings, **sender_options)
+    dispatcher = Dispatcher(settings, on_created=sender.wake)
+    sender.start()
+    dispatcher.start()
+    return WebhooksRuntime(dispatcher, sender)
+
+
+def enabled(settings: Any) -> bool:
+    return bool((settings.extra or {}).get("webhooks", True))
+
+
+def install(app: Any) -> None:
+    """Run the dispatcher and the sender for as long as the server runs."""
+
+    async def start(app: Any) -> None:
+        if enabled(app.ctx.settings):
+            app.ctx.webhooks_runtime = await start_webhooks(app.ctx.settings)
+
+    async def stop(app: Any) -> None:
+        runtime = getattr(app.ctx, "webhooks_runtime", None)
+        if runtime is not None:
+            app.ctx.webhooks_runtime = None
+            await runtime.stop()
+
+    app.ctx.startup_hooks = [*getattr(app.ctx, "startup_hooks", []), start]
+    app.ctx.shutdown_hooks = [*getattr(app.ctx, "shutdown_hooks", []), stop]
