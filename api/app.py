@@ -180,4 +180,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     from api import web
 
     web.install(app)
+
+    # Staff console in the browser (/console/).
+    from api import console
+
+    console.install(app)
     return app

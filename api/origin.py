@@ -1,5 +1,6 @@
 """Marks every HTTP request with its channel for the history and the audit log
-(core.origin): `web` for the customer pages and their JSON routes, `rest` for the rest."""
+(core.origin): `web` for the customer pages, their JSON routes and the staff console,
+`rest` for the rest."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from api.client_address import client_address
 from core.origin import set_origin
 from db.models import HistoryChannel
 
-WEB_PREFIXES = ("/api/public/", "/r/", "/ws/public/")
+# The customer pages and the staff console: actions taken in a browser.
+WEB_PREFIXES = ("/api/public/", "/r/", "/ws/public/", "/console")
 
 
 def channel_of(path: str) -> HistoryChannel:

@@ -3,6 +3,7 @@
 Routes (see docs/realtime.md for the full protocol):
 - `/ws/admin/notifications/`: admins and directors; `new_request`, `request_updated`,
   `new_message` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
+  A token, or the staff console's session cookie with this site's Origin (docs/console.md).
 - `/ws/chats/<chat_id>/`: chat participants; `{"message": "text"}` is saved through
   core.chats.post_chat_message and every participant (on any process) gets the seed's
   `{"type": "message", "message", "sender", "sender_id", "timestamp", ...}` frame.
@@ -760,19 +761,64 @@ async def _post_chat_message(conn: Connection, text: Any) -> None:
         await conn.send(error_frame("invalid", exc.message))
 
 
+# How often a socket opened with a console session checks that the session still lives
+# (sign-out, idle or age expiry, deactivation): it closes 4401 within this many seconds.
+SESSION_CHECK_SECONDS = 15.0
+
+
+async def _console_session(request: Request) -> Any:
+    """The staff console's session from its cookie, for a browser's socket without a token.
+
+    Only when the handshake's Origin is this site's (api.console.session.origin_ok with
+    an Origin required): browsers send the cookie with a WebSocket handshake to our host
+    whoever opened it, and SameSite=Lax keeps it off cross-site handshakes, but "site" is
+    wider than "origin" (a sibling subdomain is same-site). The session is not touched: a
+    live queue left open does not keep its session alive."""
+    from api.console.session import SESSION_COOKIE, origin_ok
+    from core.console_sessions import session_for
+
+    if not origin_ok(request, required=True):
+        return None
+    return await session_for(request.cookies.get(SESSION_COOKIE), touch=False)
+
+
+async def _watch_session(conn: Connection, digest: str) -> None:
+    from core.console_sessions import session_alive
+
+    while not conn.closed:
+        await asyncio.sleep(SESSION_CHECK_SECONDS)
+        try:
+            alive = await session_alive(digest)
+        except Exception:  # the database is away: keep the socket, check again later
+            continue
+        if not alive:
+            await conn.close(CLOSE_UNAUTHENTICATED, "session ended")
+            return
+
+
 async def admin_notifications(request: Request, ws: Any) -> None:
     hub: Hub = request.app.ctx.ws_hub
     seq = hub.access_seq
     owner = await _authenticate(request)
-    if owner is None:
+    user = owner.user if owner is not None else None
+    session = None
+    if user is None and not token_from(request, allow_query=True):
+        session = await _console_session(request)
+        user = session.user if session is not None else None
+    if user is None:
         await ws.close(CLOSE_UNAUTHENTICATED, "authentication required")
         return
-    if not is_staff(owner.user):
+    if not is_staff(user):
         await ws.close(CLOSE_FORBIDDEN, "admins and directors only")
         return
-    conn = Connection(ws, "admin", None, owner.user, hub.queue_max)
-    conn.token_id, conn.auth_seq = owner.token_id, seq
-    await _serve(request, ws, conn)
+    conn = Connection(ws, "admin", None, user, hub.queue_max)
+    conn.token_id, conn.auth_seq = (owner.token_id if owner is not None else None), seq
+    watcher = asyncio.create_task(_watch_session(conn, session.digest)) if session else None
+    try:
+        await _serve(request, ws, conn)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:

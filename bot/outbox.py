@@ -14,6 +14,8 @@ interprets and strips before the call:
     mergeable      a new-request card the burst handling may fold into a summary
     link           TelegramMessageLink fields to store for the sent message(s)
     upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
+    chart          {"days": core.reports.days_payload(...), "lang"}: draw the per-day chart
+                   (core.charts, core.png) at send time and send it as the `photo`
 Public API: `enqueue`, `send_text`, `split_html`.
 """
 

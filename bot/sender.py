@@ -466,6 +466,18 @@ class Sender:
                     payload["reply_parameters"] = {
                         "message_id": thread.card_message_id, "allow_sending_without_reply": True,
                     }
+        chart = meta.get("chart")
+        if chart:
+            # A chart queued with its numbers (the digest's): drawn now, sent as a PNG.
+            from aiogram.types import BufferedInputFile
+
+            from core.charts import per_day_chart
+            from core.png import render
+            from core.reports import days_from_payload
+
+            days = days_from_payload(chart.get("days") or [])
+            picture = render(per_day_chart(days, str(chart.get("lang") or self.lang)))
+            payload["photo"] = BufferedInputFile(picture, filename="requests-7-days.png")
         upload = meta.get("upload")
         if upload:
             from aiogram.types import FSInputFile

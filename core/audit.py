@@ -29,6 +29,7 @@ PAGE_SIZE = 20
 ACTIONS = (
     "login",
     "login_failed",
+    "console_sign_out",
     "token_issued",
     "token_revoked",
     "account_linked",

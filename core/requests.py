@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise import connections
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, RawSQL
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -98,6 +98,9 @@ class RequestFilters:
     assigned_admin_id: int | None = None
     unassigned: bool = False
     customer_id: int | None = None
+    # Order: unassigned requests first, then the rest (each newest first). The staff
+    # console's "unassigned first"; REST `?unassigned_first=1`.
+    unassigned_first: bool = False
 
 
 def _validate_filters(f: RequestFilters) -> None:
@@ -238,13 +241,14 @@ def _page_select() -> str:
     return _select_list[0]
 
 
-def _page_joins() -> str:
+def _page_joins(unassigned_first: bool = False) -> str:
     table, users = CustomerRequest._meta.db_table, User._meta.db_table
+    first = 'r."assigned_admin_id" IS NOT NULL, ' if unassigned_first else ""
     return (
         f'LEFT JOIN "{table}" r ON r."id" = p."id" '
         f'LEFT JOIN "{users}" c ON c."id" = r."customer_id" '
         f'LEFT JOIN "{users}" a ON a."id" = r."assigned_admin_id" '
-        'ORDER BY r."created_at" DESC, r."id" DESC'
+        f'ORDER BY {first}r."created_at" DESC, r."id" DESC'
     )
 
 
@@ -279,12 +283,16 @@ def _hydrate(records: list[Any], skip: int = 0) -> list[CustomerRequest]:
     return result
 
 
-def _order(offset: int, limit: int) -> str:
+def _order(offset: int, limit: int, unassigned_first: bool = False) -> str:
     # Literals, not parameters: a cached generic plan never has to guess them.
-    return f'ORDER BY "created_at" DESC, "id" DESC LIMIT {int(limit)} OFFSET {int(offset)}'
+    # false sorts before true: "assigned IS NOT NULL" puts the unassigned first.
+    first = '"assigned_admin_id" IS NOT NULL, ' if unassigned_first else ""
+    return f'ORDER BY {first}"created_at" DESC, "id" DESC LIMIT {int(limit)} OFFSET {int(offset)}'
 
 
-async def _pg_page(db: Any, where: str, offset: int, limit: int) -> list[CustomerRequest]:
+async def _pg_page(
+    db: Any, where: str, offset: int, limit: int, unassigned_first: bool = False
+) -> list[CustomerRequest]:
     """One page, newest first, with customer and assigned admin: one query.
 
     The page's ids are found first (an index-only scan where an index covers the filters,
@@ -294,7 +302,7 @@ async def _pg_page(db: Any, where: str, offset: int, limit: int) -> list[Custome
     table = CustomerRequest._meta.db_table
     sql = (
         f'SELECT {_page_select()} FROM (SELECT "id" FROM "{table}"{where} '
-        f"{_order(offset, limit)}) p {_page_joins()}"
+        f"{_order(offset, limit, unassigned_first)}) p {_page_joins(unassigned_first)}"
     )
     _, records = await db.execute_query(sql)
     return _hydrate(records)
@@ -313,7 +321,7 @@ async def _pg_page_for_ids(db: Any, ids: list[int]) -> list[CustomerRequest]:
 
 
 async def _pg_small_page(
-    db: Any, where: str, offset: int, limit: int
+    db: Any, where: str, offset: int, limit: int, unassigned_first: bool = False
 ) -> tuple[int, list[CustomerRequest]]:
     """(matches capped at EXACT_COUNT_LIMIT + 1, the page if there are no more): one query.
 
@@ -327,10 +335,10 @@ async def _pg_small_page(
     """
     table = CustomerRequest._meta.db_table
     sql = (
-        f'WITH m AS MATERIALIZED (SELECT "id", "created_at" FROM "{table}"{where} '
-        f"LIMIT {EXACT_COUNT_LIMIT + 1}), n AS (SELECT COUNT(*) AS n FROM m) "
+        f'WITH m AS MATERIALIZED (SELECT "id", "created_at", "assigned_admin_id" FROM '
+        f'"{table}"{where} LIMIT {EXACT_COUNT_LIMIT + 1}), n AS (SELECT COUNT(*) AS n FROM m) '
         f'SELECT n.n, {_page_select()} FROM n LEFT JOIN (SELECT "id" FROM m '
-        f"{_order(offset, limit)}) p ON TRUE {_page_joins()}"
+        f"{_order(offset, limit, unassigned_first)}) p ON TRUE {_page_joins(unassigned_first)}"
     )
     _, records = await db.execute_query(sql)
     return int(records[0][0]), _hydrate(records, skip=1)
@@ -339,7 +347,8 @@ async def _pg_small_page(
 async def list_requests(
     actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE
 ) -> tuple[int, list[CustomerRequest]]:
-    """One page, newest first (created_at, then id), and the total count.
+    """One page, newest first (created_at, then id), and the total count; with
+    `filters.unassigned_first` the unassigned requests come before the rest.
 
     A constant number of queries whatever the page or data size (at most 3). The count
     is exact when it is at most EXACT_COUNT_LIMIT; above that, on PostgreSQL, it is the
@@ -358,8 +367,12 @@ async def list_requests(
         total = await qs.count()
         if page > 1 and offset >= total:
             raise NotFound("Неправильная страница")
+        order = ("-created_at", "-id")
+        if filters.unassigned_first:
+            qs = qs.annotate(_assigned=RawSQL('"assigned_admin_id" IS NOT NULL'))
+            order = ("_assigned", *order)
         rows = await (
-            qs.order_by("-created_at", "-id")
+            qs.order_by(*order)
             .offset(offset)
             .limit(page_size)
             .select_related("customer", "assigned_admin")
@@ -367,7 +380,7 @@ async def list_requests(
         return total, list(rows)
     where, _ = _pg_where(conds)
     if any(op == "contains" for _, op, _ in conds):
-        total, rows = await _pg_small_page(db, where, offset, page_size)
+        total, rows = await _pg_small_page(db, where, offset, page_size, filters.unassigned_first)
         if total <= EXACT_COUNT_LIMIT:
             if page > 1 and offset >= total:
                 raise NotFound("Неправильная страница")
@@ -378,9 +391,9 @@ async def list_requests(
     if exact:
         if page > 1 and offset >= total:
             raise NotFound("Неправильная страница")
-        return total, await _pg_page(db, where, offset, page_size)
+        return total, await _pg_page(db, where, offset, page_size, filters.unassigned_first)
     # One row more than the page tells whether another page follows.
-    rows = await _pg_page(db, where, offset, page_size + 1)
+    rows = await _pg_page(db, where, offset, page_size + 1, filters.unassigned_first)
     if len(rows) > page_size:
         return max(total, offset + len(rows)), rows[:page_size]
     if rows or page == 1:
@@ -510,6 +523,15 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
         await _record_status_change(conn, fresh, req.status)
     events.committed()
     return fresh
+
+
+async def set_status(actor: User, request_id: int, status: str) -> CustomerRequest:
+    """A director's direct status change (any status to any other; to `open` also clears
+    the assignee): PermissionDenied for anyone else, then exactly update_request with
+    `{"status": status}` (its validation, system message, history and event). The
+    console's "set status"; REST's PATCH keeps answering a non-director 400 on the field."""
+    require_director(actor)
+    return await update_request(actor, request_id, {"status": status})
 
 
 async def delete_request(actor: User, request_id: int) -> None:

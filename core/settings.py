@@ -68,6 +68,10 @@ class Settings:
     login_window_seconds: int = 300
     # API tokens older than this many days stop working (None: they never expire).
     token_ttl_days: int | None = None
+    # Staff console (api/console): a session ends after this long without a page or an
+    # action, and in any case this long after sign-in.
+    console_idle_minutes: int = 60
+    console_max_hours: int = 12
     # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
     # tried this many times, with backoff, then parked (`helpdesk parked`).
     poison_max_attempts: int = 3
@@ -311,6 +315,10 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["login_window_seconds"] = _int("LOGIN_WINDOW_SECONDS", v, 1, 86400)
     if (v := get("TOKEN_TTL_DAYS")) is not None:
         kw["token_ttl_days"] = _int("TOKEN_TTL_DAYS", v, 1, 36500)
+    if (v := get("CONSOLE_IDLE_MINUTES")) is not None:
+        kw["console_idle_minutes"] = _int("CONSOLE_IDLE_MINUTES", v, 1, 7 * 24 * 60)
+    if (v := get("CONSOLE_MAX_HOURS")) is not None:
+        kw["console_max_hours"] = _int("CONSOLE_MAX_HOURS", v, 1, 24 * 90)
     if (v := get("POISON_MAX_ATTEMPTS")) is not None:
         kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
     if (v := get("WEBHOOK_ALLOW_PRIVATE")) is not None:

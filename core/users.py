@@ -239,7 +239,16 @@ def _check_login_input(username: Any, password: Any) -> None:
 
 
 async def login(username: str, password: str, *, address: str | None = None) -> str:
-    """Check credentials and issue a new token (DRF obtain_auth_token, one per device).
+    """Check credentials (`check_credentials`) and issue a new token (DRF
+    obtain_auth_token, one per device)."""
+    user = await check_credentials(username, password, address=address)
+    return await issue_token(user)
+
+
+async def check_credentials(username: str, password: str, *, address: str | None = None) -> User:
+    """The active account for this username and password, or an error; the one password
+    check of every sign-in channel (`POST /api/auth/token/`, the staff console), so they
+    share one throttle and one audit trail.
 
     Throttled (429 with Retry-After) once LOGIN_MAX_FAILURES attempts for the username, or
     LOGIN_MAX_FAILURES_PER_ADDRESS for the client `address`, failed within
@@ -247,7 +256,7 @@ async def login(username: str, password: str, *, address: str | None = None) -> 
     attempts cannot overtake the limit (core.login_throttle). An unknown username, an
     inactive account or one without a password costs the same argon2 check as a wrong
     password. A hash made with older parameters is replaced on success. Hashing runs off
-    the event loop.
+    the event loop. Audited as `login` / `login_failed`.
     """
     _check_login_input(username, password)
     s = runtime.settings()
@@ -276,7 +285,7 @@ async def login(username: str, password: str, *, address: str | None = None) -> 
         # Conditional: a password changed meanwhile is not overwritten.
         await User.filter(id=user.id, password=user.password).update(password=fresh)
     await audit.record("login", user, target=("user", user.id))
-    return await issue_token(user)
+    return user
 
 
 async def require_user(key: str | None) -> User:
@@ -425,3 +434,9 @@ async def set_active_request(user: User, request_id: int | None) -> User:
     await User.filter(id=user.id).update(active_request_id=request_id)
     user.active_request_id = request_id
     return user
+
+
+async def list_staff() -> list[User]:
+    """Active admins and directors, by name (assignee choices: filters, reassignment)."""
+    people = await User.filter(role__in=[Role.admin, Role.director], is_active=True)
+    return sorted(people, key=lambda u: (u.full_name.lower(), u.id))

@@ -134,7 +134,7 @@ class AuthToken(Model):
         "models.User", related_name="auth_tokens", on_delete=fields.CASCADE
     )
     created = fields.DatetimeField(auto_now_add=True)
-    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0008).
+    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0009).
     origin = fields.CharField(max_length=16, default="login")
 
     class Meta:
@@ -642,3 +642,22 @@ class InboundMail(Model):
 
     class Meta:
         table = "mail_inbound"
+
+
+class ConsoleSession(Model):
+    # A signed-in staff console browser (core.console_sessions). The cookie holds a random
+    # id; only its SHA-256 digest is stored, so a copy of this table signs nobody in.
+
+    digest = fields.CharField(max_length=64, primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="console_sessions", on_delete=fields.CASCADE
+    )
+    csrf_token = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seen_at = fields.DatetimeField(db_index=True)
+    client_address = fields.CharField(max_length=64, default="")
+    # One notice for the next page (the outcome of a form post, PRG), as JSON text.
+    flash = fields.TextField(null=True)
+
+    class Meta:
+        table = "console_sessions"

@@ -112,9 +112,33 @@ async def run_digest(settings: Settings, now: datetime, slot: datetime) -> bool:
     digest = await build_digest(now)
     text = render_digest(digest, settings.language, settings.tz)
     await send_text(settings.telegram_admin_chat_id, text, dedup_key=f"digest:{slot_iso(slot)}")
+    await queue_digest_chart(settings, now, slot)
     await mark_digest_posted(slot)
     log.info("digest for %s queued to the admin group", slot_iso(slot))
     return True
+
+
+async def queue_digest_chart(settings: Settings, now: datetime, slot: datetime) -> bool:
+    """Queue the digest's picture: the staff console's requests-per-day chart for the last
+    7 days (core.reports + core.charts), as a photo right after the digest's text, with
+    the legend in the caption. The row carries the numbers; the bot's sender draws the
+    PNG when it sends (core.png: no file to share between the scheduler's and the bot's
+    containers). Dedup key `digest:<slot>:chart`: once per slot, like the text."""
+    from bot.outbox import enqueue
+    from core.charts import legend_text
+    from core.reports import days_payload, requests_per_day
+
+    days = await requests_per_day(7, now=now, tz=settings.tz)
+    lang = lang_of(settings.language)
+    return await enqueue(
+        settings.telegram_admin_chat_id,
+        "sendPhoto",
+        {
+            "caption": st("digest_chart", lang, legend=legend_text(lang, days)),
+            "_meta": {"kind": "digest_chart", "chart": {"days": days_payload(days), "lang": lang}},
+        },
+        dedup_key=f"digest:{slot_iso(slot)}:chart",
+    )
 
 
 # --- reminders and escalation --------------------------------------------------------------
@@ -389,11 +413,12 @@ async def run_auto_close(
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
     """Delete fire-slot leases older than a week (they only guard their own slot), keep the
     event log and the Telegram queue from growing forever (30 days), and drop login attempt
-    counters whose window has passed. The audit log has its own, longer retention
-    (AUDIT_RETENTION_DAYS, a year by default)."""
+    counters whose window has passed and expired staff console sessions. The audit log has
+    its own, longer retention (AUDIT_RETENTION_DAYS, a year by default)."""
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
     from core import audit, login_throttle
+    from core.console_sessions import prune_sessions
     from core.events import prune_events
     from db.models import InboundMail, MailOutbox, WebhookDelivery
     from mail.notifier import CURSOR_NAME as MAIL_CURSOR
@@ -416,6 +441,7 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     removed += await MailOutbox.filter(status__in=("sent", "failed"), created_at__lt=cutoff).delete()
     removed += await InboundMail.filter(created_at__lt=cutoff).delete()
     removed += await audit.prune(as_utc(now) - timedelta(days=settings.audit_retention_days))
+    removed += await prune_sessions(as_utc(now))
     return removed
 
 

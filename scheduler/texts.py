@@ -14,6 +14,7 @@ from core.texts import lang_of
 TEXTS: dict[str, dict[str, str]] = {
     "ru": {
         "digest_title": "📊 <b>Сводка</b> · {when}",
+        "digest_chart": "<b>Запросы по дням за 7 дней</b> (цвет — статус сейчас)\n{legend}",
         "digest_totals": "Всего: <b>{total}</b> · открыто: <b>{open}</b> · в работе: <b>{progress}</b>",
         "digest_done": "Выполнено сегодня: <b>{today}</b> · доля выполненных: <b>{rate}%</b>",
         "digest_since": "<b>С прошлой сводки</b> ({since})",
@@ -56,6 +57,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "digest_load_frt": " · first reply: {frt}",
         "digest_load_csat": " · ⭐ {avg}",
         "digest_csat": "Customer satisfaction: <b>{avg}</b> of 5 ({n} ratings)",
+        "digest_chart": "<b>Requests per day, last 7 days</b> (colour: status now)\n{legend}",
         "digest_csat_none": "No customer ratings yet",
         "digest_load_more": "…and {n} more",
         "digest_nobody": "no admins",

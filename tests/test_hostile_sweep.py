@@ -54,6 +54,18 @@ EXTRA_ROUTES = [
     ("GET", "/docs"),
     ("POST", "/telegram/webhook/"),
     ("GET", "/metrics"),
+    # The staff console (HTML; swept anonymously here: with a session and its CSRF token in
+    # tests/test_console.py::test_hostile_console_input_gets_no_server_error).
+    ("GET", "/console/"),
+    ("GET", "/console/sign-in"),
+    ("POST", "/console/sign-in"),
+    ("POST", "/console/sign-out"),
+    ("GET", "/console/requests/{request_id}/"),
+    ("POST", "/console/requests/{request_id}/{action}"),
+    ("GET", "/console/attachments/{attachment_id}/"),
+    ("GET", "/console/stats/"),
+    ("GET", "/static/console/{name}"),
+    ("HEAD", "/static/console/{name}"),
 ]
 WS_ROUTES = ["/ws/admin/notifications/", "/ws/chats/{chat_id}/", "/ws/public/requests/{key}/"]
 
@@ -327,7 +339,7 @@ async def desk_server(telegram_settings, make_user, token_for):
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
                  "user_id": str(customer.id), "customer_id": str(customer.id),
                  "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
-                 "canned_id": str(reply.id)},
+                 "canned_id": str(reply.id), "action": "take"},
         )
 
 

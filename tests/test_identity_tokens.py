@@ -79,7 +79,7 @@ async def test_tokens_expire_after_token_ttl_days(api, make_user, token_for, set
 
 
 async def test_upgrade_converts_plaintext_tokens_so_clients_stay_signed_in(backend, tmp_path):
-    """A database at 0007 with DRF-style plaintext keys; after 0008 the same keys work."""
+    """A database at 0008 with DRF-style plaintext keys; after 0009 the same keys work."""
     from db.setup import close_db, init_db, tortoise_config
     from tests.conftest import _pg_admin, pg_url
 
@@ -92,7 +92,7 @@ async def test_upgrade_converts_plaintext_tokens_so_clients_stay_signed_in(backe
     from tortoise.migrations.api.migrate import migrate
 
     try:
-        await migrate(config=tortoise_config(url), target="models.0007_integrations")
+        await migrate(config=tortoise_config(url), target="models.0008_console")
         conn = connections.get("default")
         pg = conn.capabilities.dialect == "postgres"
         p = (lambda n: f"${n}") if pg else (lambda n: "?")

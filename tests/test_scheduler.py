@@ -66,8 +66,12 @@ async def make_request(
     return await CustomerRequest.get(id=req.id)
 
 
-async def outbox_rows(chat_id: int | None = None) -> list[TelegramOutbox]:
+async def outbox_rows(chat_id: int | None = None, charts: bool = False) -> list[TelegramOutbox]:
+    """Queued messages, oldest first; without the digest's chart photo (its own row, after
+    the text: tests/test_digest_chart.py) unless `charts`."""
     qs = TelegramOutbox.all().order_by("id")
+    if not charts:
+        qs = qs.exclude(dedup_key__endswith=":chart")
     if chat_id is not None:
         qs = qs.filter(chat_id=chat_id)
     return await qs
@@ -158,11 +162,12 @@ async def test_digest_is_posted_to_admin_group_once_per_slot(tg_settings, make_u
     assert await run_digest(tg_settings, slot + timedelta(seconds=1), slot)
     assert await run_digest(tg_settings, slot + timedelta(seconds=5), slot)  # a restart
 
-    rows = await outbox_rows()
-    assert len(rows) == 1
+    rows = await outbox_rows(charts=True)
+    assert len(rows) == 2  # the text and its 7-day chart (tests/test_digest_chart.py)
     assert rows[0].chat_id == ADMIN_CHAT and rows[0].method == "sendMessage"
     assert rows[0].payload["chat_id"] == ADMIN_CHAT
     assert "Сводка" in rows[0].payload["text"] and "открыто: <b>1</b>" in rows[0].payload["text"]
+    assert rows[1].method == "sendPhoto" and rows[1].dedup_key.endswith(":chart")
     assert await last_digest_time() == slot
 
 

@@ -499,6 +499,12 @@ ADMIN_FILTERS = REQUEST_FILTERS + [
     {"name": "assigned_admin", "in": "query", "schema": INT},
     {"name": "customer", "in": "query", "schema": INT},
     {"name": "unassigned", "in": "query", "schema": {"type": "string", "enum": ["1", "true"]}},
+    {
+        "name": "unassigned_first",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["1", "true"]},
+        "description": "Order unassigned requests before assigned ones (each newest first)",
+    },
 ]
 
 # (method, path, tag, summary, request body schema | "multipart" | None,

@@ -85,6 +85,7 @@ def filters_from(request: Request) -> svc.RequestFilters:
         assigned_admin_id=int_arg(request, "assigned_admin"),
         customer_id=int_arg(request, "customer"),
         unassigned=request.args.get("unassigned") in ("1", "true"),
+        unassigned_first=request.args.get("unassigned_first") in ("1", "true"),
     )
 
 

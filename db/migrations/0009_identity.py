@@ -60,7 +60,7 @@ async def nothing(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0007_integrations')]
+    dependencies = [('models', '0008_console')]
 
     initial = False
 
