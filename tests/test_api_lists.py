@@ -61,7 +61,7 @@ async def test_list_page_query_count_is_constant(api, make_user, token_for):
     from core import communications
 
     comm_body = {"from_department": "A", "to_department": "B", "subject": "s", "content": "c"}
-    colleague = await make_user("admin")  # participants are staff (docs/access-model.md)
+    colleague = await make_user("admin")  # participants are staff (docs/security.md, Access model)
     await communications.create_communication(admin, {**comm_body, "participants": [colleague.id]})
     thread = (
         f"{ADMIN}{(await svc.create_request(customer, title='нить', description='d')).id}/messages/"

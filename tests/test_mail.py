@@ -181,7 +181,7 @@ async def test_replies_and_status_changes_are_mailed_but_internal_notes_never(
 
 async def test_mailed_replies_name_staff_by_display_name_only(desk, catcher, make_user):
     """A staff member without a name is "Поддержка" in the mail, never their username
-    (docs/access-model.md: customers see staff by display name only)."""
+    (docs/security.md, Access model: customers see staff by display name only)."""
     req, _ = await submit_form(desk)
     await catcher.wait(1)
     admin = await make_user("admin", username="ops_login_9", first_name="", last_name="",
