@@ -136,10 +136,12 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         customer,
         docs,
         requests,
+        users,
         webhooks,
     )
 
-    for module in (auth, requests, chats, communications, customer, attachments, docs, webhooks):
+    for module in (auth, requests, chats, communications, customer, attachments, users, docs,
+                   webhooks):
         app.blueprint(module.get_blueprint())
 
     # Agent tools (docs/agent-tools.md).

@@ -16,7 +16,7 @@ from bot.setup_check import check_telegram, render
 from core import requests as svc
 from core.cli import link_telegram_command
 from core.settings import SettingsError, load_settings
-from db.models import CustomerRequest, User
+from db.models import AuditEntry, CustomerRequest, User
 from tests.bot_handlers_support import answer_for, card_for, reply_containing, running_bot
 from tests.fake_telegram import BOT_USER_ID, FakeTelegram
 
@@ -134,6 +134,8 @@ async def test_link_telegram_refuses_an_automatic_account_clearly_and_moves_it_o
     assert (await User.get(id=boss.id)).telegram_id == 555001
     assert (await User.get(id=auto.id)).telegram_id is None
     assert (await CustomerRequest.get(id=req.id)).customer_id == auto.id  # its requests stay its own
+    entry = await AuditEntry.filter(action="account_linked", target_id=str(boss.id)).get()
+    assert entry.actor_name == "helpdesk link-telegram" and entry.details["moved_from"] == "tg555001"
 
 
 async def test_createuser_with_a_taken_telegram_id_points_to_link_telegram(telegram_settings, fake_telegram):

@@ -93,6 +93,62 @@ SCHEMAS: dict[str, Any] = {
             "messages_count": INT,
             "estimated_resolution_time": DT_NULL,
             "tags": _list(STR),
+            "customer_email_verified": {
+                **BOOL,
+                "description": "False for a web form's address (anyone can type any address).",
+            },
+            "customer_banned": BOOL,
+        }
+    ),
+    "OwnRequest": _obj(
+        {
+            "id": INT,
+            "title": {"type": "string", "maxLength": 200},
+            "description": STR,
+            "status": STATUS,
+            "priority": PRIORITY,
+            "category": CATEGORY,
+            "assigned_admin": _obj(
+                {"name": STR, "avatar": {"type": "string", "nullable": True}}, nullable=True,
+                description="Staff appear by display name only.",
+            ),
+            "created_at": DT,
+            "updated_at": DT,
+            "last_message_at": DT_NULL,
+            "messages_count": {**INT, "description": "Messages the customer can see."},
+            "estimated_resolution_time": DT_NULL,
+        },
+        description="A request as its customer sees it (customer REST, web page, its socket).",
+    ),
+    "OwnMessage": _obj(
+        {
+            "id": INT,
+            "request": INT,
+            "sender_type": _enum("customer", "admin"),
+            "sender_name": {**STR, "description": "First and last name; empty when none."},
+            "sender_avatar": {"type": "string", "nullable": True},
+            "content": STR,
+            "message_type": MESSAGE_TYPE,
+            "created_at": DT,
+        },
+        description="A thread message as the customer sees it (never internal notes).",
+    ),
+    "AccessChange": _obj(
+        {"is_active": BOOL, "role": _enum("customer", "admin", "director")},
+        example={"is_active": False},
+    ),
+    "UserAccess": _obj(
+        {
+            "id": INT,
+            "username": STR,
+            "first_name": STR,
+            "last_name": STR,
+            "email": STR,
+            "avatar": {"type": "string", "nullable": True},
+            "role": _enum("customer", "admin", "director"),
+            "is_active": BOOL,
+            "banned": BOOL,
+            "banned_at": DT_NULL,
         }
     ),
     "CustomerRequestCreate": _obj(
@@ -391,6 +447,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "PublicThread": _obj({"request": {"type": "object"}, "messages": _list({"type": "object"})}),
     "PaginatedCustomerRequests": _paginated("CustomerRequest"),
+    "PaginatedOwnRequests": _paginated("OwnRequest"),
     "PaginatedInternalCommunications": _paginated("InternalCommunication"),
 }
 
@@ -411,6 +468,8 @@ ERRORS = {
 
 ID = {
     "request_id": "Request id",
+    "user_id": "User id",
+    "customer_id": "Customer (user) id",
     "chat_id": "Chat id",
     "comm_id": "Communication id",
     "attachment_id": "Attachment id",
@@ -455,12 +514,56 @@ OPERATIONS: list[tuple] = [
         "post",
         "/api/auth/token/",
         "auth",
-        "Obtain an API token (DRF obtain_auth_token)",
+        "Obtain a new API token (one per device; DRF obtain_auth_token)",
         "TokenRequest",
         "200",
         _ref("Token"),
         [],
-        {"429": "Too many failed logins"},
+        {"429": "Too many failed logins for this username or client address"},
+    ),
+    (
+        "delete",
+        "/api/auth/token/",
+        "auth",
+        "Revoke the token this request is made with (401 with it afterwards)",
+        None,
+        "204",
+        None,
+        [],
+        {},
+    ),
+    (
+        "patch",
+        "/api/admin/users/{user_id}/",
+        "users",
+        "Deactivate, reactivate or change the role of a user (director)",
+        "AccessChange",
+        "200",
+        _ref("UserAccess"),
+        [],
+        {},
+    ),
+    (
+        "post",
+        "/api/admin/customers/{customer_id}/ban/",
+        "users",
+        "Ban a customer: new requests and messages refused (director)",
+        None,
+        "200",
+        _ref("UserAccess"),
+        [],
+        {},
+    ),
+    (
+        "post",
+        "/api/admin/customers/{customer_id}/unban/",
+        "users",
+        "Lift a customer's ban (director)",
+        None,
+        "200",
+        _ref("UserAccess"),
+        [],
+        {},
     ),
     # admin: customer requests
     (
@@ -533,7 +636,7 @@ OPERATIONS: list[tuple] = [
         "delete",
         "/api/admin/customer-requests/{request_id}/",
         "customer-requests",
-        "Delete a request (CanManageRequest)",
+        "Delete a request and its files (director)",
         None,
         "204",
         None,
@@ -752,6 +855,17 @@ OPERATIONS: list[tuple] = [
     ),
     (
         "post",
+        "/api/admin/chats/{chat_id}/remove_participant/",
+        "chats",
+        "Remove a participant (the chat's creator or a director)",
+        _obj({"user_id": INT}, ["user_id"], example={"user_id": 3}),
+        "200",
+        _obj({"status": _enum("removed")}),
+        [],
+        {},
+    ),
+    (
+        "post",
         "/api/admin/chats/{chat_id}/read/",
         "chats",
         "Mark the others' messages read (participants)",
@@ -825,7 +939,7 @@ OPERATIONS: list[tuple] = [
         "My requests, newest first",
         None,
         "200",
-        _ref("PaginatedCustomerRequests"),
+        _ref("PaginatedOwnRequests"),
         REQUEST_FILTERS,
         {},
     ),
@@ -836,7 +950,7 @@ OPERATIONS: list[tuple] = [
         "Create a request (I am the customer)",
         "CustomerRequestCreateOwn",
         "201",
-        _ref("CustomerRequest"),
+        _ref("OwnRequest"),
         [],
         {},
     ),
@@ -847,7 +961,7 @@ OPERATIONS: list[tuple] = [
         "Read my request",
         None,
         "200",
-        _ref("CustomerRequest"),
+        _ref("OwnRequest"),
         [],
         {},
     ),
@@ -858,7 +972,7 @@ OPERATIONS: list[tuple] = [
         "My thread (no internal notes)",
         None,
         "200",
-        _list(_ref("RequestMessage")),
+        _list(_ref("OwnMessage")),
         [],
         {},
     ),
@@ -869,7 +983,7 @@ OPERATIONS: list[tuple] = [
         "Write to my thread",
         "CustomerMessageCreate",
         "201",
-        _ref("RequestMessage"),
+        _ref("OwnMessage"),
         [],
         {"action": True},
     ),
@@ -1117,7 +1231,8 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "REST API of the support desk (DRF conventions). Authenticate with "
-                "`Authorization: Token <key>` (get a key from POST /api/auth/token/). "
+                "`Authorization: Token <key>` (get a key from POST /api/auth/token/; on REST "
+                "the token is accepted only in this header). "
                 "Lists are paginated as DRF's PageNumberPagination (20 per page). Errors: "
                 "400 {field: [messages]}, 401/403/404 {detail}, take/complete/close/reopen "
                 "refusals {error}. Real-time: WebSocket /ws/admin/notifications/ and "
@@ -1131,6 +1246,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "attachments"},
             {"name": "chats"},
             {"name": "internal-communications"},
+            {"name": "users"},
             {"name": "customer"},
             {"name": "public"},
             {"name": "service"},
