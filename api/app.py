@@ -135,12 +135,14 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         communications,
         customer,
         docs,
+        message_edits,
         requests,
         webhooks,
     )
 
     for module in (auth, requests, chats, communications, customer, attachments, docs, webhooks):
         app.blueprint(module.get_blueprint())
+    app.blueprint(message_edits.get_blueprint())  # PATCH/DELETE of one message (both sides)
 
     # Agent tools (docs/agent-tools.md).
     from api.routes import audit, canned, export, history, ratings, staff_stats

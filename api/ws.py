@@ -2,7 +2,7 @@
 
 Routes (see docs/realtime.md for the full protocol):
 - `/ws/admin/notifications/`: admins and directors; `new_request`, `request_updated`,
-  `new_message` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
+  `new_message`, `message_updated`, `message_deleted` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
   A token, or the staff console's session cookie with this site's Origin (docs/console.md).
 - `/ws/chats/<chat_id>/`: chat participants; `{"message": "text"}` is saved through
   core.chats.post_chat_message and every participant (on any process) gets the seed's
@@ -74,8 +74,9 @@ PUBLIC_REPLAY_SCAN_MAX = 500
 MAX_FRAME_BYTES = 64 * 1024  # default of WS_MAX_FRAME_BYTES
 FANOUT_SLICE = 500  # sockets written between two yields to the event loop
 _OPEN = State.OPEN
-ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE)
-PUBLIC_TYPES = (events.REQUEST_UPDATED, events.NEW_MESSAGE)
+MESSAGE_TYPES = (events.NEW_MESSAGE, events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
+ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, *MESSAGE_TYPES)
+PUBLIC_TYPES = (events.REQUEST_UPDATED, *MESSAGE_TYPES)
 CHAT_EVENT_NAMES = {events.CHAT_JOIN: "join", events.CHAT_LEAVE: "leave"}
 
 
@@ -132,11 +133,13 @@ def public_frame(message: dict[str, Any], request_id: int) -> dict[str, Any] | N
             "event_id": message["id"],
         }
     if (
-        message.get("type") == events.NEW_MESSAGE
+        message.get("type") in MESSAGE_TYPES
         and data.get("request") == request_id
         and not data.get("is_internal")
     ):
-        return {"type": events.NEW_MESSAGE, "data": data, "event_id": message["id"]}
+        # new_message, message_updated (core.message_edits) and message_deleted alike;
+        # internal notes (and their edits) never reach the customer's page.
+        return {"type": message["type"], "data": data, "event_id": message["id"]}
     return None
 
 
@@ -353,7 +356,7 @@ class Hub:
                     )
             data = message.get("data") or {}
             request_id = (
-                data.get("request") if message.get("type") == events.NEW_MESSAGE else data.get("id")
+                data.get("request") if message.get("type") in MESSAGE_TYPES else data.get("id")
             )
             conns = self.public.get(request_id) if isinstance(request_id, int) else None
             if conns and (frame := public_frame(message, request_id)):

@@ -12,7 +12,11 @@ interprets and strips before the call:
                    or a reply to its card)
     render_card    render the request card from the database at send time (text+keyboard)
     mergeable      a new-request card the burst handling may fold into a summary
-    link           TelegramMessageLink fields to store for the sent message(s)
+    link           TelegramMessageLink fields to store for the sent message(s), with the
+                   copy's `kind` ("text" | "caption" | "media") and `part` (set here for
+                   each part of a split text)
+    target         an edit or deletion of a copy (bot.relay): {"chat_id", "message_id"};
+                   pending ones of one message collapse into the newest at send time
     upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
     chart          {"days": core.reports.days_payload(...), "lang"}: draw the per-day chart
                    (core.charts, core.png) at send time and send it as the `photo`
@@ -73,6 +77,7 @@ async def enqueue(
         created_first = False
         for n, part in enumerate(parts, start=1):
             p = dict(payload, text=part)
+            _link_part(p, n)
             if n < len(parts):
                 # Buttons belong under the last part.
                 p.pop("reply_markup", None)
@@ -83,12 +88,16 @@ async def enqueue(
         return created_first
     if method in CAPTIONED_METHODS and tg_len(str(payload.get("caption") or "")) > CAPTION_LIMIT:
         caption = str(payload.pop("caption"))
-        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
         meta = payload.get("_meta") or {}
+        if meta.get("link"):  # the file goes without the text; the text follows it
+            payload["_meta"] = meta = {**meta, "link": {**meta["link"], "kind": "media"}}
+        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
         follow: dict[str, Any] = {"text": caption, "chat_id": chat_id}
         if "message_thread_id" in payload:
             follow["message_thread_id"] = payload["message_thread_id"]
         follow_meta = {k: v for k, v in meta.items() if k in ("kind", "request_id", "thread_of", "link")}
+        if follow_meta.get("link"):
+            follow_meta["link"] = {**follow_meta["link"], "kind": "text"}
         if follow_meta:
             follow["_meta"] = follow_meta
         await enqueue(chat_id, "sendMessage", follow, dedup_key=f"{dedup_key}:caption",
@@ -96,6 +105,13 @@ async def enqueue(
                       max_parts=max(1, max_parts - 1))
         return created
     return await _insert(chat_id, method, payload, dedup_key, request_id, using_db)
+
+
+def _link_part(payload: dict[str, Any], n: int) -> None:
+    """Number the TelegramMessageLink of part `n` of a split message (edits go part by part)."""
+    meta = payload.get("_meta")
+    if isinstance(meta, dict) and isinstance(meta.get("link"), dict):
+        payload["_meta"] = {**meta, "link": {**meta["link"], "part": n}}
 
 
 def cut_note(request_id: int | None, lang: str | None = None) -> str:

@@ -29,6 +29,10 @@ Guarantees and how:
   At-least-once window: a crash after Telegram accepted the call and before the `sent`
   commit (a few milliseconds) makes that one message go out twice. Telegram has no
   idempotency key, so this window cannot be closed, only kept tiny.
+- Edits and deletions of message copies (bot.relay, `_meta.target`): pending ones of one
+  Telegram message collapse into the newest (the older rows become `merged` at send time,
+  so an edit stuck behind a 429 costs one call when the chat is free again); Telegram's
+  refusals (COPY_REFUSALS: too old, gone, not ours) close the row as `ignored`, not retried.
 - Bursts: when a group has more pending new-request cards than `merge_after` (default 10,
   half a minute's budget), the excess is folded into one summary message
   ("+N new requests: #a, #b … /queue") and those rows become `merged`. The per-request
@@ -58,6 +62,12 @@ from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, Tele
 log = logging.getLogger("helpdesk.bot.sender")
 
 ACTIVE = ("pending", "sending")
+# Telegram's final answers to an edit or deletion of a copy (bot.relay): closed as
+# `ignored` with a log line, never retried. "message is not modified" counts as sent.
+COPY_REFUSALS = (
+    "message to edit not found", "message can't be edited", "message to delete not found",
+    "message can't be deleted", "message_id_invalid",
+)
 
 
 @dataclass
@@ -409,6 +419,13 @@ class Sender:
                 await self._recreate_topic(int(meta["thread_of"]), row.chat_id)
                 await self._set_pending(row, None, "topic was deleted; recreated", count_attempt=False)
                 return
+            if meta.get("target") and any(r in message for r in COPY_REFUSALS):
+                # An edit or deletion of a copy Telegram will never take (too old, gone,
+                # not ours): nothing to retry, nothing for staff to fix.
+                log.info("outbox row %s: %s of message %s in %s refused, not retried: %s", row.id,
+                         row.method, meta["target"].get("message_id"), row.chat_id, exc.message)
+                await self._close(row, "ignored", f"400 {exc.message}")
+                return
             if "not a forum" in message:
                 self.not_forum.add(row.chat_id)
             await self._fail(row, f"400 {exc.message}")
@@ -425,6 +442,9 @@ class Sender:
 
         request_id = meta.get("request_id") or row.request_id
         kind = meta.get("kind")
+        if meta.get("target") and await _newer_copy_change(row, meta["target"]):
+            await self._close(row, "merged", "superseded by a newer edit of the message")
+            return None
         if meta.get("render_card") or kind in ("card", "card_edit"):
             data = await load_request_data(int(request_id))
             if kind == "card_edit":
@@ -530,8 +550,10 @@ class Sender:
                             request_id=link.get("request_id"),
                             request_message_id=link.get("request_message_id"),
                             chat_message_id=link.get("chat_message_id"),
+                            kind=str(link.get("kind") or "")[:8],
+                            part=int(link.get("part") or 1) + n,
                         )
-                        for mid in message_ids
+                        for n, mid in enumerate(message_ids)
                     ],
                     ignore_conflicts=True, using_db=conn,
                 )
@@ -617,6 +639,19 @@ async def _newer_edit_pending(row: TelegramOutbox) -> bool:
     return await TelegramOutbox.filter(
         Q(chat_id=row.chat_id, request_id=row.request_id, method=row.method, status="pending", id__gt=row.id),
         Q(dedup_key__endswith=":edit"),
+    ).exists()
+
+
+def copy_change_key(chat_id: int, message_id: int, event_id: int, what: str) -> str:
+    """Dedup key of an edit ("e") or deletion ("d") of one Telegram copy (bot.relay)."""
+    return f"copy:{chat_id}:{message_id}:{event_id}:{what}"
+
+
+async def _newer_copy_change(row: TelegramOutbox, target: dict[str, Any]) -> bool:
+    """A newer edit or deletion of the same Telegram message is queued: this one is moot."""
+    return await TelegramOutbox.filter(
+        chat_id=row.chat_id, status="pending", id__gt=row.id,
+        dedup_key__startswith=f"copy:{row.chat_id}:{int(target.get('message_id') or 0)}:",
     ).exists()
 
 

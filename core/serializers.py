@@ -76,6 +76,7 @@ def message_data(msg: RequestMessage, sender: User | None = None) -> dict[str, A
         "is_read": msg.is_read,
         "is_internal": msg.is_internal,
         "created_at": dt(msg.created_at),
+        "edited_at": dt(msg.edited_at),
     }
 
 

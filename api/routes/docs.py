@@ -152,8 +152,10 @@ SCHEMAS: dict[str, Any] = {
             "is_read": BOOL,
             "is_internal": BOOL,
             "created_at": DT,
+            "edited_at": {"type": "string", "format": "date-time", "nullable": True},
         }
     ),
+    "MessageEdit": _obj({"content": STR}, ["content"], example={"content": "Исправленный текст"}),
     "RequestMessageCreate": _obj(
         {
             "content": STR,
@@ -416,6 +418,7 @@ ID = {
     "attachment_id": "Attachment id",
     "subscription_id": "Webhook subscription id",
     "delivery_id": "Delivery id (the `id` in the deliveries log)",
+    "message_id": "Message id (of the request's thread)",
 }
 
 PAGE = {
@@ -614,6 +617,28 @@ OPERATIONS: list[tuple] = [
         "RequestMessageCreate",
         "201",
         _ref("RequestMessage"),
+        [],
+        {},
+    ),
+    (
+        "patch",
+        "/api/admin/customer-requests/{request_id}/messages/{message_id}/",
+        "customer-requests",
+        "Edit my own message within MESSAGE_EDIT_WINDOW_HOURS (mirrored to Telegram and the web page)",
+        "MessageEdit",
+        "200",
+        _ref("RequestMessage"),
+        [],
+        {},
+    ),
+    (
+        "delete",
+        "/api/admin/customer-requests/{request_id}/messages/{message_id}/",
+        "customer-requests",
+        "Delete my own message within MESSAGE_EDIT_WINDOW_HOURS (kept in the history)",
+        None,
+        "204",
+        None,
         [],
         {},
     ),
@@ -872,6 +897,28 @@ OPERATIONS: list[tuple] = [
         _ref("RequestMessage"),
         [],
         {"action": True},
+    ),
+    (
+        "patch",
+        "/api/customer/requests/{request_id}/messages/{message_id}/",
+        "customer",
+        "Edit my own message within MESSAGE_EDIT_WINDOW_HOURS",
+        "MessageEdit",
+        "200",
+        _ref("RequestMessage"),
+        [],
+        {},
+    ),
+    (
+        "delete",
+        "/api/customer/requests/{request_id}/messages/{message_id}/",
+        "customer",
+        "Delete my own message within MESSAGE_EDIT_WINDOW_HOURS",
+        None,
+        "204",
+        None,
+        [],
+        {},
     ),
     (
         "get",
