@@ -337,7 +337,7 @@ async def desk_server(telegram_settings, make_user, token_for):
             ids={"request_id": str(req.id), "chat_id": str(chat.id), "comm_id": str(comm["id"]),
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
                  "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
-                 "canned_id": str(reply.id), "action": "take"},
+                 "canned_id": str(reply.id), "action": "take", "message_id": str(msg.id)},
         )
 
 
