@@ -7,7 +7,7 @@ import asyncio
 
 from core import requests as svc
 from core.history import entry_data, list_history
-from db.models import RequestMessage, TelegramMessageLink, TelegramOutbox, User
+from db.models import RequestMessage, TelegramMessageLink, User
 from tests.bot_handlers_support import card_for, eventually, running_bot
 from tests.fake_telegram import FakeTelegram
 
