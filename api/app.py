@@ -137,10 +137,12 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         docs,
         message_edits,
         requests,
+        users,
         webhooks,
     )
 
-    for module in (auth, requests, chats, communications, customer, attachments, docs, webhooks):
+    for module in (auth, requests, chats, communications, customer, attachments, users, docs,
+                   webhooks):
         app.blueprint(module.get_blueprint())
     app.blueprint(message_edits.get_blueprint())  # PATCH/DELETE of one message (both sides)
 

@@ -12,7 +12,7 @@ from sanic.response import HTTPResponse
 
 from api.multipart import load_form
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
-from core.users import user_for_token
+from core.users import token_owner
 from db.models import User
 
 # Every table's id is a 32-bit integer (db.models IntField); the event log's is 64-bit.
@@ -75,27 +75,40 @@ def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     )
 
 
-def token_from(request: Request) -> str | None:
+def token_from(request: Request, *, allow_query: bool = False) -> str | None:
+    """The token of `Authorization: Token <key>` (or `Bearer <key>`). `?token=` only when
+    `allow_query` (WebSocket routes: a browser cannot set headers on a WebSocket); on REST a
+    token in the URL would end up in access logs and browser history."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() in ("token", "bearer") and key.strip():
         return key.strip()
-    return request.args.get("token") or None
+    if allow_query:
+        return request.args.get("token") or None
+    return None
+
+
+TOKEN_IN_QUERY = "Токен принимается только в заголовке Authorization."
 
 
 async def authenticate(request: Request) -> User:
-    """The caller, from `Authorization: Token <key>` (or `?token=`). 401 otherwise."""
+    """The caller, from `Authorization: Token <key>`. 401 otherwise (also for a token sent
+    as `?token=`: REST takes it only in the header). The token's id is kept in
+    `request.ctx.token_id` (DELETE /api/auth/token/ revokes it)."""
     cached = getattr(request.ctx, "user", None)
     if cached is not None:
         return cached
     key = token_from(request)
     if not key:
+        if request.args.get("token"):
+            raise NotAuthenticated(TOKEN_IN_QUERY)
         raise NotAuthenticated("Учетные данные не были предоставлены.")
-    user = await user_for_token(key)
-    if user is None:
+    owner = await token_owner(key)
+    if owner is None:
         raise NotAuthenticated("Недопустимый токен.")
-    request.ctx.user = user
-    return user
+    request.ctx.user = owner.user
+    request.ctx.token_id = owner.token_id
+    return owner.user
 
 
 async def authenticate_staff(request: Request) -> User:

@@ -39,13 +39,28 @@ from api.http import (
     refused_value,
     token_from,
 )
+from api.outage import CLOSE_TRY_AGAIN
 from core import events, metrics
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
 from core.ratelimit import DEFAULT_PREFIX, MemoryRateLimiter, RateLimiter, build_rate_limiter
-from core.users import user_for_token
-from db.models import AdminChat, CustomerRequest, Event, Source, User
+from core.serializers import (
+    customer_attachment_data,
+    customer_message_data,
+    customer_request_data,
+)
+from core.users import TokenOwner, token_expired, token_owner
+from db.models import (
+    AdminChat,
+    AuthToken,
+    CustomerRequest,
+    Event,
+    RequestAttachment,
+    RequestMessage,
+    Source,
+    User,
+)
 
 log = logging.getLogger("helpdesk.ws")
 # DEBUG on this logger records how long each admin fan-out took (bench/ws_bench.py reads it).
@@ -106,41 +121,79 @@ def chat_ws_frame(message: dict[str, Any]) -> dict[str, Any] | None:
     return frame
 
 
-def customer_request_view(data: dict[str, Any]) -> dict[str, Any]:
-    """A request as its customer may see it: no staff e-mail or username, no message count
-    (it would reveal internal notes)."""
-    view = {k: v for k, v in data.items() if k not in ("messages_count",)}
-    admin = data.get("assigned_admin")
-    if admin:
-        view["assigned_admin"] = {
-            "id": admin.get("id"),
-            "first_name": admin.get("first_name", ""),
-            "last_name": admin.get("last_name", ""),
-            "avatar": admin.get("avatar"),
-        }
-    return view
-
-
-def public_frame(message: dict[str, Any], request_id: int) -> dict[str, Any] | None:
-    """What the customer page of `request_id` gets from an event, or None."""
+def _public_target(message: dict[str, Any], request_id: int) -> tuple[str, int] | None:
+    """("request", id), ("deleted", id), ("message", id) or ("message_deleted", id) when the
+    customer page of `request_id` is told of this event; None otherwise (other requests,
+    internal notes, other topics)."""
     if message.get("topic") != events.ADMIN_TOPIC:
         return None
     data = message.get("data") or {}
     if message.get("type") == events.REQUEST_UPDATED and data.get("id") == request_id:
-        return {
-            "type": events.REQUEST_UPDATED,
-            "data": customer_request_view(data),
-            "event_id": message["id"],
-        }
+        return ("deleted" if data.get("deleted") else "request", request_id)
     if (
         message.get("type") in MESSAGE_TYPES
         and data.get("request") == request_id
         and not data.get("is_internal")
+        and isinstance(data.get("id"), int)
     ):
         # new_message, message_updated (core.message_edits) and message_deleted alike;
         # internal notes (and their edits) never reach the customer's page.
-        return {"type": message["type"], "data": data, "event_id": message["id"]}
+        if message.get("type") == events.MESSAGE_DELETED:
+            return ("message_deleted", data["id"])
+        return ("message", data["id"])
     return None
+
+
+async def public_frames(
+    messages: list[dict[str, Any]], request_id: int, access_key: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """The customer page's frames for `messages` (event ids and frames, in order).
+
+    Built with the customer-facing serializer (core.serializers.customer_request_data /
+    customer_message_data) from the database, never from the staff JSON the events carry:
+    no staff e-mail, username or tags, and `messages_count` counting what the customer
+    can see. At most four queries for any number of events (a replay batch or one live
+    event). A message deleted (or made internal) since is left out; a `message_deleted`
+    frame carries only the message's id and request (`is_deleted`), never its text."""
+    targets = [(m, t) for m in messages if (t := _public_target(m, request_id)) is not None]
+    if not targets:
+        return []
+    message_ids = [ident for _, (kind, ident) in targets if kind == "message"]
+    deleted_ids = [ident for _, (kind, ident) in targets if kind == "message_deleted"]
+    req_view = None
+    if any(kind == "request" for _, (kind, _) in targets):
+        req = await CustomerRequest.filter(id=request_id).select_related("assigned_admin").first()
+        req_view = customer_request_data(req) if req is not None else None
+    views: dict[int, dict[str, Any]] = {}
+    gone_views: dict[int, dict[str, Any]] = {}
+    if deleted_ids:  # a public message's deletion (core.message_edits): no text, no sender
+        gone = await RequestMessage.filter(
+            id__in=deleted_ids, request_id=request_id, is_internal=False, is_deleted=True
+        ).values_list("id", flat=True)
+        gone_views = {i: {"id": i, "request": request_id, "is_deleted": True} for i in gone}
+    if message_ids:
+        rows = await RequestMessage.filter(
+            id__in=message_ids, request_id=request_id, is_internal=False, is_deleted=False
+        ).select_related("sender")
+        files: dict[int, list[dict[str, Any]]] = {}
+        for att in await RequestAttachment.filter(message_id__in=message_ids).order_by("id"):
+            url = f"/api/public/requests/{access_key}/attachments/{att.id}/"
+            files.setdefault(att.message_id, []).append(customer_attachment_data(att, url))
+        views = {m.id: customer_message_data(m, attachments=files.get(m.id, [])) for m in rows}
+    out: list[tuple[int, dict[str, Any]]] = []
+    for message, (kind, ident) in targets:
+        if kind == "deleted":
+            data: dict[str, Any] | None = {"id": request_id, "deleted": True}
+        elif kind == "request":
+            data = req_view
+        elif kind == "message_deleted":
+            data = gone_views.get(ident)
+        else:
+            data = views.get(ident)
+        if data is not None:
+            out.append((message["id"], {"type": message["type"], "data": data,
+                                        "event_id": message["id"]}))
+    return out
 
 
 def error_frame(code: str, detail: Any) -> str:
@@ -165,6 +218,9 @@ class Connection:
         self.kind = kind  # "admin" | "chat" | "public"
         self.key = key  # chat id or request id
         self.user = user
+        self.access_key = ""  # a customer page's key (its attachment links use it)
+        self.token_id: int | None = None  # the API token it authenticated with
+        self.auth_seq = 0  # the hub's access-change count when it authenticated
         self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(queue_max)
         self.live = asyncio.Event()  # cleared while a replay is being sent
         self.live.set()
@@ -311,6 +367,12 @@ class Hub:
         self.admin: set[Connection] = set()
         self.chats: dict[int, set[Connection]] = {}
         self.public: dict[int, set[Connection]] = {}
+        # Staff sockets per user, and the access changes seen (see on_access_change).
+        self.by_user: dict[int, set[Connection]] = {}
+        self.access_seq = 0
+        self.user_changed: dict[int, int] = {}  # user id -> access_seq of its last change
+        self.chat_changed: dict[int, int] = {}  # chat id -> access_seq of its last closing
+        self._closing: set[asyncio.Task[None]] = set()
 
     def _group(self, conn: Connection) -> set[Connection]:
         if conn.kind == "admin":
@@ -320,9 +382,17 @@ class Hub:
 
     def add(self, conn: Connection) -> None:
         self._group(conn).add(conn)
+        if conn.user is not None:
+            self.by_user.setdefault(conn.user.id, set()).add(conn)
         metrics.ws_opened(conn.kind)
 
     def remove(self, conn: Connection) -> None:
+        if conn.user is not None:
+            mine = self.by_user.get(conn.user.id)
+            if mine is not None:
+                mine.discard(conn)
+                if not mine:
+                    del self.by_user[conn.user.id]
         group = self._group(conn)
         if conn in group:
             metrics.ws_closed(conn.kind)
@@ -359,10 +429,20 @@ class Hub:
                 data.get("request") if message.get("type") in MESSAGE_TYPES else data.get("id")
             )
             conns = self.public.get(request_id) if isinstance(request_id, int) else None
-            if conns and (frame := public_frame(message, request_id)):
-                text = dumps(frame)
-                for conn in list(conns):
-                    conn.offer(event_id, text)
+            if conns:
+                key = next(iter(conns)).access_key
+                try:
+                    frames = await public_frames([message], request_id, key)
+                except Exception as exc:  # the database is away: the page's poll catches up
+                    log.warning("ws: customer page frame for request %s skipped: %s",
+                                request_id, type(exc).__name__)
+                    frames = []
+                for _, frame in frames:
+                    text = dumps(frame)
+                    for conn in list(conns):
+                        conn.offer(event_id, text)
+        elif topic == events.ACCESS_TOPIC and message.get("type") == events.USER_ACCESS:
+            await self.on_access_change(message.get("data") or {})
         elif topic.startswith("chat:"):
             try:
                 chat_id = int(topic[5:])
@@ -373,6 +453,53 @@ class Hub:
                 text = dumps(frame)
                 for conn in list(conns):
                     conn.offer(event_id, text)
+
+    async def on_access_change(self, data: dict[str, Any]) -> None:
+        """What a user may see changed (deactivated, role changed, token revoked, left or
+        removed from a chat, a chat closed): re-check that user's sockets here (and, for a
+        closed chat, every socket on it) against the database and close the ones no longer
+        allowed: 4401 (token revoked or expired, user inactive), 4403 (no longer staff, not
+        a participant), 4404 (chat inactive). The event reaches every process's hub
+        through the bus, so this holds on every process within the relay's delay."""
+        self.access_seq += 1
+        user_id, chat_id = data.get("user_id"), data.get("chat_id")
+        conns: set[Connection] = set()
+        if isinstance(user_id, int):
+            self.user_changed[user_id] = self.access_seq
+            conns |= self.by_user.get(user_id, set())
+        if isinstance(chat_id, int) and data.get("reason") == "chat_closed":
+            self.chat_changed[chat_id] = self.access_seq
+            conns |= self.chats.get(chat_id, set())
+        if conns:
+            await self.recheck(list(conns))
+
+    def changed_since(self, conn: Connection) -> bool:
+        """Whether an access change that may concern `conn` arrived after it authenticated
+        (it was not registered yet, so on_access_change could not see it)."""
+        seq = conn.auth_seq
+        if conn.user is not None and self.user_changed.get(conn.user.id, 0) > seq:
+            return True
+        return conn.kind == "chat" and self.chat_changed.get(conn.key or 0, 0) > seq
+
+    async def recheck(self, conns: list[Connection]) -> None:
+        """Close each of `conns` whose authentication or permission no longer holds."""
+        for conn in conns:
+            if conn.closed or conn.user is None:
+                continue
+            try:
+                verdict = await _still_allowed(conn)
+            except Exception as exc:  # the database is away: closing is the safe side
+                log.warning("ws: could not re-check a %s socket of user %s (%s); closing it",
+                            conn.kind, conn.user.id, type(exc).__name__)
+                verdict = (CLOSE_TRY_AGAIN, "try again later")
+            if verdict is not None:
+                code, reason = verdict
+                log.info("ws: %s socket of user %s closed %s: %s", conn.kind, conn.user.id,
+                         code, reason)
+                conn.closed = True
+                task = asyncio.create_task(conn.close(code, reason))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     @staticmethod
     async def _fan_out(conns: list[Connection], event_id: int | None, text: str) -> None:
@@ -395,6 +522,28 @@ class Hub:
         )
 
 
+async def _still_allowed(conn: Connection) -> tuple[int, str] | None:
+    """None if `conn` may stay open; else the close code and reason. Reads the token, the
+    user and (for a chat socket) the chat and its participants as they are now."""
+    assert conn.user is not None
+    user = await User.filter(id=conn.user.id).first()
+    if user is None or not user.is_active:
+        return CLOSE_UNAUTHENTICATED, "account deactivated"
+    if conn.token_id is not None:
+        token = await AuthToken.filter(id=conn.token_id, user_id=user.id).first()
+        if token is None or token_expired(token.created):
+            return CLOSE_UNAUTHENTICATED, "token revoked"
+    conn.user = user
+    if not is_staff(user):
+        return CLOSE_FORBIDDEN, "admins and directors only"
+    if conn.kind == "chat":
+        if not await AdminChat.filter(id=conn.key, is_active=True).exists():
+            return CLOSE_NOT_FOUND, "chat closed"
+        if not await AdminChat.filter(id=conn.key, participants__id=user.id).exists():
+            return CLOSE_FORBIDDEN, "not a participant of this chat"
+    return None
+
+
 # --- replay (catch-up) -----------------------------------------------------------------------
 
 
@@ -406,12 +555,13 @@ def _replay_query(conn: Connection, after: int):
     return Event.filter(topic=events.ADMIN_TOPIC, id__gt=after, type__in=PUBLIC_TYPES)
 
 
-def _frame_for(conn: Connection, message: dict[str, Any]) -> dict[str, Any] | None:
-    if conn.kind == "admin":
-        return admin_frame(message)
-    if conn.kind == "chat":
-        return chat_ws_frame(message)
-    return public_frame(message, conn.key or 0)
+async def _frames_for(
+    conn: Connection, messages: list[dict[str, Any]]
+) -> list[tuple[int, dict[str, Any]]]:
+    if conn.kind == "public":
+        return await public_frames(messages, conn.key or 0, conn.access_key)
+    build = admin_frame if conn.kind == "admin" else chat_ws_frame
+    return [(m["id"], f) for m in messages if (f := build(m)) is not None]
 
 
 async def replay(conn: Connection, after: int) -> None:
@@ -431,13 +581,12 @@ async def replay(conn: Connection, after: int) -> None:
                 .limit(500)
                 .values_list("id", "type", "topic", "payload")
             )
+            batch = []
             for event_id, type_, topic, payload in rows:
                 cursor = event_id
                 scanned += 1
-                message = {"id": event_id, "type": type_, "topic": topic, "data": payload}
-                frame = _frame_for(conn, message)
-                if frame is None:
-                    continue
+                batch.append({"id": event_id, "type": type_, "topic": topic, "data": payload})
+            for event_id, frame in await _frames_for(conn, batch):
                 if sent >= REPLAY_MAX:
                     await conn.send(
                         dumps(
@@ -480,11 +629,11 @@ def _parse_last_event_id(value: Any) -> int | None:
     return number
 
 
-async def _authenticate(request: Request) -> User | None:
-    key = token_from(request)
+async def _authenticate(request: Request) -> TokenOwner | None:
+    key = token_from(request, allow_query=True)
     if not key or len(key) > 128:
         return None
-    return await user_for_token(key)
+    return await token_owner(key)
 
 
 async def _serve(request: Request, ws: Any, conn: Connection) -> None:
@@ -500,6 +649,8 @@ async def _serve(request: Request, ws: Any, conn: Connection) -> None:
     if last_event_id is not None and not await _resume_allowed(hub, conn):
         return
     hub.add(conn)  # live events queue up from here on; the replay below fills the gap
+    if conn.user is not None and hub.changed_since(conn):
+        await hub.recheck([conn])  # its access changed while it was being authenticated
     try:
         if last_event_id is not None:
             await replay(conn, last_event_id)
@@ -662,9 +813,12 @@ async def _watch_session(conn: Connection, digest: str) -> None:
 
 
 async def admin_notifications(request: Request, ws: Any) -> None:
-    user = await _authenticate(request)
+    hub: Hub = request.app.ctx.ws_hub
+    seq = hub.access_seq
+    owner = await _authenticate(request)
+    user = owner.user if owner is not None else None
     session = None
-    if user is None and not token_from(request):
+    if user is None and not token_from(request, allow_query=True):
         session = await _console_session(request)
         user = session.user if session is not None else None
     if user is None:
@@ -673,7 +827,8 @@ async def admin_notifications(request: Request, ws: Any) -> None:
     if not is_staff(user):
         await ws.close(CLOSE_FORBIDDEN, "admins and directors only")
         return
-    conn = Connection(ws, "admin", None, user, request.app.ctx.ws_hub.queue_max)
+    conn = Connection(ws, "admin", None, user, hub.queue_max)
+    conn.token_id, conn.auth_seq = (owner.token_id if owner is not None else None), seq
     watcher = asyncio.create_task(_watch_session(conn, session.digest)) if session else None
     try:
         await _serve(request, ws, conn)
@@ -686,10 +841,13 @@ async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
     if not is_row_id(chat_id):  # no chat can have it (and the database would refuse it)
         await ws.close(CLOSE_NOT_FOUND, "unknown chat")
         return
-    user = await _authenticate(request)
-    if user is None:
+    hub: Hub = request.app.ctx.ws_hub
+    seq = hub.access_seq
+    owner = await _authenticate(request)
+    if owner is None:
         await ws.close(CLOSE_UNAUTHENTICATED, "authentication required")
         return
+    user = owner.user
     if not is_staff(user):
         await ws.close(CLOSE_FORBIDDEN, "admins and directors only")
         return
@@ -700,9 +858,9 @@ async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
     if not await AdminChat.filter(id=chat.id, participants__id=user.id).exists():
         await ws.close(CLOSE_FORBIDDEN, "not a participant of this chat")
         return
-    await _serve(
-        request, ws, Connection(ws, "chat", chat.id, user, request.app.ctx.ws_hub.queue_max)
-    )
+    conn = Connection(ws, "chat", chat.id, user, hub.queue_max)
+    conn.token_id, conn.auth_seq = owner.token_id, seq
+    await _serve(request, ws, conn)
 
 
 async def public_request_socket(request: Request, ws: Any, access_key: str) -> None:
@@ -714,6 +872,7 @@ async def public_request_socket(request: Request, ws: Any, access_key: str) -> N
         return
     hub: Hub = request.app.ctx.ws_hub
     conn = Connection(ws, "public", req.id, None, hub.queue_max)
+    conn.access_key = access_key
     # Open customer-page sockets per client address (this process): each costs memory and a
     # place in every fan-out, and anyone can open them.
     address = client_address(request)

@@ -39,6 +39,7 @@ from urllib.parse import urlparse, urlunparse
 import asyncpg
 
 from core.requests import build_search_text
+from core.security import token_digest
 from db.models import User
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/helpdesk_bench"
@@ -174,7 +175,7 @@ def generate(n_requests: int, n_customers: int, n_admins: int, seed: int, now: d
                       f"{name}@support.test", role, True, "", None, None, "ru", joined, None))
         staff.append(uid)
     admins = staff[:-1]
-    tokens = [(bench_token(u[1]), joined, u[0]) for u in users if u[5] != "customer"]
+    tokens = [(token_digest(bench_token(u[1])), joined, u[0], "cli") for u in users if u[5] != "customer"]
 
     statuses = _weighted(rng, STATUSES, n_requests)
     priorities = _weighted(rng, PRIORITIES, n_requests)
@@ -234,7 +235,7 @@ def generate(n_requests: int, n_customers: int, n_admins: int, seed: int, now: d
 USER_COLUMNS = ["id", "username", "first_name", "last_name", "email", "role", "is_active",
                 "password", "telegram_id", "telegram_username", "language", "date_joined",
                 "active_request_id"]
-TOKEN_COLUMNS = ["key", "created", "user_id"]
+TOKEN_COLUMNS = ["digest", "created", "user_id", "origin"]
 REQUEST_COLUMNS = ["id", "title", "description", "status", "priority", "category", "created_at",
                    "updated_at", "last_message_at", "estimated_resolution_time", "tags",
                    "messages_count", "status_changed_at", "source", "access_key", "search_text",
@@ -278,7 +279,7 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
         await conn.execute("SET maintenance_work_mem = '256MB'")
         indexdefs = await _drop_secondary_indexes(conn, ["customer_requests", "request_messages"])
         await conn.copy_records_to_table("users", records=users, columns=USER_COLUMNS)
-        await conn.copy_records_to_table("api_tokens", records=tokens, columns=TOKEN_COLUMNS)
+        await conn.copy_records_to_table("auth_tokens", records=tokens, columns=TOKEN_COLUMNS)
         await conn.copy_records_to_table(
             "customer_requests", records=requests, columns=REQUEST_COLUMNS
         )
@@ -296,7 +297,7 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
             await conn.execute(definition)
         timer.step(f"re-create {len(indexdefs)} secondary indexes")
         await conn.execute("VACUUM (ANALYZE) users")
-        await conn.execute("VACUUM (ANALYZE) api_tokens")
+        await conn.execute("VACUUM (ANALYZE) auth_tokens")
         await conn.execute("VACUUM (ANALYZE) customer_requests")
         await conn.execute("VACUUM (ANALYZE) request_messages")
         timer.step("VACUUM ANALYZE")

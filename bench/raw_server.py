@@ -12,6 +12,7 @@ floor an ORM-based service is measured against; see docs/performance.md.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import UTC, datetime
 
@@ -76,8 +77,9 @@ async def stop(app: Sanic) -> None:
 async def staff(request: Request, con):
     key = request.headers.get("authorization", "").partition(" ")[2].strip()
     row = await con.fetchrow(
-        "SELECT u.id, u.role, u.first_name, u.last_name, u.username FROM api_tokens t "
-        "JOIN users u ON u.id = t.user_id WHERE t.key = $1 AND u.is_active", key
+        "SELECT u.id, u.role, u.first_name, u.last_name, u.username FROM auth_tokens t "
+        "JOIN users u ON u.id = t.user_id WHERE t.digest = $1 AND u.is_active",
+        hashlib.sha256(key.encode("ascii", "replace")).hexdigest()
     )
     return row if row is not None and row["role"] in ("admin", "director") else None
 

@@ -15,18 +15,20 @@ import re
 import secrets
 import unicodedata
 from collections.abc import AsyncIterable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import events, runtime, staff_stats
+from core.bans import require_not_banned
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
 from core.permissions import can_see_internal, is_staff, require_manage_request
-from core.requests import get_request
+from core.requests import count_message, get_request
 from core.serializers import attachment_data, message_data
 from core.texts import lang_of, t
 from db.models import (
@@ -132,6 +134,28 @@ def remove_stored(relative_or_absolute: str | Path) -> None:
         pass
 
 
+async def remove_request_files(request_id: int, stored: list[str]) -> None:
+    """Delete a deleted request's files and its folder (off the event loop)."""
+    import asyncio
+    import logging
+    import shutil
+
+    def remove() -> None:
+        for relative in stored:
+            remove_stored(relative)
+        folder = media_root() / ATTACHMENTS_DIR / str(int(request_id))
+        base = (media_root() / ATTACHMENTS_DIR).resolve()
+        if folder.resolve().parent == base and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+
+    try:
+        await asyncio.to_thread(remove)
+    except Exception:
+        logging.getLogger("helpdesk.attachments").exception(
+            "could not remove the files of deleted request %s", request_id
+        )
+
+
 def download_path(attachment_id: int) -> str:
     return f"/api/attachments/{attachment_id}/download/"
 
@@ -151,7 +175,8 @@ async def check_can_attach(
 ) -> CustomerRequest:
     """Raise unless `actor` may add a file to the request (the rules of post_message):
     staff replies follow CanManageRequest, internal files any staff; a customer only their
-    own request (else NotFound) and not once it is closed. Call before reading an upload."""
+    own request (else NotFound), not once it is closed, not while banned. Call before
+    reading an upload."""
     req = await get_request(actor, request_id)
     if is_staff(actor):
         if not is_internal:
@@ -159,9 +184,20 @@ async def check_can_attach(
     else:
         if req.customer_id != actor.id:
             raise NotFound(t("err_not_found", actor.language))
+        require_not_banned(actor)
         if req.status == Status.closed:
             raise Conflict(t("err_closed", actor.language))
     return req
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file written to storage and not yet recorded (`stored_path` relative to MEDIA_ROOT)."""
+
+    name: str
+    stored_path: str
+    size: int
+    content_type: str | None = None
 
 
 async def record_attachment(
@@ -181,48 +217,94 @@ async def record_attachment(
 
     Without `message_id`: one transaction creates a thread message of type image/file
     (content `caption` or "Вложение: <name>"), the attachment, bumps last_message_at and
-    messages_count and records a `new_message` event whose data is the message plus
-    `attachments: [...]`. With `message_id`: the file joins that existing message of the
-    same request (a customer only their own, non-internal message); no new message, no event.
+    the message counts and records a `new_message` event whose data is the message plus
+    `attachments: [...]` (see `record_files`).
+
+    With `message_id` (staff only): the file joins that existing message of the same
+    request; no new message, no event. What it joins decides who may add it: a file on a
+    message the customer sees is a reply, so it needs CanManageRequest like any staff
+    reply, whatever `is_internal` says; on an internal note any staff member may. A
+    customer cannot add files to an existing message (ValidationFailed): nobody would be
+    told of a file slipped into an old message, so each customer file is a new message
+    staff are notified of (the bot's albums are stored in one call, `record_files`).
     Permission as `check_can_attach`. The caller deletes the file if this raises.
     """
+    if message_id is None:
+        return (await record_files(
+            actor, request_id, [StoredFile(name, stored_path, size, content_type)],
+            caption=caption, is_internal=is_internal, source=source,
+        ))[0]
     if not is_staff(actor):
-        is_internal = False
-    req = await check_can_attach(actor, request_id, is_internal=is_internal)
-    if resolve_stored(stored_path) is None:
-        raise ValidationFailed({"file": ["Недопустимый путь файла."]})
+        await check_can_attach(actor, request_id)
+        raise ValidationFailed({"message": [t("err_attach_new_message", actor.language)]})
+    target = await RequestMessage.filter(id=message_id, request_id=request_id).first()
+    req = await check_can_attach(
+        actor, request_id, is_internal=bool(target is not None and target.is_internal)
+    )
+    if target is None:
+        raise ValidationFailed(
+            {"message": [f'Недопустимый первичный ключ "{message_id}" - объект не существует.']}
+        )
+    stored = _checked(actor, [StoredFile(name, stored_path, size, content_type)], caption)[0]
+    return await RequestAttachment.create(
+        request_id=req.id,
+        message_id=target.id,
+        name=stored.name,
+        file=stored.stored_path,
+        size=stored.size,
+        content_type=stored.content_type,
+        uploaded_by_id=actor.id,
+    )
+
+
+def _checked(actor: User, files: list[StoredFile], caption: str | None) -> list[StoredFile]:
+    """The files with clean names and content types; ValidationFailed / FileTooLarge."""
+    for f in files:
+        if resolve_stored(f.stored_path) is None:
+            raise ValidationFailed({"file": ["Недопустимый путь файла."]})
     caption_errors: dict[str, list[str]] = {}
     check_text(caption_errors, "caption", caption, current_limits().content, actor.language,
                required=False)
     if caption_errors:
         raise ValidationFailed(caption_errors)
-    if size > max_upload_bytes():
-        raise FileTooLarge(runtime.settings().max_upload_mb)
-    name = original_name(name)
-    content_type = clean_content_type(content_type, name)
-    message_type = MessageType.image if content_type.startswith("image/") else MessageType.file
-    if message_id is not None:
-        cond = Q(id=message_id, request_id=req.id)
-        if not is_staff(actor):
-            cond &= Q(sender_id=actor.id, is_internal=False)
-        if not await RequestMessage.filter(cond).exists():
-            raise ValidationFailed(
-                {"message": [f'Недопустимый первичный ключ "{message_id}" - объект не существует.']}
-            )
-        att = await RequestAttachment.create(
-            request_id=req.id,
-            message_id=message_id,
-            name=name,
-            file=stored_path,
-            size=size,
-            content_type=content_type,
-            uploaded_by_id=actor.id,
-        )
-        return att
+    out = []
+    for f in files:
+        if f.size > max_upload_bytes():
+            raise FileTooLarge(runtime.settings().max_upload_mb)
+        name = original_name(f.name)
+        out.append(StoredFile(name, f.stored_path, f.size, clean_content_type(f.content_type, name)))
+    return out
+
+
+async def record_files(
+    actor: User,
+    request_id: int,
+    files: list[StoredFile],
+    *,
+    caption: str | None = None,
+    is_internal: bool = False,
+    source: Source = Source.api,
+) -> list[RequestAttachment]:
+    """Record files already in storage as ONE new thread message (a Telegram album, or a
+    single upload): one transaction creates the message (type image when the first file is
+    an image, else file; content `caption` or "Вложение: <first name>"), the attachments,
+    bumps last_message_at and the counts, and records one `new_message` event carrying
+    every attachment. Permission as `check_can_attach`; the caller deletes the files if
+    this raises."""
+    if not files:
+        raise ValidationFailed({"file": ["Файл не был отправлен."]})
+    if not is_staff(actor):
+        is_internal = False
+    req = await check_can_attach(actor, request_id, is_internal=is_internal)
+    files = _checked(actor, files, caption)
+    first = files[0]
+    message_type = (
+        MessageType.image if first.content_type.startswith("image/") else MessageType.file
+    )
     text = (
         caption
         if caption and caption.strip()
-        else _CAPTIONS[lang_of(actor.language)].format(name=name)
+        else _CAPTIONS[lang_of(actor.language)].format(name=first.name)
     )
     async with in_transaction() as conn:
         msg = await RequestMessage.create(
@@ -235,47 +317,35 @@ async def record_attachment(
             source=source,
             using_db=conn,
         )
-        att = await RequestAttachment.create(
-            request_id=req.id,
-            message_id=msg.id,
-            name=name,
-            file=stored_path,
-            size=size,
-            content_type=content_type,
-            uploaded_by_id=actor.id,
-            using_db=conn,
-        )
-        await (
-            CustomerRequest.filter(id=req.id)
-            .using_db(conn)
-            .update(last_message_at=msg.created_at, messages_count=F("messages_count") + 1)
-        )
+        atts = []
+        for f in files:
+            atts.append(await RequestAttachment.create(
+                request_id=req.id,
+                message_id=msg.id,
+                name=f.name,
+                file=f.stored_path,
+                size=f.size,
+                content_type=f.content_type,
+                uploaded_by_id=actor.id,
+                using_db=conn,
+            ))
+        await count_message(conn, req.id, msg)
         await staff_stats.note_first_response(conn, req, msg)
         await events.record_event(
             events.NEW_MESSAGE,
-            {**message_data(msg, actor), "attachments": [serialize(att)]},
+            {**message_data(msg, actor), "attachments": [serialize(a) for a in atts]},
             using_db=conn,
         )
     events.committed()
-    return att
+    return atts
 
 
-async def save_attachment(
-    actor: User,
-    request_id: int,
-    *,
-    name: str,
-    content: bytes | Iterable[bytes] | AsyncIterable[bytes],
+async def store_file(
+    request_id: int, name: str, content: bytes | Iterable[bytes] | AsyncIterable[bytes],
     content_type: str | None = None,
-    message_id: int | None = None,
-    caption: str | None = None,
-    is_internal: bool = False,
-    source: Source = Source.api,
-) -> RequestAttachment:
-    """Write `content` to storage and record it (for channels that already hold the bytes
-    or an iterator of chunks, such as the bot). Enforces MAX_UPLOAD_MB (FileTooLarge);
-    the file is removed if anything fails."""
-    await check_can_attach(actor, request_id, is_internal=is_internal and is_staff(actor))
+) -> StoredFile:
+    """Write `content` to a new file of request `request_id` (not recorded yet), enforcing
+    MAX_UPLOAD_MB (FileTooLarge); nothing is left behind if it fails."""
     limit = max_upload_bytes()
     relative, absolute = new_storage_path(request_id, name)
     size = 0
@@ -297,12 +367,36 @@ async def save_attachment(
                     if size > limit:
                         raise FileTooLarge(runtime.settings().max_upload_mb)
                     fh.write(chunk)
+    except BaseException:
+        remove_stored(absolute)
+        raise
+    return StoredFile(name, relative, size, content_type)
+
+
+async def save_attachment(
+    actor: User,
+    request_id: int,
+    *,
+    name: str,
+    content: bytes | Iterable[bytes] | AsyncIterable[bytes],
+    content_type: str | None = None,
+    message_id: int | None = None,
+    caption: str | None = None,
+    is_internal: bool = False,
+    source: Source = Source.api,
+) -> RequestAttachment:
+    """Write `content` to storage and record it (for channels that already hold the bytes
+    or an iterator of chunks, such as the bot). Enforces MAX_UPLOAD_MB (FileTooLarge);
+    the file is removed if anything fails."""
+    await check_can_attach(actor, request_id, is_internal=is_internal and is_staff(actor))
+    stored = await store_file(request_id, name, content, content_type)
+    try:
         return await record_attachment(
             actor,
             request_id,
             name=name,
-            stored_path=relative,
-            size=size,
+            stored_path=stored.stored_path,
+            size=stored.size,
             content_type=content_type,
             message_id=message_id,
             caption=caption,
@@ -310,7 +404,7 @@ async def save_attachment(
             source=source,
         )
     except BaseException:
-        remove_stored(absolute)
+        remove_stored(stored.stored_path)
         raise
 
 
@@ -362,6 +456,9 @@ __all__ = [
     "check_can_attach",
     "record_attachment",
     "save_attachment",
+    "StoredFile",
+    "store_file",
+    "record_files",
     "list_attachments",
     "attachment_for_download",
     "new_storage_path",

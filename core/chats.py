@@ -15,9 +15,10 @@ from core import events
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
-from core.permissions import is_director, require_staff
+from core.permissions import is_director, require_director, require_staff
 from core.serializers import chat_data, chat_frame, chat_message_data
 from core.texts import t
+from core.users import record_access_change
 from db.models import AdminChat, ChatMessage, ChatType, MessageType, Source, User
 
 
@@ -108,8 +109,18 @@ async def create_chat(
     return chat
 
 
+def can_edit_chat(actor: User, chat: AdminChat) -> bool:
+    """Renaming a chat, changing its type and deactivating it: its creator or a director."""
+    return is_director(actor) or chat.created_by_id == actor.id
+
+
 async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> AdminChat:
-    chat = await get_chat(actor, chat_id)
+    """Rename, retype or (de)activate a chat: only its creator or a director
+    (PermissionDenied for other participants). Deactivating closes the chat's open
+    WebSockets (event user_access with the chat id, 4404 on every process)."""
+    chat = await get_chat(actor, chat_id, must_participate=not is_director(actor))
+    if not can_edit_chat(actor, chat):
+        raise PermissionDenied(t("err_chat_owner_only", actor.language))
     errors: dict[str, list[str]] = {}
     if "name" in changes:
         check_text(errors, "name", changes["name"], current_limits().chat_name, actor.language)
@@ -121,7 +132,11 @@ async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> Adm
     if isinstance(allowed.get("name"), str):
         allowed["name"] = allowed["name"].strip()
     if allowed:
-        await AdminChat.filter(id=chat.id).update(**allowed)
+        async with in_transaction() as conn:
+            await AdminChat.filter(id=chat.id).using_db(conn).update(**allowed)
+            if allowed.get("is_active") is False:
+                await record_access_change(actor.id, "chat_closed", using_db=conn, chat_id=chat.id)
+        events.committed()
     return await AdminChat.get(id=chat.id)
 
 
@@ -197,6 +212,8 @@ async def _membership(actor: User, chat_id: int, join: bool) -> None:
             topic=events.chat_topic(chat.id),
             using_db=conn,
         )
+        if not join:  # their sockets on this chat close (4403), on every process
+            await record_access_change(actor.id, "chat_left", using_db=conn, chat_id=chat.id)
     events.committed()
 
 
@@ -209,6 +226,37 @@ async def leave_chat(actor: User, chat_id: int) -> None:
     await _membership(actor, chat_id, False)
 
 
+async def remove_participant(actor: User, chat_id: int, user_id: int) -> None:
+    """The chat's creator or a director removes a participant (leaving is leave_chat).
+    A system message says so (event chat_leave); the removed user's sockets on this chat
+    close with 4403 on every process. NotFound for someone who is not a participant."""
+    chat = await get_chat(actor, chat_id, must_participate=not is_director(actor))
+    if not can_edit_chat(actor, chat):
+        raise PermissionDenied(t("err_chat_owner_only", actor.language))
+    if user_id == actor.id:
+        await leave_chat(actor, chat_id)
+        return
+    target = await User.filter(id=user_id).first()
+    if target is None or not await is_participant(chat.id, target.id):
+        raise NotFound(t("err_not_found", actor.language))
+    async with in_transaction() as conn:
+        await chat.participants.remove(target, using_db=conn)
+        msg = await ChatMessage.create(
+            chat_id=chat.id, sender_id=actor.id,
+            content=t("chat_removed", actor.language, name=target.full_name),
+            message_type=MessageType.system, using_db=conn,
+        )
+        await events.record_event(
+            events.CHAT_LEAVE,
+            {**chat_frame(msg, actor), "data": chat_message_data(msg, actor),
+             "removed_user_id": target.id},
+            topic=events.chat_topic(chat.id),
+            using_db=conn,
+        )
+        await record_access_change(target.id, "chat_removed", using_db=conn, chat_id=chat.id)
+    events.committed()
+
+
 async def mark_chat_read(actor: User, chat_id: int) -> int:
     chat = await get_chat(actor, chat_id)
     return await ChatMessage.filter(chat_id=chat.id, is_read=False).exclude(sender_id=actor.id).update(is_read=True)
@@ -217,19 +265,18 @@ async def mark_chat_read(actor: User, chat_id: int) -> int:
 __all__ = [
     "create_chat", "get_chat", "list_chats", "chat_detail", "list_chat_messages",
     "post_chat_message", "join_chat", "leave_chat", "is_participant", "mark_chat_read", "update_chat",
-    "serialize_chats",
+    "serialize_chats", "remove_participant", "can_edit_chat",
 ]
 
 
 async def bind_telegram_chat(actor: User, chat_id: int, telegram_chat_id: int) -> AdminChat:
     """Bind an admin chat to a Telegram group so messages flow both ways.
 
-    A director may bind any active chat; an admin only a chat they take part in. A Telegram
-    group bound to another chat is moved to this one (one group, one chat).
+    Directors only (binding decides who outside the desk reads the chat). A Telegram group
+    bound to another chat is moved to this one (one group, one chat).
     """
-    from core.permissions import is_director
-
-    chat = await get_chat(actor, chat_id, must_participate=not is_director(actor))
+    require_director(actor)
+    chat = await get_chat(actor, chat_id, must_participate=False)
     async with in_transaction() as conn:
         await AdminChat.filter(telegram_chat_id=telegram_chat_id).exclude(id=chat.id).using_db(
             conn

@@ -1,5 +1,5 @@
 """`helpdesk` command line: run, api, bot, scheduler, mail, migrate, createuser, token,
-seed-demo, parked."""
+revoke-tokens, seed-demo, parked."""
 
 from __future__ import annotations
 
@@ -225,7 +225,8 @@ def createuser(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def token(settings: Settings, username: str) -> int:
-    from core.users import get_or_create_token
+    """Issue a new API token for `username` and print it (only its digest is stored)."""
+    from core.users import issue_token
     from db.models import User
 
     async def go() -> int:
@@ -233,7 +234,24 @@ def token(settings: Settings, username: str) -> int:
         if user is None:
             print(f"helpdesk: no user {username!r}", file=sys.stderr)
             return 1
-        print(await get_or_create_token(user))
+        print(await issue_token(user, origin="cli"))
+        return 0
+
+    return _with_db(settings, go)
+
+
+def revoke_tokens(settings: Settings, username: str) -> int:
+    """Revoke every API token of `username`; their open WebSockets close (4401)."""
+    from core.users import revoke_all_tokens
+    from db.models import User
+
+    async def go() -> int:
+        user = await User.filter(username=username).first()
+        if user is None:
+            print(f"helpdesk: no user {username!r}", file=sys.stderr)
+            return 1
+        count = await revoke_all_tokens(user)
+        print(f"revoked {count} token(s) of {user.username}")
         return 0
 
     return _with_db(settings, go)
@@ -348,8 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     cu.add_argument("--last-name")
     cu.add_argument("--telegram-id", type=int)
     cu.add_argument("--language", choices=["ru", "en"])
-    tk = sub.add_parser("token", help="print a user's API token (created if needed)")
+    tk = sub.add_parser("token", help="issue a new API token for a user and print it")
     tk.add_argument("username")
+    rt = sub.add_parser("revoke-tokens", help="revoke every API token of a user")
+    rt.add_argument("username")
     sub.add_parser("seed-demo", help="create demo data: 5 customers, 20 requests")
     sub.add_parser("jobs", help="list scheduler jobs and their next run time")
     pk = sub.add_parser("parked", help="list parked Telegram events and failed outbox rows")
@@ -393,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         return createuser(settings, args)
     if cmd == "token":
         return token(settings, args.username)
+    if cmd == "revoke-tokens":
+        return revoke_tokens(settings, args.username)
     if cmd == "seed-demo":
         migrate(settings)
         n = _with_db(settings, seed_demo_data)

@@ -1,4 +1,9 @@
-"""Internal communications between departments (the seed's InternalCommunication). Staff only."""
+"""Internal communications between departments (the seed's InternalCommunication). Staff only.
+
+Object rules: every participant is an active admin or director; only the sender edits what
+the communication says and who takes part (departments, subject, content, priority,
+request, participants); participants (and directors) may move its status (read, replied).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,10 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
-from core.permissions import is_director, require_staff
+from core.permissions import is_director, is_staff, require_staff
 from core.serializers import communication_data
 from core.texts import t
 from db.models import CommPriority, CommStatus, CustomerRequest, InternalCommunication, User
@@ -93,9 +98,7 @@ async def create_communication(actor: User, data: dict[str, Any]) -> dict[str, A
     participant_ids = data.get("participants") or []
     users: list[User] = []
     if not errors and participant_ids:
-        users = await User.filter(id__in=participant_ids)
-        if len(users) != len(set(participant_ids)):
-            errors["participants"] = ["Некоторые пользователи не существуют."]
+        users = await _staff_participants(participant_ids, errors, actor.language)
     if errors:
         raise ValidationFailed(errors)
     async with in_transaction() as conn:
@@ -114,9 +117,43 @@ async def create_communication(actor: User, data: dict[str, Any]) -> dict[str, A
     return communication_data(comm, sorted(u.id for u in users))
 
 
+SENDER_FIELDS = ("from_department", "to_department", "subject", "content", "priority",
+                 "request", "participants")
+
+
+async def _staff_participants(
+    ids: list[int], errors: dict[str, list[str]], lang: str | None
+) -> list[User]:
+    """The users for `ids` if every one exists and is active staff; an error otherwise."""
+    users = await User.filter(id__in=ids)
+    if len(users) != len(set(ids)):
+        errors["participants"] = ["Некоторые пользователи не существуют."]
+    elif not all(is_staff(u) for u in users):
+        errors["participants"] = [t("err_comm_staff_only", lang)]
+    return users
+
+
+def _changes(name: str, value: Any, current: dict[str, Any]) -> bool:
+    if name == "participants":
+        return not isinstance(value, list) or sorted(set(value)) != current["participants"]
+    if isinstance(value, str) and name != "content":
+        value = value.strip()
+    return value != current.get(name)
+
+
 async def update_communication(actor: User, comm_id: int, data: dict[str, Any], partial: bool) -> dict[str, Any]:
+    """PUT/PATCH. Changing what it says or who takes part is the sender's alone
+    (PermissionDenied for participants and directors alike); `status` may be moved by
+    anyone who can see it."""
     current = await get_communication(actor, comm_id)
+    if current["sender"] != actor.id and any(
+        k in data and _changes(k, data[k], current) for k in SENDER_FIELDS
+    ):
+        raise PermissionDenied(t("err_comm_sender_only", actor.language))
     errors = _validate(data, partial=partial, lang=actor.language)
+    users: list[User] = []
+    if not errors and "participants" in data:
+        users = await _staff_participants(data["participants"], errors, actor.language)
     if errors:
         raise ValidationFailed(errors)
     fields = {
@@ -129,11 +166,7 @@ async def update_communication(actor: User, comm_id: int, data: dict[str, Any], 
             await InternalCommunication.filter(id=comm_id).using_db(conn).update(**fields)
         if "participants" in data:
             comm = await InternalCommunication.get(id=comm_id, using_db=conn)
-            users = await User.filter(id__in=data["participants"]).using_db(conn)
-            if len(users) != len(set(data["participants"])):
-                raise ValidationFailed({"participants": ["Некоторые пользователи не существуют."]})
             await comm.participants.clear(using_db=conn)
             if users:
                 await comm.participants.add(*users, using_db=conn)
-    del current
     return await get_communication(actor, comm_id)

@@ -9,10 +9,11 @@ A rolled-back change never has an Event row, so it is never announced.
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
 also say which request), chat_message, chat_join, chat_leave (topic "chat:<id>"),
 request.rated (core.csat: a customer rated a completed request; for integrations, not
-relayed to WebSockets or Telegram), and request_status_changed (topic "admin", written with
+relayed to WebSockets or Telegram), request_status_changed (topic "admin", written with
 the request_updated of every status move: `{"id", "previous_status", "status",
 "request"}`; for durable consumers such as the webhooks and e-mail; the WebSocket hub and
-the Telegram relay ignore it).
+the Telegram relay ignore it), and user_access (topic "access": what a user may see
+changed; WebSocket hubs re-check that user's sockets).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ NEW_MESSAGE = "new_message"
 CHAT_MESSAGE = "chat_message"
 CHAT_JOIN = "chat_join"
 CHAT_LEAVE = "chat_leave"
+USER_ACCESS = "user_access"
 REQUEST_STATUS_CHANGED = "request_status_changed"
 REQUEST_RATED = "request.rated"
 # core.message_edits: a message's text changed / a message was deleted (topic "admin";
@@ -42,6 +44,7 @@ MESSAGE_UPDATED = "message_updated"
 MESSAGE_DELETED = "message_deleted"
 
 ADMIN_TOPIC = "admin"
+ACCESS_TOPIC = "access"
 
 
 def chat_topic(chat_id: int) -> str:

@@ -4,6 +4,8 @@ One rule for REST, the web page and Telegram: people edit and delete their OWN m
 (never someone else's, never system messages). Over REST and the web page only within
 MESSAGE_EDIT_WINDOW_HOURS of sending; an edit made in Telegram is taken whenever it comes
 (Telegram already shows the new text there, and staff must not read an outdated one).
+A banned customer (core.bans) can neither edit nor delete, on any channel, like their
+other actions.
 
 Each change is one transaction: the message row, one history row (`message_edited` /
 `message_deleted`, old and new text with the message id) and one event (`message_updated`
@@ -21,6 +23,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from core import events, history, runtime
+from core.bans import require_not_banned
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
@@ -39,8 +42,10 @@ def _window_hours() -> int:
 
 
 async def _own_message(actor: User, request_id: int, message_id: int, *, windowed: bool) -> RequestMessage:
-    """The actor's own live message of a request they can see, else a clear refusal."""
+    """The actor's own live message of a request they can see, else a clear refusal
+    (a banned customer: PermissionDenied, as for a new message)."""
     await get_request(actor, request_id)  # NotFound / PermissionDenied for the request
+    require_not_banned(actor)
     msg = await RequestMessage.filter(id=message_id, request_id=request_id, is_deleted=False).first()
     if msg is None or (msg.is_internal and not can_see_internal(actor)):
         raise NotFound(t("err_not_found", actor.language))
@@ -61,7 +66,8 @@ async def edit_message(
     """Change the text of the actor's own message.
 
     Refusals: NotFound (no such live message the actor may see), PermissionDenied (someone
-    else's or a system message; with `windowed`, older than the edit window),
+    else's or a system message; a banned customer; with `windowed`, older than the edit
+    window),
     ValidationFailed (the text's limits, as for a new message). An unchanged text changes
     nothing and announces nothing. Otherwise atomic: the row, a `message_edited` history
     row (old and new text) and a `message_updated` event commit together.
@@ -91,8 +97,9 @@ async def edit_message(
 async def delete_message(actor: User, request_id: int, message_id: int, *, windowed: bool = True) -> None:
     """Soft-delete the actor's own message (refusals as `edit_message`).
 
-    Atomic: `is_deleted` set, the request's message count lowered, a `message_deleted`
-    history row with the text, and a `message_deleted` event. Deleting it again is NotFound.
+    Atomic: `is_deleted` set, the request's message counts lowered (`messages_count`, and
+    `public_messages_count` unless it is an internal note), a `message_deleted` history row
+    with the text, and a `message_deleted` event. Deleting it again is NotFound.
     """
     msg = await _own_message(actor, request_id, message_id, windowed=windowed)
     async with in_transaction() as conn:
@@ -102,6 +109,10 @@ async def delete_message(actor: User, request_id: int, message_id: int, *, windo
         await CustomerRequest.filter(id=request_id, messages_count__gt=0).using_db(conn).update(
             messages_count=F("messages_count") - 1
         )
+        if not msg.is_internal:
+            await CustomerRequest.filter(
+                id=request_id, public_messages_count__gt=0
+            ).using_db(conn).update(public_messages_count=F("public_messages_count") - 1)
         await history.record(conn, request_id, actor, [
             (DELETED, {"message_id": msg.id, "content": msg.content}, None),
         ])

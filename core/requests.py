@@ -21,6 +21,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from core import audit, events, history, runtime, staff_stats
+from core.bans import require_not_banned
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_tags, check_text
 from core.limits import current as current_limits
@@ -33,7 +34,7 @@ from core.permissions import (
     require_manage_request,
 )
 from core.security import new_access_key
-from core.serializers import message_data, request_data
+from core.serializers import display_name, message_data, request_data
 from core.texts import STATUS_LABELS, lang_of, t
 from db.models import (
     Category,
@@ -414,6 +415,8 @@ async def create_request(
     with_access_key: bool = False,
 ) -> CustomerRequest:
     """Create a request (status open). Staff may create on behalf of `customer_id`.
+    A banned actor is refused (PermissionDenied, core.bans); staff may still open a
+    request on a banned customer's behalf.
 
     One transaction: the request and a `new_request` event.
     """
@@ -427,6 +430,7 @@ async def create_request(
         errors["priority"] = [f"Значения {priority} нет среди допустимых вариантов."]
     if category not in Category.__members__:
         errors["category"] = [f"Значения {category} нет среди допустимых вариантов."]
+    require_not_banned(actor)
     customer = actor
     if customer_id is not None and customer_id != actor.id:
         if not is_staff(actor):
@@ -511,7 +515,7 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
         if "status_changed_at" in fields:
             # Like every move, a director's direct status change is recorded in the thread.
             label = STATUS_LABELS[lang_of(actor.language)][new_status]
-            text = t("request_status_changed", actor.language, status=label, name=actor.full_name)
+            text = t("request_status_changed", actor.language, status=label, name=display_name(actor))
             await _add_system_message(conn, req, actor, text, ts)
         fresh = await _load(req.id, conn)
         await history.record_diff(conn, req, fresh, actor)
@@ -531,12 +535,20 @@ async def set_status(actor: User, request_id: int, status: str) -> CustomerReque
 
 
 async def delete_request(actor: User, request_id: int) -> None:
-    """Staff with CanManageRequest. Announced as request_updated with `deleted: true`."""
+    """Directors only (PermissionDenied for anyone else; NotFound for an unknown id).
+
+    One transaction deletes the request with its thread and attachment rows and records
+    request_updated with `deleted: true`; after the commit its files are removed from
+    MEDIA_ROOT (a failure to remove is logged, the deletion stands)."""
     req = await get_request(actor, request_id)
-    if not is_staff(actor):
-        raise PermissionDenied(t("err_no_permission", actor.language))
-    require_manage_request(actor, req)
+    require_director(actor)
+    from core.attachments import remove_request_files
+    from db.models import RequestAttachment
+
     async with in_transaction() as conn:
+        stored = await RequestAttachment.filter(request_id=req.id).using_db(conn).values_list(
+            "file", flat=True
+        )
         data = request_data(req)
         await CustomerRequest.filter(id=req.id).using_db(conn).delete()
         await history.record_deleted(conn, req, actor)
@@ -548,6 +560,18 @@ async def delete_request(actor: User, request_id: int) -> None:
             events.REQUEST_UPDATED, {**data, "deleted": True}, using_db=conn
         )
     events.committed()
+    await remove_request_files(req.id, list(stored))
+
+
+async def count_message(conn: Any, request_id: int, msg: RequestMessage) -> None:
+    """A new message in the thread (in the caller's transaction): last_message_at, and the
+    counts staff see (every message) and the customer sees (not internal notes)."""
+    fields: dict[str, Any] = {
+        "last_message_at": msg.created_at, "messages_count": F("messages_count") + 1,
+    }
+    if not msg.is_internal:
+        fields["public_messages_count"] = F("public_messages_count") + 1
+    await CustomerRequest.filter(id=request_id).using_db(conn).update(**fields)
 
 
 async def _add_system_message(
@@ -563,9 +587,7 @@ async def _add_system_message(
         is_internal=is_internal,
         using_db=conn,
     )
-    await CustomerRequest.filter(id=req.id).using_db(conn).update(
-        last_message_at=msg.created_at, messages_count=F("messages_count") + 1
-    )
+    await count_message(conn, req.id, msg)
     await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
     return msg
 
@@ -624,7 +646,7 @@ async def take_request(actor: User, request_id: int) -> CustomerRequest:
         )
         if won:
             await _add_system_message(
-                conn, req, actor, t("request_taken", actor.language, name=actor.full_name), ts
+                conn, req, actor, t("request_taken", actor.language, name=display_name(actor)), ts
             )
             fresh = await _load(request_id, conn)
             await history.record_diff(conn, req, fresh, actor)
@@ -648,7 +670,7 @@ async def complete_request(actor: User, request_id: int) -> CustomerRequest:
         raise Conflict(t("err_not_in_progress", actor.language, status=req.status))
     return await _move(
         actor, req, Status.in_progress, Status.completed,
-        t("request_completed", actor.language, name=actor.full_name),
+        t("request_completed", actor.language, name=display_name(actor)),
     )
 
 
@@ -660,7 +682,7 @@ async def close_request(actor: User, request_id: int) -> CustomerRequest:
         raise Conflict(t("err_close_status", actor.language, status=req.status))
     return await _move(
         actor, req, Status.completed, Status.closed,
-        t("request_closed", actor.language, name=actor.full_name),
+        t("request_closed", actor.language, name=display_name(actor)),
     )
 
 
@@ -672,7 +694,7 @@ async def reopen_request(actor: User, request_id: int) -> CustomerRequest:
         raise Conflict(t("err_reopen_status", actor.language))
     target = Status.in_progress if req.assigned_admin_id else Status.open
     return await _move(
-        actor, req, req.status, target, t("request_reopened", actor.language, name=actor.full_name)
+        actor, req, req.status, target, t("request_reopened", actor.language, name=display_name(actor))
     )
 
 
@@ -692,7 +714,7 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
         )
         if changed:
             await _add_system_message(
-                conn, req, actor, t("request_reassigned", actor.language, name=admin.full_name), ts
+                conn, req, actor, t("request_reassigned", actor.language, name=display_name(admin)), ts
             )
             fresh = await _load(req.id, conn)
             await history.record_diff(conn, req, fresh, actor)
@@ -758,7 +780,8 @@ async def post_message(
     """Add a message to a request's thread; updates last_message_at and messages_count.
 
     Staff: CanManageRequest; sender_type admin; may mark it internal (never shown to the
-    customer). Customer: own request only, never internal, not once it is closed.
+    customer). Customer: own request only, never internal, not once it is closed, not
+    while banned (PermissionDenied, core.bans).
     Event: new_message (with `is_internal`, so channels can keep notes private).
     """
     req = await get_request(actor, request_id)
@@ -768,6 +791,7 @@ async def post_message(
         if not is_internal:
             require_manage_request(actor, req)
     else:
+        require_not_banned(actor)
         is_internal = False
         if req.status == Status.closed:
             raise Conflict(t("err_closed", actor.language))
@@ -788,9 +812,7 @@ async def post_message(
             source=source,
             using_db=conn,
         )
-        await CustomerRequest.filter(id=req.id).using_db(conn).update(
-            last_message_at=msg.created_at, messages_count=F("messages_count") + 1
-        )
+        await count_message(conn, req.id, msg)
         await staff_stats.note_first_response(conn, req, msg)
         await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
     events.committed()

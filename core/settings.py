@@ -61,7 +61,13 @@ class Settings:
     ws_max_frame_bytes: int = 64 * 1024
     ws_public_sockets_per_client: int = 30  # open public sockets per client address
     web_rate_limit_per_min: int = 10
+    # Login throttling (core.login_throttle): failed attempts per username and per client
+    # address within a window; beyond either, 429 until the window ends.
     login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_seconds: int = 300
+    # API tokens older than this many days stop working (None: they never expire).
+    token_ttl_days: int | None = None
     # Staff console (api/console): a session ends after this long without a page or an
     # action, and in any case this long after sign-in.
     console_idle_minutes: int = 60
@@ -306,6 +312,12 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["web_rate_limit_per_min"] = _int("WEB_RATE_LIMIT_PER_MIN", v, 1)
     if (v := get("LOGIN_MAX_FAILURES")) is not None:
         kw["login_max_failures"] = _int("LOGIN_MAX_FAILURES", v, 1)
+    if (v := get("LOGIN_MAX_FAILURES_PER_ADDRESS")) is not None:
+        kw["login_max_failures_per_address"] = _int("LOGIN_MAX_FAILURES_PER_ADDRESS", v, 1)
+    if (v := get("LOGIN_WINDOW_SECONDS")) is not None:
+        kw["login_window_seconds"] = _int("LOGIN_WINDOW_SECONDS", v, 1, 86400)
+    if (v := get("TOKEN_TTL_DAYS")) is not None:
+        kw["token_ttl_days"] = _int("TOKEN_TTL_DAYS", v, 1, 36500)
     if (v := get("CONSOLE_IDLE_MINUTES")) is not None:
         kw["console_idle_minutes"] = _int("CONSOLE_IDLE_MINUTES", v, 1, 7 * 24 * 60)
     if (v := get("CONSOLE_MAX_HOURS")) is not None:

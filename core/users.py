@@ -1,25 +1,38 @@
-"""Accounts: creation, authentication (password and token), Telegram linking."""
+"""Accounts: creation, authentication (password and token), tokens, access changes,
+web contacts, Telegram linking."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core import audit, runtime
-from core.errors import NotAuthenticated, NotFound, Throttled, ValidationFailed
+from core import audit, events, login_throttle, runtime
+from core.errors import NotAuthenticated, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
 from core.permissions import require_director
-from core.security import hash_password, new_token_key, verify_password
-from db.models import ApiToken, LoginFailure, Role, User
+from core.security import (
+    hash_password,
+    needs_rehash,
+    new_token_key,
+    token_digest,
+    verify_dummy,
+    verify_password,
+)
+from core.texts import t
+from db.models import AuthToken, Role, User
 
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
 USERNAME_MAX = User._meta.fields_map["username"].max_length
+PASSWORD_MAX = 1024  # argon2 would take any length; nobody's password is longer
 
 
 async def create_user(
@@ -46,13 +59,16 @@ async def create_user(
     check_text(errors, "email", email, limits.email, language, required=False)
     if errors:
         raise ValidationFailed(errors)
+    hashed = await asyncio.to_thread(hash_password, password) if password else ""
     try:
         async with in_transaction() as conn:
             user = await User.create(
                 username=username,
-                password=hash_password(password) if password else "",
+                password=hashed,
                 role=role,
                 email=email,
+                # An address an operator typed in (createuser, staff tools) is taken as given.
+                email_verified=bool(email),
                 first_name=first_name,
                 last_name=last_name,
                 telegram_id=telegram_id,
@@ -71,77 +87,143 @@ async def create_user(
         ) from None
 
 
-async def get_or_create_token(user: User) -> str:
-    """The user's API token key, created from a CSPRNG on first use (idempotent)."""
-    token = await ApiToken.filter(user_id=user.id).first()
-    if token:
-        return token.key
-    try:
-        async with in_transaction() as conn:
-            token = await ApiToken.create(key=new_token_key(), user_id=user.id, using_db=conn)
-            await audit.record("token_issued", user, target=("user", user.id), using_db=conn)
-    except IntegrityError:  # a concurrent call created it
-        token = await ApiToken.get(user_id=user.id)
-    return token.key
+async def issue_token(user: User, *, origin: str = "login") -> str:
+    """A new API token for `user` (one per device: earlier tokens stay valid). Returns the
+    key; only its SHA-256 digest is stored, so this is the one time anyone sees it."""
+    key = new_token_key()
+    async with in_transaction() as conn:
+        token = await AuthToken.create(
+            digest=token_digest(key), user_id=user.id, origin=origin, using_db=conn
+        )
+        await audit.record(
+            "token_issued", user, target=("user", user.id),
+            details={"token_id": token.id, "origin": origin}, using_db=conn,
+        )
+    return key
+
+
+# Earlier name, kept for callers that only need "a token for this user" (tests, benches):
+# with digests stored there is no key to get back, so it issues a new one.
+get_or_create_token = issue_token
 
 
 _TOKEN_USER_SQL = (
-    'SELECT u.* FROM "users" u JOIN "api_tokens" t ON t."user_id" = u."id" WHERE t."key" = $1'
+    'SELECT u.*, t."id" AS "__token_id", t."created" AS "__token_created" FROM "users" u '
+    'JOIN "auth_tokens" t ON t."user_id" = u."id" WHERE t."digest" = $1'
 )
 
 
 # What a key can look like (core.security.new_token_key: 40 hex characters). Anything else
-# is refused before the database sees it: a longer value fails the column's length check,
-# and non-ASCII bytes from a header cannot even be encoded for the query.
-TOKEN_KEY_RE = re.compile(rf"[0-9A-Za-z]{{1,{ApiToken._meta.fields_map['key'].max_length}}}")
+# is refused before it is hashed or looked up.
+TOKEN_KEY_RE = re.compile(r"[0-9A-Za-z]{1,40}")
 
 
-async def user_for_token(key: str) -> User | None:
-    """The active user owning API token `key`; None for an unknown or malformed key."""
+@dataclass(frozen=True)
+class TokenOwner:
+    """The user a token belongs to, and which of their tokens it is."""
+
+    user: User
+    token_id: int
+
+
+def token_expired(created: datetime) -> bool:
+    """Whether a token issued at `created` is past TOKEN_TTL_DAYS (never, when unset)."""
+    days = runtime.settings().token_ttl_days
+    if not days:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created < datetime.now(UTC) - timedelta(days=days)
+
+
+async def token_owner(key: str) -> TokenOwner | None:
+    """The active user owning API token `key`, with the token's id; None for an unknown,
+    malformed or expired (TOKEN_TTL_DAYS) key, or an inactive user."""
     if not isinstance(key, str) or not TOKEN_KEY_RE.fullmatch(key):
         return None
+    digest = token_digest(key)
     conn = connections.get("default")
     if conn.capabilities.dialect == "postgres":
         # Every authenticated request pays for this lookup: one hand-written join costs
         # about half the CPU of the ORM's select_related (docs/performance.md).
-        rows = await conn.execute_query_dict(_TOKEN_USER_SQL, [key])
-        user = User._init_from_db(**rows[0]) if rows else None
+        rows = await conn.execute_query_dict(_TOKEN_USER_SQL, [digest])
+        if not rows:
+            return None
+        row = dict(rows[0])
+        token_id, created = row.pop("__token_id"), row.pop("__token_created")
+        user = User._init_from_db(**row)
     else:
-        token = await ApiToken.filter(key=key).select_related("user").first()
-        user = token.user if token else None
-    if user is None or not user.is_active:
+        token = await AuthToken.filter(digest=digest).select_related("user").first()
+        if token is None:
+            return None
+        user, token_id, created = token.user, token.id, token.created
+    if not user.is_active or token_expired(created):
         return None
-    return user
+    return TokenOwner(user, token_id)
 
 
-def _delay_for(failures: int) -> float:
-    # Each failure beyond the allowance doubles the wait, capped at 30 s.
-    allowance = runtime.settings().login_max_failures
-    if failures < allowance:
-        return 0.0
-    return min(30.0, 0.5 * 2 ** (failures - allowance))
+async def user_for_token(key: str) -> User | None:
+    """The active user owning API token `key`; None for an unknown or malformed key."""
+    owner = await token_owner(key)
+    return owner.user if owner else None
 
 
-async def login(username: str, password: str, *, address: str | None = None) -> str:
-    """Check credentials and return the token (DRF obtain_auth_token).
+async def revoke_token(user: User, token_id: int) -> bool:
+    """Revoke one token (the one a client signed in with). Open WebSockets authenticated
+    with it close with 4401 (event user_access). False if it was already gone."""
+    async with in_transaction() as conn:
+        deleted = await AuthToken.filter(id=token_id, user_id=user.id).using_db(conn).delete()
+        if deleted:
+            await record_access_change(
+                user.id, "token_revoked", using_db=conn, token_ids=[token_id]
+            )
+            await audit.record(
+                "token_revoked", user, target=("user", user.id),
+                details={"token_id": token_id}, using_db=conn,
+            )
+    if deleted:
+        events.committed()
+    return bool(deleted)
 
-    The check and its throttling are `check_credentials`; this adds the token.
-    """
-    user = await check_credentials(username, password, address=address)
-    return await get_or_create_token(user)
+
+async def revoke_all_tokens(user: User) -> int:
+    """Revoke every token of `user` (`helpdesk revoke-tokens`); their WebSockets close
+    with 4401. Returns how many there were."""
+    async with in_transaction() as conn:
+        deleted = await AuthToken.filter(user_id=user.id).using_db(conn).delete()
+        await record_access_change(user.id, "token_revoked", using_db=conn)
+        await audit.record(
+            "token_revoked", None, actor_name="helpdesk revoke-tokens",
+            target=("user", user.id), details={"tokens": deleted, "all": True}, using_db=conn,
+        )
+    events.committed()
+    return deleted
 
 
-async def check_credentials(username: str, password: str, *, address: str | None = None) -> User:
-    """The active account for this username and password, or an error; the one password
-    check of every sign-in channel (`POST /api/auth/token/`, the staff console), so they
-    share one throttle and one audit trail.
+async def record_access_change(
+    user_id: int, reason: str, *, using_db: Any, token_ids: list[int] | None = None,
+    chat_id: int | None = None, by: int | None = None,
+) -> None:
+    """Record (in the caller's transaction) that what `user_id` may see changed: every
+    process's WebSocket hub re-checks that user's sockets and closes those no longer
+    allowed (api/ws.py)."""
+    data: dict[str, Any] = {"user_id": user_id, "reason": reason}
+    if token_ids is not None:
+        data["token_ids"] = token_ids
+    if chat_id is not None:
+        data["chat_id"] = chat_id
+    if by is not None:
+        data["by"] = by
+    await events.record_event(
+        events.USER_ACCESS, data, topic=events.ACCESS_TOPIC, using_db=using_db
+    )
 
-    Repeated failures for a username are slowed down: after LOGIN_MAX_FAILURES the caller
-    gets Throttled with Retry-After until the back-off passes (kept in the database, so
-    every worker agrees). ValidationFailed for missing or wrong credentials. A success is
-    audited as `login`, a failure as `login_failed`. `address` is the client's (for
-    throttling per address; this version counts per username only).
-    """
+
+LOGIN_FAILED = "Невозможно войти с предоставленными учетными данными."
+LOGIN_THROTTLED = "Слишком много неудачных попыток входа. Попробуйте позже."
+
+
+def _check_login_input(username: Any, password: Any) -> None:
     errors: dict[str, list[str]] = {}
     if not isinstance(username, str) or not username:
         errors["username"] = ["Обязательное поле."]
@@ -150,38 +232,58 @@ async def check_credentials(username: str, password: str, *, address: str | None
     if "username" not in errors and len(username) > USERNAME_MAX:
         # No account can have it, and the database refuses it in a filter.
         errors["username"] = [f"Убедитесь, что это значение содержит не более {USERNAME_MAX} символов."]
+    if "password" not in errors and len(password) > PASSWORD_MAX:
+        errors["password"] = [f"Убедитесь, что это значение содержит не более {PASSWORD_MAX} символов."]
     if errors:
         raise ValidationFailed(errors)
-    record = await LoginFailure.filter(username=username[:150]).first()
-    if record:
-        wait = _delay_for(record.failures)
-        ready_at = record.last_failure_at + timedelta(seconds=wait)
-        remaining = (ready_at - datetime.now(UTC)).total_seconds()
-        if remaining > 0:
-            raise Throttled("Слишком много неудачных попыток входа. Попробуйте позже.", int(remaining) + 1)
+
+
+async def login(username: str, password: str, *, address: str | None = None) -> str:
+    """Check credentials (`check_credentials`) and issue a new token (DRF
+    obtain_auth_token, one per device)."""
+    user = await check_credentials(username, password, address=address)
+    return await issue_token(user)
+
+
+async def check_credentials(username: str, password: str, *, address: str | None = None) -> User:
+    """The active account for this username and password, or an error; the one password
+    check of every sign-in channel (`POST /api/auth/token/`, the staff console), so they
+    share one throttle and one audit trail.
+
+    Throttled (429 with Retry-After) once LOGIN_MAX_FAILURES attempts for the username, or
+    LOGIN_MAX_FAILURES_PER_ADDRESS for the client `address`, failed within
+    LOGIN_WINDOW_SECONDS; counted atomically before the password is checked, so parallel
+    attempts cannot overtake the limit (core.login_throttle). An unknown username, an
+    inactive account or one without a password costs the same argon2 check as a wrong
+    password. A hash made with older parameters is replaced on success. Hashing runs off
+    the event loop. Audited as `login` / `login_failed`.
+    """
+    _check_login_input(username, password)
+    s = runtime.settings()
+    places = await login_throttle.admit(
+        username, address, per_user=s.login_max_failures,
+        per_address=s.login_max_failures_per_address, window=float(s.login_window_seconds),
+        message=LOGIN_THROTTLED,
+    )
     user = await User.filter(username=username).first()
-    ok = bool(user and user.is_active and user.password and
-              await asyncio.to_thread(verify_password, password, user.password))
-    if not ok:
-        async with in_transaction() as conn:
-            updated = await LoginFailure.filter(username=username[:150]).using_db(conn).update(
-                failures=(record.failures + 1) if record else 1,
-                last_failure_at=datetime.now(UTC),
-            )
-            if not updated:
-                try:
-                    await LoginFailure.create(username=username[:150], failures=1, using_db=conn)
-                except IntegrityError:
-                    pass
-            await audit.record(
-                "login_failed", user, actor_name=username[:150],
-                details={"username": username[:150]}, using_db=conn,
-            )
-        raise ValidationFailed(
-            {"non_field_errors": ["Невозможно войти с предоставленными учетными данными."]}
+    if user and user.is_active and user.password:
+        ok = await asyncio.to_thread(verify_password, password, user.password)
+    else:
+        ok = await asyncio.to_thread(verify_dummy, password)
+    if not ok or user is None:
+        await audit.record(
+            "login_failed", user, actor_name=username[:150], details={"username": username[:150]},
         )
-    if record:
-        await LoginFailure.filter(username=username[:150]).delete()
+        raise ValidationFailed({"non_field_errors": [LOGIN_FAILED]})
+    for place in places:
+        if place.key == login_throttle.username_key(username):
+            await login_throttle.clear(place.key)
+        else:
+            await login_throttle.give_back(place)
+    if needs_rehash(user.password):
+        fresh = await asyncio.to_thread(hash_password, password)
+        # Conditional: a password changed meanwhile is not overwritten.
+        await User.filter(id=user.id, password=user.password).update(password=fresh)
     await audit.record("login", user, target=("user", user.id))
     return user
 
@@ -243,28 +345,71 @@ async def customer_for_telegram(
         return await User.get(telegram_id=telegram_id), False
 
 
-async def customer_for_email(email: str, name: str, language: str | None = None) -> User:
-    """The web form's customer: an existing customer account with this email, or a new one."""
+async def web_contact_for_email(email: str, name: str, language: str | None = None) -> User:
+    """The customer a web form submission belongs to: a new web contact holding the address
+    and name as typed. Never an existing account: anyone can type anyone's address, so a
+    submission must not reach a password or Telegram account's requests, nor appear in
+    their lists; the request's private link is the only key to it. The address is marked
+    unverified (staff see `customer_email_verified: false`). One contact per submission,
+    so no submitter ever sees what another one typed."""
     email = email.strip().lower()
-    user = await User.filter(email=email, role=Role.customer).first()
-    if user:
-        return user
     first, _, last = name.strip().partition(" ")
-    base = re.sub(r"[^\w.@+-]", "", email)[:140] or "web"
-    username = base
-    for n in range(1, 1000):
+    for _ in range(5):
         try:
             return await User.create(
-                username=username,
+                username=f"web-{secrets.token_hex(8)}",
                 email=email,
+                email_verified=False,
+                is_web_contact=True,
                 first_name=first[:150],
                 last_name=last[:150],
                 role=Role.customer,
                 language=language if language in ("ru", "en") else runtime.settings().language,
             )
-        except IntegrityError:
-            username = f"{base}-{n}"
+        except IntegrityError:  # a username collision: 64 random bits, practically never
+            continue
     raise ValidationFailed({"email": ["Не удалось создать пользователя"]})
+
+
+async def change_access(
+    actor: User | None, user_id: int, *, is_active: bool | None = None, role: str | None = None
+) -> User:
+    """Deactivate/reactivate an account or change its role: a director (`actor`), or the
+    operator's CLI (`actor` None). Open WebSockets of that user follow within a second on
+    every process (event user_access: a deactivated user's close with 4401, a demoted
+    one's admin and chat sockets with 4403). A director cannot lock themselves out.
+    NotFound for an unknown id; ValidationFailed for a bad role."""
+    if actor is not None:
+        require_director(actor)
+    lang = actor.language if actor is not None else None
+    user = await User.filter(id=user_id).first()
+    if user is None:
+        raise NotFound(t("err_not_found", lang))
+    errors: dict[str, list[str]] = {}
+    if role is not None and role not in Role.__members__:
+        errors["role"] = [f"Значения {role} нет среди допустимых вариантов."]
+    if actor is not None and user.id == actor.id and (is_active is False or (role and role != actor.role)):
+        errors["non_field_errors"] = [t("err_self_lockout", lang)]
+    if errors:
+        raise ValidationFailed(errors)
+    fields: dict[str, Any] = {}
+    if is_active is not None and is_active != user.is_active:
+        fields["is_active"] = is_active
+    if role is not None and role != user.role:
+        fields["role"] = role
+    if not fields:
+        return user
+    reason = "deactivated" if fields.get("is_active") is False else (
+        "role_changed" if "role" in fields else "reactivated")
+    async with in_transaction() as conn:
+        await User.filter(id=user.id).using_db(conn).update(**fields)
+        await record_access_change(
+            user.id, reason, using_db=conn, by=actor.id if actor is not None else None
+        )
+    events.committed()
+    for name, value in fields.items():
+        setattr(user, name, value)
+    return user
 
 
 async def set_language(user: User, language: str) -> User:

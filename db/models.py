@@ -96,6 +96,17 @@ class User(Model):
     date_joined = fields.DatetimeField(auto_now_add=True)
     # The request a Telegram customer's plain messages continue.
     active_request_id = fields.IntField(null=True)
+    # A web form's contact: an address someone typed, not an account. It holds the requests
+    # of one submission; it has no password or Telegram link, and never gets requests from
+    # anywhere else (core.users.web_contact_for_email).
+    is_web_contact = fields.BooleanField(default=False, db_default=False)
+    # Whether the e-mail address is known to belong to this user (typed in by an operator);
+    # a web contact's address is unverified.
+    email_verified = fields.BooleanField(default=False, db_default=False)
+    # A director banned this customer: new requests and messages are refused on every
+    # channel (core.bans); nothing already stored changes.
+    banned_at = fields.DatetimeField(null=True)
+    banned_by_id = fields.IntField(null=True)
 
     class Meta:
         table = "users"
@@ -113,15 +124,21 @@ class User(Model):
         return self.username
 
 
-class ApiToken(Model):
-    key = fields.CharField(max_length=40, primary_key=True)
-    user: fields.OneToOneRelation[User] = fields.OneToOneField(
-        "models.User", related_name="auth_token", on_delete=fields.CASCADE
+class AuthToken(Model):
+    # An API token, stored as the SHA-256 of the key the client holds (the key itself is
+    # shown once, when it is issued). One row per login or CLI issue: one per device.
+
+    id = fields.IntField(primary_key=True)
+    digest = fields.CharField(max_length=64, unique=True)  # hex SHA-256 of the key
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="auth_tokens", on_delete=fields.CASCADE
     )
     created = fields.DatetimeField(auto_now_add=True)
+    # How it was issued: "login", "cli" or "migrated" (a plaintext token from before 0009).
+    origin = fields.CharField(max_length=16, default="login")
 
     class Meta:
-        table = "api_tokens"
+        table = "auth_tokens"
 
 
 class CustomerRequest(Model):
@@ -144,6 +161,8 @@ class CustomerRequest(Model):
     tags = fields.JSONField(default=list)
     # Denormalized so a list page never counts messages per row.
     messages_count = fields.IntField(default=0)
+    # The same, without internal notes: what the customer's side shows.
+    public_messages_count = fields.IntField(default=0, db_default=0)
     # When the status last changed; "completed today" and auto-close read it.
     status_changed_at = fields.DatetimeField(null=True)
     source = fields.CharEnumField(Source, max_length=20, default=Source.api)
@@ -401,7 +420,7 @@ class TelegramMessageLink(Model):
     # `kind` "origin" = the person's own message the bot received (not ours to edit);
     # "text" = a copy we sent as text (part `part` of a split message); "caption" = a copy
     # we sent as a file or copied media whose caption carries the text; "media" = a copy
-    # without the text (an album's later files); "" = written before 0009 (left alone).
+    # without the text (an album's later files); "" = written before 0010 (left alone).
 
     id = fields.BigIntField(primary_key=True)
     chat_id = fields.BigIntField()
@@ -454,15 +473,19 @@ class ReminderLog(Model):
         unique_together = (("request_id", "kind"),)
 
 
-class LoginFailure(Model):
-    # Failed logins per username, for slowing down password guessing across workers.
+class LoginAttempt(Model):
+    # Login attempts that did not succeed, per key ("user:<name>" or "addr:<address>") and
+    # fixed window (core.login_throttle). An attempt is counted before its password is
+    # checked and given back when it succeeds, so concurrent attempts cannot overtake the
+    # limit. Rows whose window has passed are pruned.
 
-    username = fields.CharField(max_length=150, primary_key=True)
+    key = fields.CharField(max_length=200, primary_key=True)
     failures = fields.IntField(default=0)
-    last_failure_at = fields.DatetimeField(auto_now=True)
+    window_start = fields.FloatField()  # epoch seconds
+    updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
-        table = "login_failures"
+        table = "login_attempts"
 
 
 class HistoryChannel(StrEnum):

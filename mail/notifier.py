@@ -21,7 +21,8 @@ from typing import Any
 
 from core import events
 from core.log_consumer import EventLogConsumer
-from db.models import CustomerRequest, Event, MailOutbox, MessageType, Source
+from core.serializers import display_name
+from db.models import CustomerRequest, Event, MailOutbox, MessageType, Source, User
 from mail.addresses import reply_address
 from mail.texts import text
 
@@ -91,7 +92,10 @@ class MailNotifier(EventLogConsumer):
         elif ev.type == events.NEW_MESSAGE:
             kind, key = "reply", f"mail:ev{ev.id}:reply"
             subject = text("reply_subject", lang, **facts)
-            body = text("reply_body", lang, admin=data.get("sender_name") or "",
+            # Staff appear to customers by display name only (core.serializers.public_name),
+            # never by the username the staff JSON falls back to.
+            sender = await User.filter(id=data.get("sender")).first() if data.get("sender") else None
+            body = text("reply_body", lang, admin=display_name(sender, lang) if sender else "",
                         content=data.get("content") or "", **facts)
             message_id = make_msgid(idstring=uuid.uuid4().hex[:12], domain=domain)
         else:

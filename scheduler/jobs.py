@@ -411,13 +411,13 @@ async def run_auto_close(
 
 
 async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | None = None) -> int:
-    """Delete fire-slot leases older than a week (they only guard their own slot), and
-    keep the event log and the Telegram queue from growing forever (30 days). The audit
-    log has its own, longer retention (AUDIT_RETENTION_DAYS, a year by default). Expired
-    staff console sessions go too."""
+    """Delete fire-slot leases older than a week (they only guard their own slot), keep the
+    event log and the Telegram queue from growing forever (30 days), and drop login attempt
+    counters whose window has passed and expired staff console sessions. The audit log has
+    its own, longer retention (AUDIT_RETENTION_DAYS, a year by default)."""
     from bot.outbox import prune_delivered
     from bot.relay import CURSOR_NAME as RELAY_CURSOR
-    from core import audit
+    from core import audit, login_throttle
     from core.console_sessions import prune_sessions
     from core.events import prune_events
     from db.models import InboundMail, MailOutbox, WebhookDelivery
@@ -431,6 +431,9 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     consumers = [RELAY_CURSOR, WEBHOOKS_CURSOR] + ([MAIL_CURSOR] if settings.mail_enabled else [])
     removed += await prune_events(cutoff, consumers)
     removed += await prune_delivered(cutoff)
+    removed += await login_throttle.prune(
+        float(settings.login_window_seconds), as_utc(now).timestamp()
+    )
     # Finished webhook deliveries and mail, and the record of replies received by mail.
     removed += await WebhookDelivery.filter(
         status__in=("delivered", "failed"), created_at__lt=cutoff
@@ -473,6 +476,6 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             run_housekeeping,
             ttl=timedelta(minutes=10),
             description="delete old job leases, events, delivered Telegram rows, webhook "
-            "deliveries, mail and audit entries",
+            "deliveries, mail, audit entries and login counters",
         ),
     ]

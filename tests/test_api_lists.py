@@ -61,7 +61,8 @@ async def test_list_page_query_count_is_constant(api, make_user, token_for):
     from core import communications
 
     comm_body = {"from_department": "A", "to_department": "B", "subject": "s", "content": "c"}
-    await communications.create_communication(admin, {**comm_body, "participants": [customer.id]})
+    colleague = await make_user("admin")  # participants are staff (docs/security.md, Access model)
+    await communications.create_communication(admin, {**comm_body, "participants": [colleague.id]})
     thread = (
         f"{ADMIN}{(await svc.create_request(customer, title='нить', description='d')).id}/messages/"
     )
@@ -77,7 +78,7 @@ async def test_list_page_query_count_is_constant(api, make_user, token_for):
     await seed(customer, admin, 30, 4)
     for _ in range(25):
         await communications.create_communication(
-            admin, {**comm_body, "participants": [admin.id, customer.id]}
+            admin, {**comm_body, "participants": [admin.id, colleague.id]}
         )
     for i in range(30):
         await svc.post_message(customer, int(thread.split("/")[-3]), f"ещё {i}")

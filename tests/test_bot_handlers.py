@@ -276,11 +276,13 @@ async def test_director_links_telegram_account_of_an_admin(telegram_settings, fa
 async def test_bound_group_messages_reach_the_admin_chat(telegram_settings, fake_telegram, make_user):
     fake = fake_telegram
     admin, _, _ = await _people(make_user)
+    await make_user("director", username="olga", first_name="Olga", telegram_id=DIRECTOR_TG)
     chat = await create_chat(admin, name="Дежурные")
     team_group = -1002000000002
     anna = fake.user(ADMIN_TG, "Anna")
     async with running_bot(telegram_settings):
-        fake.message_update(team_group, anna, f"/bind {chat.id}")
+        # binding is for directors (tests/test_identity_object_rules.py)
+        fake.message_update(team_group, fake.user(DIRECTOR_TG, "Olga"), f"/bind {chat.id}")
         await reply_containing(fake, team_group, "Дежурные")
         fake.message_update(team_group, anna, "Кто сегодня дежурит?")
         msg = await eventually(lambda: ChatMessage.filter(chat_id=chat.id, content="Кто сегодня дежурит?").first())

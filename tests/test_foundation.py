@@ -52,7 +52,7 @@ def test_dotenv_file_fills_missing_values(tmp_path, monkeypatch):
 
 def test_passwords_are_salted_slow_hashes():
     h1, h2 = hash_password("correct horse"), hash_password("correct horse")
-    assert h1 != h2 and h1.startswith("scrypt$")
+    assert h1 != h2 and h1.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert verify_password("correct horse", h1) and not verify_password("wrong", h1)
     assert len({new_token_key() for _ in range(100)}) == 100
 
@@ -96,8 +96,11 @@ def test_cli_createuser_token_and_seed_demo(tmp_path):
     r = _cli(tmp_path, "createuser", "--username", "anna", "--role", "admin")
     assert r.returncode == 1 and "уже существует" in r.stderr
     r1, r2 = _cli(tmp_path, "token", "anna"), _cli(tmp_path, "token", "anna")
-    assert r1.returncode == 0 and len(r1.stdout.strip()) == 40 and r1.stdout == r2.stdout
+    # one token per call (per device); only digests are stored, so none can be shown again
+    assert r1.returncode == 0 and len(r1.stdout.strip()) == 40 and r1.stdout != r2.stdout
     assert _cli(tmp_path, "token", "ghost").returncode == 1
+    r = _cli(tmp_path, "revoke-tokens", "anna")
+    assert r.returncode == 0 and "revoked 2 token(s) of anna" in r.stdout, r.stderr
     r = _cli(tmp_path, "seed-demo")
     assert r.returncode == 0 and "20" in r.stdout, r.stderr
 

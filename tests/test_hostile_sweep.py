@@ -297,6 +297,7 @@ async def desk_server(telegram_settings, make_user, token_for):
         telegram_mode="webhook", telegram_webhook_secret=SECRET,
         # The sweep tests input handling, not the abuse limits (their own tests cover them).
         web_rate_limit_per_min=1_000_000, login_max_failures=1_000_000,
+        login_max_failures_per_address=1_000_000,
         ws_frame_rate=(100_000, 10), ws_resume_rate=(100_000, 60),
         ws_public_sockets_per_client=100_000,
     )
@@ -306,7 +307,7 @@ async def desk_server(telegram_settings, make_user, token_for):
     req = await requests.create_request(customer, title="Принтер", description="Не печатает")
     msg = await requests.post_message(customer, req.id, "Есть новости?")
     att = await files.save_attachment(customer, req.id, name="log.txt", content=b"log",
-                                      content_type="text/plain", message_id=msg.id, source=Source.api)
+                                      content_type="text/plain", source=Source.api)
     chat = await chats.create_chat(director, name="Ops", participant_ids=[admin.id])
     comm = await communications.create_communication(
         director, {"from_department": "a", "to_department": "b", "subject": "s", "content": "c"}
@@ -336,6 +337,7 @@ async def desk_server(telegram_settings, make_user, token_for):
                     "admin": await token_for(admin), "director": await token_for(director)},
             ids={"request_id": str(req.id), "chat_id": str(chat.id), "comm_id": str(comm["id"]),
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
+                 "user_id": str(customer.id), "customer_id": str(customer.id),
                  "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
                  "canned_id": str(reply.id), "action": "take", "message_id": str(msg.id)},
         )

@@ -179,6 +179,21 @@ async def test_replies_and_status_changes_are_mailed_but_internal_notes_never(
     assert reply["In-Reply-To"] == f"<request-{req.id}@{DOMAIN}>"
 
 
+async def test_mailed_replies_name_staff_by_display_name_only(desk, catcher, make_user):
+    """A staff member without a name is "Поддержка" in the mail, never their username
+    (docs/security.md, Access model: customers see staff by display name only)."""
+    req, _ = await submit_form(desk)
+    await catcher.wait(1)
+    admin = await make_user("admin", username="ops_login_9", first_name="", last_name="",
+                            email="ops9@corp.example")
+    await svc.take_request(admin, req.id)
+    await svc.post_message(admin, req.id, "Проверяем заказ.")
+    await catcher.wait(3)
+    text = "\n".join(body_of(m) for m in catcher.messages)
+    assert "Проверяем заказ." in text and "Поддержка ответил" in text
+    assert "ops_login_9" not in text and "ops9@corp.example" not in text
+
+
 async def test_requests_from_other_channels_get_no_mail(desk, catcher, make_user):
     customer = await make_user("customer", email="bob@example.org")
     admin = await make_user("admin")

@@ -84,6 +84,48 @@ async def test_someone_elses_message_and_an_old_one_are_refused_with_a_reason(ap
     assert r.status_code == 404
 
 
+async def test_customer_routes_answer_customer_facing_and_counts_follow_deletions(
+    api, settings, make_user, token_for
+):
+    admin, customer, req = await _taken(make_user)
+    await svc.post_message(admin, req.id, "Reply")
+    note = await svc.post_message(admin, req.id, "Staff only", is_internal=True)
+    mine = await svc.post_message(customer, req.id, "Question")
+    staff, cust = await token_for(admin), await token_for(customer)
+    before = (await api.get(f"{CUSTOMER}/{req.id}/", cust)).json()["messages_count"]
+    staff_before = (await api.get(f"{ADMIN}/{req.id}/", staff)).json()["messages_count"]
+
+    r = await api.request("PATCH", f"{CUSTOMER}/{req.id}/messages/{mine.id}/", cust, json={"content": "Question!"})
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == "Question!" and r.json()["edited_at"]
+    assert not {"sender", "is_internal", "is_read"} & set(r.json())  # customer_message_data
+
+    # Deleting an internal note: the customer's count does not move (it never counted it).
+    assert (await api.request("DELETE", f"{ADMIN}/{req.id}/messages/{note.id}/", staff)).status_code == 204
+    assert (await api.get(f"{CUSTOMER}/{req.id}/", cust)).json()["messages_count"] == before
+    # Deleting a public message lowers both counts.
+    assert (await api.request("DELETE", f"{CUSTOMER}/{req.id}/messages/{mine.id}/", cust)).status_code == 204
+    assert (await api.get(f"{CUSTOMER}/{req.id}/", cust)).json()["messages_count"] == before - 1
+    assert (await api.get(f"{ADMIN}/{req.id}/", staff)).json()["messages_count"] == staff_before - 2
+
+
+async def test_a_banned_customer_can_neither_edit_nor_delete(api, settings, make_user, token_for):
+    from core.bans import ban_customer
+
+    admin, customer, req = await _taken(make_user)
+    mine = await svc.post_message(customer, req.id, "Question")
+    cust = await token_for(customer)
+    director = await make_user("director")
+    await ban_customer(director, customer.id)
+    r = await api.request("PATCH", f"{CUSTOMER}/{req.id}/messages/{mine.id}/", cust, json={"content": "Spam"})
+    assert r.status_code == 403, r.text
+    r2 = await api.request("DELETE", f"{CUSTOMER}/{req.id}/messages/{mine.id}/", cust)
+    assert r2.status_code == 403
+    assert "заблокирован" in r.json()["detail"] and r.json()["detail"] == r2.json()["detail"]
+    row = await RequestMessage.get(id=mine.id)
+    assert row.content == "Question" and not row.is_deleted
+
+
 # --- WebSockets ---------------------------------------------------------------------------
 
 
@@ -98,20 +140,22 @@ async def test_edit_and_delete_frames_on_admin_and_public_sockets_notes_stay_int
             await connect(api.base, f"/ws/public/requests/{req.access_key}/") as page_ws:
         await api.request("PATCH", f"{ADMIN}/{req.id}/messages/{note.id}/", staff, json={"content": "Note v2"})
         await api.request("PATCH", f"{ADMIN}/{req.id}/messages/{reply.id}/", staff, json={"content": "Reply v2"})
+        page = [await recv_until(page_ws, lambda f: f.get("type") in ("message_updated", "message_deleted"))]
+        # The page's frames are built from the stored message (a message deleted by then is
+        # left out), so the deletion follows once the edit has been shown.
         await api.request("DELETE", f"{ADMIN}/{req.id}/messages/{reply.id}/", staff)
-        seen = []
         frame = await recv_until(admin_ws, lambda f: f.get("type") == "message_deleted")
-        page = []
-        while True:
-            f = await recv_until(page_ws, lambda f: f.get("type") in ("message_updated", "message_deleted"))
-            page.append(f)
-            if f["type"] == "message_deleted":
-                break
-        seen.append(frame)
+        page.append(await recv_until(page_ws, lambda f: f.get("type") in ("message_updated", "message_deleted")))
     assert frame["data"]["id"] == reply.id and frame["data"]["is_deleted"] is True
     assert [(f["type"], f["data"]["id"]) for f in page] == [("message_updated", reply.id), ("message_deleted", reply.id)]
-    assert page[0]["data"]["content"] == "Reply v2"
+    assert page[0]["data"]["content"] == "Reply v2" and page[0]["data"]["edited_at"]
     assert "Note" not in str(page)
+    # The customer-facing serializer: staff by display name only, nothing internal, and a
+    # deletion carries no text.
+    assert page[0]["data"]["sender_name"] == "Olga Test"
+    assert admin.username not in str(page) and admin.email not in str(page)
+    assert not {"sender", "is_internal", "is_read"} & set(page[0]["data"])
+    assert page[1]["data"] == {"id": reply.id, "request": req.id, "is_deleted": True}
     # The admin socket got the note's edit too, flagged internal (replayed from the log).
     async with await connect(api.base, "/ws/admin/notifications/?last_event_id=0", staff) as again:
         upd = await recv_until(again, lambda f: f.get("type") == "message_updated" and f["data"]["id"] == note.id)

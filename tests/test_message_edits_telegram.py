@@ -50,6 +50,26 @@ async def test_customer_edit_in_telegram_edits_the_stored_message_and_the_admin_
     assert edited[0]["new"]["content"] == "Order 1243 <sorry>" and edited[0]["channel"] == "telegram"
 
 
+async def test_a_banned_customer_edit_in_telegram_is_refused_politely(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    from core.bans import ban_customer
+
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        await card_for(fake, req.id)
+        sent = fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Kim"), "Order 1234")
+        await fake.wait_for("sendMessage", where=to_chat(fake.admin_chat_id, "Order 1234"))
+        await ban_customer(await make_user("director"), customer.id)
+        fake.edited_message_update(CUSTOMER_TG, sent["message"]["message_id"], text="Order 9999")
+        await fake.wait_for("sendMessage", where=to_chat(CUSTOMER_TG, "заблокирован"))
+        await asyncio.sleep(0.3)
+    assert not fake.calls_of("editMessageText")
+    stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+    assert stored.content == "Order 1234" and stored.edited_at is None
+
+
 async def test_admin_edit_of_a_group_reply_edits_the_customer_copy(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):

@@ -125,13 +125,17 @@ async def test_customer_submits_form_with_file_and_gets_private_page(web):
     assert "sandbox" in download.headers["content-security-policy"]
 
 
-async def test_same_email_reuses_the_customer_account(web):
+async def test_each_submission_gets_its_own_unverified_web_contact(web):
+    # Anyone can type anyone's address: two submissions with one e-mail share nothing.
     k1 = key_of(await submit(web))
     k2 = key_of(await submit(web, email="anna@example.com", title="Второй вопрос"))
-    r1 = await CustomerRequest.get(access_key=k1)
-    r2 = await CustomerRequest.get(access_key=k2)
-    assert r1.customer_id == r2.customer_id
-    assert await User.filter(email="anna@example.com").count() == 1
+    r1 = await CustomerRequest.get(access_key=k1).prefetch_related("customer")
+    r2 = await CustomerRequest.get(access_key=k2).prefetch_related("customer")
+    assert r1.customer_id != r2.customer_id
+    for req in (r1, r2):
+        assert req.customer.is_web_contact and not req.customer.email_verified
+        assert req.customer.password == "" and req.customer.telegram_id is None
+    assert await User.filter(email="anna@example.com").count() == 2
 
 
 async def test_plain_form_post_without_javascript_redirects_to_the_page(web):

@@ -360,7 +360,8 @@ async def test_customer_page_gets_public_messages_and_status_only(api, make_user
     assert all(f["data"].get("content") not in ("secret note", "other request") for f in frames)
     updated = next(f for f in frames if f["type"] == "request_updated")
     assert "email" not in updated["data"]["assigned_admin"]
-    assert "messages_count" not in updated["data"]
+    # counts what the customer sees: the greeting and the "taken" system message
+    assert updated["data"]["messages_count"] == 2
 
 
 async def test_customer_page_replays_only_public_events(api, make_user):

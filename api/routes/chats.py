@@ -68,10 +68,9 @@ def get_blueprint() -> Blueprint:
         data = chat_changes(body(request), partial=request.method == "PATCH")
         data.pop("participant_ids", None)
         chat = await svc.update_chat(actor, chat_id, data)
-        if not chat.is_active:
-            # Deactivated: it leaves every list; answer with what it looks like now.
-            return json({**(await svc.serialize_chats(actor, [chat]))[0]})
-        return json(await svc.chat_detail(actor, chat_id))
+        # What it looks like now (also when deactivated, or edited by a director who does
+        # not take part in it).
+        return json((await svc.serialize_chats(actor, [chat]))[0])
 
     @bp.get("/<chat_id:int>/messages/")
     async def messages(request: Request, chat_id: int):
@@ -119,5 +118,17 @@ def get_blueprint() -> Blueprint:
     async def leave(request: Request, chat_id: int):
         await svc.leave_chat(await authenticate_staff(request), chat_id)
         return json({"status": "left"})
+
+    @bp.post("/<chat_id:int>/remove_participant/")
+    async def remove_participant(request: Request, chat_id: int):
+        """The chat's creator or a director removes `user_id` from the chat."""
+        actor = await authenticate_staff(request)
+        data = body(request)
+        user_id = data.get("user_id")
+        if not _is_int(user_id):
+            raise ValidationFailed({"user_id": ["Обязательное поле (id участника)."]})
+        check_id_ranges(data, ("user_id",))
+        await svc.remove_participant(actor, chat_id, user_id)
+        return json({"status": "removed"})
 
     return bp

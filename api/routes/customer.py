@@ -2,7 +2,9 @@
 
 Every route is scoped to the caller's OWN requests: another customer's id answers 404 and
 never data. Staff may use it too (create a request as themselves, read their own).
-Customers never see internal notes or files attached to them.
+Customers never see internal notes or files attached to them, and see requests and
+messages through the customer-facing serializer (core.serializers.customer_request_data /
+customer_message_data): staff by display name only, counts of what they can see.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from api.routes.attachments import list_response, upload_response
 from api.routes.requests import filters_from, parse_tags
 from core import requests as svc
 from core.errors import NotFound, ValidationFailed
-from core.serializers import message_data, request_data
+from core.serializers import customer_message_data, customer_request_data
 from core.texts import t
 from db.models import CustomerRequest, Source, User
 
@@ -43,7 +45,7 @@ def get_blueprint() -> Blueprint:
             total, _ = await svc.list_requests(actor, filters, 1)
             page = max(1, -(-total // svc.PAGE_SIZE))
         total, rows = await svc.list_requests(actor, filters, page)
-        return json(paginated(request, total, page, [request_data(r) for r in rows]))
+        return json(paginated(request, total, page, [customer_request_data(r) for r in rows]))
 
     @bp.post("/")
     async def create(request: Request):
@@ -63,19 +65,19 @@ def get_blueprint() -> Blueprint:
             source=Source.api,
             **extra,
         )
-        return json(request_data(req), status=201)
+        return json(customer_request_data(req), status=201)
 
     @bp.get("/<request_id:int>/")
     async def retrieve(request: Request, request_id: int):
         actor = await authenticate(request)
-        return json(request_data(await own_request(actor, request_id)))
+        return json(customer_request_data(await own_request(actor, request_id)))
 
     @bp.get("/<request_id:int>/messages/")
     async def messages(request: Request, request_id: int):
         actor = await authenticate(request)
         await own_request(actor, request_id)
         rows = await svc.list_messages(actor, request_id)
-        return json([message_data(m) for m in rows if not m.is_internal])
+        return json([customer_message_data(m) for m in rows if not m.is_internal])
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
@@ -88,7 +90,7 @@ def get_blueprint() -> Blueprint:
         msg = await svc.post_message(
             actor, request_id, data["content"], message_type=data.get("message_type", "text")
         )
-        return json(message_data(msg), status=201)
+        return json(customer_message_data(msg), status=201)
 
     @bp.get("/<request_id:int>/attachments/")
     async def attachments(request: Request, request_id: int):

@@ -42,6 +42,11 @@ SCHEMAS: dict[str, Any] = {
                    "description": "The customer's satisfaction rating (CSAT)"},
         "rating_comment": STR,
     }),
+    "OwnRequest": _extended("OwnRequest", {
+        "rating": {"type": "integer", "minimum": 1, "maximum": 5, "nullable": True,
+                   "description": "Your satisfaction rating (CSAT)"},
+        "rating_comment": STR,
+    }),
     "Stats": _extended("Stats", {
         "csat_average": {**NUM_NULL, "description": "Average rating, 2 decimals; null without ratings"},
         "csat_responses": INT,
@@ -162,7 +167,7 @@ OPERATIONS: list[tuple] = [
      "The requests as CSV (the list's filters), streamed", None, "200", "binary", EXPORT_PARAMS, {}),
     ("post", "/api/customer/requests/{request_id}/rating/", "customer",
      "Rate your completed request 1-5 (changeable until it is closed)", "Rating",
-     "200", _ref("CustomerRequest"), [], {}),
+     "200", _ref("OwnRequest"), [], {}),
     ("post", "/api/public/requests/{key}/rating/", "public",
      "Rate the request from its web page (form or JSON)", "Rating",
      "200", _obj({"request": {"type": "object"}}), [],

@@ -5,7 +5,9 @@
 
 Only one's own message, within MESSAGE_EDIT_WINDOW_HOURS: someone else's message, a system
 message or one past the window answers 403 with the reason in `detail`. PATCH takes
-`{"content": "..."}` and answers the message's JSON; DELETE answers 204.
+`{"content": "..."}` and answers the message's JSON (the customer route: the customer-facing
+`customer_message_data`, staff by display name only, like the other customer routes); DELETE
+answers 204.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from api.http import authenticate, authenticate_staff, body, check_types, guard_
 from api.routes.customer import own_request
 from core import message_edits
 from core.errors import ValidationFailed
-from core.serializers import message_data
+from core.serializers import customer_message_data, message_data
 
 
 def _content(request: Request) -> str:
@@ -44,7 +46,7 @@ async def customer_edit(request: Request, request_id: int, message_id: int):
     actor = await authenticate(request)
     await own_request(actor, request_id)
     msg = await message_edits.edit_message(actor, request_id, message_id, _content(request))
-    return json(message_data(msg))
+    return json(customer_message_data(msg))
 
 
 async def customer_delete(request: Request, request_id: int, message_id: int):

@@ -1,6 +1,7 @@
 """`POST /api/customer/requests/{id}/rating/`: the customer rates their completed request
 (core.csat): `{"rating": 1-5, "comment": "..."}` (comment optional; omitted keeps the
-current one). Answers the request JSON with `rating` and `rating_comment`."""
+current one). Answers the request as its customer sees it (customer_request_data), with
+`rating` and `rating_comment`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sanic import Blueprint, Request
 from api.http import authenticate, body, check_types, guard_ids, int_from_text, json
 from core import csat
 from core.errors import ValidationFailed
-from core.serializers import request_data
+from core.serializers import customer_request_data
 
 
 def rating_of(data: dict[str, Any]) -> Any:
@@ -30,7 +31,7 @@ async def rate(request: Request, request_id: int):
     data = body(request)
     check_types(data, ("comment",))
     req = await csat.rate_request(actor, request_id, rating_of(data), data.get("comment"))
-    return json(request_data(req))
+    return json(customer_request_data(req))
 
 
 def get_blueprint() -> Blueprint:

@@ -26,13 +26,14 @@ from api.http import MAX_DB_ID, int_arg, is_row_id, json, parse_json, reject_nul
 from api.multipart import load_form
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
-from core.errors import NotFound, Throttled, ValidationFailed
+from core.bans import email_is_banned
+from core.errors import NotFound, PermissionDenied, Throttled, ValidationFailed
 from core.limits import current as current_limits
 from core.ratelimit import MemoryRateLimiter
 from core.requests import create_request, list_messages, post_message
-from core.serializers import dt
+from core.serializers import customer_attachment_data, customer_message_data, customer_request_data
 from core.texts import CATEGORY_LABELS, STATUS_LABELS
-from core.users import customer_for_email
+from core.users import web_contact_for_email
 from db.models import (
     Category,
     CustomerRequest,
@@ -57,29 +58,25 @@ async def request_for_key(key: str) -> CustomerRequest:
     """The request whose private page key is `key`; NotFound for anything else."""
     if not key or not KEY_RE.match(key):
         raise NotFound("Не найдено.")
-    req = await CustomerRequest.filter(access_key=key).select_related("customer").first()
+    req = await CustomerRequest.filter(access_key=key).select_related(
+        "customer", "assigned_admin"
+    ).first()
     if req is None:
         raise NotFound("Не найдено.")
     return req
 
 
 def public_request(req: CustomerRequest, lang: str) -> dict[str, Any]:
-    """What the customer's page shows about the request (no staff details)."""
+    """What the customer's page shows about the request: the customer-facing serializer
+    (no staff details) plus labels in the page's language."""
     return {
-        "id": req.id,
-        "title": req.title,
-        "description": req.description,
-        "status": str(req.status),
+        **customer_request_data(req),
         "status_label": STATUS_LABELS[lang].get(str(req.status), str(req.status)),
-        "category": str(req.category),
         "category_label": CATEGORY_LABELS[lang].get(str(req.category), str(req.category)),
-        "created_at": dt(req.created_at),
-        "updated_at": dt(req.updated_at),
         "accepts_messages": req.status != Status.closed,
-        # The satisfaction survey (core.csat): open while the request is completed.
+        # The satisfaction survey (core.csat): open while the request is completed
+        # (the rating itself comes with the customer-facing serializer).
         "can_rate": req.status == Status.completed,
-        "rating": req.rating,
-        "rating_comment": req.rating_comment or "",
     }
 
 
@@ -88,24 +85,9 @@ def attachment_url(key: str, attachment_id: int) -> str:
 
 
 def public_message(msg: RequestMessage, key: str, files: list[RequestAttachment]) -> dict[str, Any]:
-    return {
-        "id": msg.id,
-        "sender_type": str(msg.sender_type),
-        "sender_name": msg.sender.full_name if msg.sender else "",
-        "content": msg.content,
-        "message_type": str(msg.message_type),
-        "created_at": dt(msg.created_at),
-        "attachments": [
-            {
-                "id": a.id,
-                "name": a.name,
-                "size": a.size,
-                "content_type": a.content_type,
-                "url": attachment_url(key, a.id),
-            }
-            for a in files
-        ],
-    }
+    return customer_message_data(
+        msg, attachments=[customer_attachment_data(a, attachment_url(key, a.id)) for a in files]
+    )
 
 
 async def thread_since(req: CustomerRequest, after: int) -> list[dict[str, Any]]:
@@ -272,7 +254,9 @@ async def create_from_form(request: Request) -> HTTPResponse:
         return refused
     data = validate_form(form_fields(request), lang)
     files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
-    customer = await customer_for_email(data["email"], data["name"], lang)
+    if await email_is_banned(data["email"]):  # a banned customer's address (core.bans)
+        raise PermissionDenied(text("err_banned", lang))
+    customer = await web_contact_for_email(data["email"], data["name"], lang)
     req = await create_request(
         customer,
         title=data["title"],

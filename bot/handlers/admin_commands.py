@@ -1,4 +1,4 @@
-"""Admin commands: /queue, /mine, /stats, /help, /note, /link, /bind.
+"""Admin commands: /queue, /mine, /stats, /help, /note, /link, /bind, /assign, /ban, /unban.
 
 Each parses its arguments, calls one domain service and renders the answer; who may do
 what is decided by core (require_staff, link_telegram's director rule, ...).
@@ -18,6 +18,7 @@ from bot.handlers.lookup import remember, request_for_group_message
 from bot.handlers.render import request_line
 from bot.keyboards import mine_keyboard, queue_keyboard
 from bot.texts import tr
+from core.bans import ban_customer, unban_customer
 from core.chats import bind_telegram_chat
 from core.permissions import is_staff, require_staff
 from core.requests import RequestFilters, list_requests, post_message, reassign_request, stats
@@ -175,6 +176,23 @@ async def on_assign(message: Message, command: CommandObject, actor: User | None
     await message.reply(tr("assign_ok", lang, id=req.id, name=target.full_name), parse_mode="HTML")
 
 
+async def on_ban(message: Message, command: CommandObject, actor: User | None, lang: str) -> None:
+    """/ban <customer id> and /unban <customer id>: a director blocks a customer (or lifts
+    the block); core.bans decides who may."""
+    if await _staff(message, actor, lang) is None:
+        return
+    arg = (command.args or "").strip().lstrip("#")
+    if not (arg.isascii() and arg.isdigit() and 0 < int(arg) < 2**31):  # a user id it can be
+        await message.reply(tr("ban_usage", lang), parse_mode="HTML")
+        return
+    banning = command.command.lower() == "ban"
+    user = await (ban_customer if banning else unban_customer)(actor, int(arg))
+    await message.reply(
+        tr("ban_ok" if banning else "unban_ok", lang, name=user.full_name, id=user.id),
+        parse_mode="HTML",
+    )
+
+
 def get_router() -> Router:
     router = Router(name="admin_commands")
     router.message.register(on_queue, Command("queue"))
@@ -185,5 +203,6 @@ def get_router() -> Router:
     router.message.register(on_link, Command("link"))
     router.message.register(on_bind, Command("bind"))
     router.message.register(on_assign, Command("assign"))
+    router.message.register(on_ban, Command("ban", "unban"))
     return router
 

@@ -22,9 +22,11 @@ from bot.keyboards import (
 )
 from bot.middlewares import CallbackReply, CustomerLimits, CustomerRateLimit
 from bot.texts import plain, status_label, tr
+from core.bans import is_banned
 from core.errors import Conflict, NotFound
 from core.limits import current as current_limits
 from core.requests import RequestFilters, create_request, get_request, list_requests
+from core.serializers import customer_request_data
 from core.settings import Settings
 from core.users import set_active_request, set_language
 from db.models import Category, Source, User
@@ -57,9 +59,12 @@ async def on_language(
 
 
 async def on_new(
-    message: Message, lang: str, state: FSMContext, customer_limits: CustomerLimits,
+    message: Message, actor: User, lang: str, state: FSMContext, customer_limits: CustomerLimits,
 ) -> None:
     await state.clear()
+    if is_banned(actor):  # said now, not after a title and a description (core.bans)
+        await message.answer(tr("banned", lang), parse_mode="HTML")
+        return
     if message.from_user is not None:
         # Said now rather than after the customer has typed a title and a description.
         decision = await customer_limits.new_requests.peek(str(message.from_user.id))
@@ -152,14 +157,16 @@ async def on_category(
 
 
 async def on_my(message: Message, actor: User, lang: str) -> None:
-    total, rows = await list_requests(actor, RequestFilters())
+    total, rows = await list_requests(actor, RequestFilters(customer_id=actor.id))
     if not total:
         await message.answer(tr("my_empty", lang), parse_mode="HTML")
         return
+    # The customer-facing serializer, as on customer REST and the web page.
+    views = [customer_request_data(r) for r in rows]
     lines = [tr("my_header", lang)] + [
-        tr("my_line", lang, marker="★" if r.id == actor.active_request_id else "•", id=r.id,
-           title=short(r.title), status=status_label(r.status, lang))
-        for r in rows
+        tr("my_line", lang, marker="★" if v["id"] == actor.active_request_id else "•", id=v["id"],
+           title=short(v["title"]), status=status_label(v["status"], lang))
+        for v in views
     ]
     await message.answer(
         "\n".join(lines), parse_mode="HTML",
@@ -187,6 +194,9 @@ async def on_message(
         return
     parts = await albums.collect(message)
     if parts is None:
+        return
+    if is_banned(actor):  # nothing is stored; one reply per message or album
+        await message.answer(tr("banned", lang), parse_mode="HTML")
         return
     request_id = await request_for_reply(message) or actor.active_request_id
     if request_id is None:

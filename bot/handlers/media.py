@@ -93,9 +93,10 @@ async def post_messages(
     """Store Telegram message(s) (one message, or one album) in a request's thread.
 
     Text only: core.requests.post_message. With files: every file is checked against the
-    size limit before anything is stored (FileTooBig), then downloaded and recorded through
-    core.attachments; the first file creates the thread message (with the caption), the
-    others join it. Returns the RequestMessage id.
+    size limit before anything is stored (FileTooBig), then downloaded into storage, and
+    all of them are recorded as one thread message with the caption in one transaction
+    (core.attachments.record_files), so staff are told of the whole album at once.
+    Returns the RequestMessage id.
     """
     text = "\n".join(t for t in (text_of(m) for m in messages) if t)
     files = [f for m in messages for f in files_of(m)]
@@ -109,23 +110,28 @@ async def post_messages(
             raise FileTooBig(f.name)
     # Permission first, so nobody's files are downloaded for a request they cannot write to.
     await attachments.check_can_attach(actor, request_id, is_internal=is_internal)
-    message_id: int | None = None
-    for f in files:
-        try:
-            data = await bot.download(f.file_id)
-        except TelegramBadRequest as exc:
-            # Telegram's cloud Bot API refuses downloads over 20 MB ("file is too big").
-            if "too big" in str(exc).lower():
-                raise FileTooBig(f.name) from None
-            raise
-        assert data is not None
-        content = data.getvalue()
-        if len(content) > settings.max_upload_bytes:
-            raise FileTooBig(f.name)
-        att = await attachments.save_attachment(
-            actor, request_id, name=f.name, content=content, content_type=f.content_type,
-            message_id=message_id, caption=text if message_id is None else None,
-            is_internal=is_internal, source=Source.telegram,
+    stored: list[attachments.StoredFile] = []
+    try:
+        for f in files:
+            try:
+                data = await bot.download(f.file_id)
+            except TelegramBadRequest as exc:
+                # Telegram's cloud Bot API refuses downloads over 20 MB ("file is too big").
+                if "too big" in str(exc).lower():
+                    raise FileTooBig(f.name) from None
+                raise
+            assert data is not None
+            content = data.getvalue()
+            if len(content) > settings.max_upload_bytes:
+                raise FileTooBig(f.name)
+            stored.append(await attachments.store_file(request_id, f.name, content, f.content_type))
+        # One message with every file of the album, announced once (core.attachments).
+        atts = await attachments.record_files(
+            actor, request_id, stored, caption=text or None, is_internal=is_internal,
+            source=Source.telegram,
         )
-        message_id = att.message_id
-    return message_id
+    except BaseException:
+        for s in stored:
+            attachments.remove_stored(s.stored_path)
+        raise
+    return atts[0].message_id

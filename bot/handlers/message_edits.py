@@ -5,7 +5,8 @@ copy (the admin group's, the customer's) and the sockets announce `message_updat
 
 Only messages the desk stored are followed (their TelegramMessageLink), and only by their
 author (the domain refuses anyone else). Edits made in Telegram are taken whenever they
-come: Telegram already shows the new text there, so the desk must too.
+come: Telegram already shows the new text there, so the desk must too. A banned customer's
+edit is not taken and they are told so, as for their new messages (core.bans).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from aiogram import F, Router
 from aiogram.types import Message
 
 from bot.handlers.media import text_of
+from bot.texts import tr
+from core.bans import is_banned
 from core.errors import DomainError
 from core.message_edits import edit_message, message_for_telegram
 from core.settings import Settings
@@ -31,11 +34,14 @@ def _note_text(text: str) -> str:
     return text
 
 
-async def on_edited_message(message: Message, actor: User | None) -> None:
+async def on_edited_message(message: Message, actor: User | None, lang: str = "ru") -> None:
     if actor is None:
         return
     stored = await message_for_telegram(message.chat.id, message.message_id)
     if stored is None:
+        return
+    if is_banned(actor):  # nothing changes; the same polite reply as for a new message
+        await message.answer(tr("banned", lang), parse_mode="HTML")
         return
     text = text_of(message)
     if stored.is_internal:
