@@ -135,6 +135,7 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
         communications,
         customer,
         docs,
+        message_edits,
         requests,
         users,
         webhooks,
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     for module in (auth, requests, chats, communications, customer, attachments, users, docs,
                    webhooks):
         app.blueprint(module.get_blueprint())
+    app.blueprint(message_edits.get_blueprint())  # PATCH/DELETE of one message (both sides)
 
     # Agent tools (docs/agent-tools.md).
     from api.routes import audit, canned, export, history, ratings, staff_stats

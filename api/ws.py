@@ -2,7 +2,7 @@
 
 Routes (see docs/realtime.md for the full protocol):
 - `/ws/admin/notifications/`: admins and directors; `new_request`, `request_updated`,
-  `new_message` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
+  `new_message`, `message_updated`, `message_deleted` frames with the REST JSON in `data`; `{"type": "ping"}` -> `{"type": "pong"}`.
   A token, or the staff console's session cookie with this site's Origin (docs/console.md).
 - `/ws/chats/<chat_id>/`: chat participants; `{"message": "text"}` is saved through
   core.chats.post_chat_message and every participant (on any process) gets the seed's
@@ -89,8 +89,9 @@ PUBLIC_REPLAY_SCAN_MAX = 500
 MAX_FRAME_BYTES = 64 * 1024  # default of WS_MAX_FRAME_BYTES
 FANOUT_SLICE = 500  # sockets written between two yields to the event loop
 _OPEN = State.OPEN
-ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE)
-PUBLIC_TYPES = (events.REQUEST_UPDATED, events.NEW_MESSAGE)
+MESSAGE_TYPES = (events.NEW_MESSAGE, events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
+ADMIN_TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, *MESSAGE_TYPES)
+PUBLIC_TYPES = (events.REQUEST_UPDATED, *MESSAGE_TYPES)
 CHAT_EVENT_NAMES = {events.CHAT_JOIN: "join", events.CHAT_LEAVE: "leave"}
 
 
@@ -121,19 +122,24 @@ def chat_ws_frame(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _public_target(message: dict[str, Any], request_id: int) -> tuple[str, int] | None:
-    """("request", id) or ("message", id) when the customer page of `request_id` is told of
-    this event; None otherwise (other requests, internal notes, other topics)."""
+    """("request", id), ("deleted", id), ("message", id) or ("message_deleted", id) when the
+    customer page of `request_id` is told of this event; None otherwise (other requests,
+    internal notes, other topics)."""
     if message.get("topic") != events.ADMIN_TOPIC:
         return None
     data = message.get("data") or {}
     if message.get("type") == events.REQUEST_UPDATED and data.get("id") == request_id:
         return ("deleted" if data.get("deleted") else "request", request_id)
     if (
-        message.get("type") == events.NEW_MESSAGE
+        message.get("type") in MESSAGE_TYPES
         and data.get("request") == request_id
         and not data.get("is_internal")
         and isinstance(data.get("id"), int)
     ):
+        # new_message, message_updated (core.message_edits) and message_deleted alike;
+        # internal notes (and their edits) never reach the customer's page.
+        if message.get("type") == events.MESSAGE_DELETED:
+            return ("message_deleted", data["id"])
         return ("message", data["id"])
     return None
 
@@ -146,20 +152,28 @@ async def public_frames(
     Built with the customer-facing serializer (core.serializers.customer_request_data /
     customer_message_data) from the database, never from the staff JSON the events carry:
     no staff e-mail, username or tags, and `messages_count` counting what the customer
-    can see. At most three queries for any number of events (a replay batch or one live
-    event). A message deleted (or made internal) since is left out."""
+    can see. At most four queries for any number of events (a replay batch or one live
+    event). A message deleted (or made internal) since is left out; a `message_deleted`
+    frame carries only the message's id and request (`is_deleted`), never its text."""
     targets = [(m, t) for m in messages if (t := _public_target(m, request_id)) is not None]
     if not targets:
         return []
     message_ids = [ident for _, (kind, ident) in targets if kind == "message"]
+    deleted_ids = [ident for _, (kind, ident) in targets if kind == "message_deleted"]
     req_view = None
     if any(kind == "request" for _, (kind, _) in targets):
         req = await CustomerRequest.filter(id=request_id).select_related("assigned_admin").first()
         req_view = customer_request_data(req) if req is not None else None
     views: dict[int, dict[str, Any]] = {}
+    gone_views: dict[int, dict[str, Any]] = {}
+    if deleted_ids:  # a public message's deletion (core.message_edits): no text, no sender
+        gone = await RequestMessage.filter(
+            id__in=deleted_ids, request_id=request_id, is_internal=False, is_deleted=True
+        ).values_list("id", flat=True)
+        gone_views = {i: {"id": i, "request": request_id, "is_deleted": True} for i in gone}
     if message_ids:
         rows = await RequestMessage.filter(
-            id__in=message_ids, request_id=request_id, is_internal=False
+            id__in=message_ids, request_id=request_id, is_internal=False, is_deleted=False
         ).select_related("sender")
         files: dict[int, list[dict[str, Any]]] = {}
         for att in await RequestAttachment.filter(message_id__in=message_ids).order_by("id"):
@@ -172,6 +186,8 @@ async def public_frames(
             data: dict[str, Any] | None = {"id": request_id, "deleted": True}
         elif kind == "request":
             data = req_view
+        elif kind == "message_deleted":
+            data = gone_views.get(ident)
         else:
             data = views.get(ident)
         if data is not None:
@@ -410,7 +426,7 @@ class Hub:
                     )
             data = message.get("data") or {}
             request_id = (
-                data.get("request") if message.get("type") == events.NEW_MESSAGE else data.get("id")
+                data.get("request") if message.get("type") in MESSAGE_TYPES else data.get("id")
             )
             conns = self.public.get(request_id) if isinstance(request_id, int) else None
             if conns:

@@ -22,6 +22,7 @@ from bot.handlers import (
     chat_bridge,
     csat,
     customer,
+    message_edits,
 )
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
@@ -110,5 +111,6 @@ def build_dispatcher(settings: Settings) -> Dispatcher:
         canned.get_router(settings),
         admin_thread.get_router(settings),
         chat_bridge.get_router(),
+        message_edits.get_router(settings),
     )
     return dp

@@ -13,7 +13,11 @@ interprets and strips before the call:
                    or a reply to its card)
     render_card    render the request card from the database at send time (text+keyboard)
     mergeable      a new-request card the burst handling may fold into a summary
-    link           TelegramMessageLink fields to store for the sent message(s)
+    link           TelegramMessageLink fields to store for the sent message(s), with the
+                   copy's `kind` ("text" | "caption" | "media") and `part` (set here for
+                   each part of a split text)
+    target         an edit or deletion of a copy (bot.relay): {"chat_id", "message_id"};
+                   pending ones of one message collapse into the newest at send time
     upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
     requests       (summary) the request ids the summary lists
     summary        (summary_edit) the summary's message id
@@ -49,7 +53,8 @@ class Priority(IntEnum):
 
     CONVERSATION = 1  # messages relayed to and from customers, status notices, chat bridge
     NEW_REQUEST = 2  # new-request cards, their topics, burst summaries
-    EDIT = 3  # card and summary edits, topic renames, closing and reopening topics
+    EDIT = 3  # card and summary edits, topic renames, closing and reopening topics, edits and
+    # deletions of relayed copies
     BACKGROUND = 4  # reminders, digests, cards that follow a summary
 
 
@@ -59,6 +64,9 @@ _CLASS_OF_KIND = {
     "card": Priority.NEW_REQUEST, "topic": Priority.NEW_REQUEST, "summary": Priority.NEW_REQUEST,
     "card_edit": Priority.EDIT, "summary_edit": Priority.EDIT, "topic_edit": Priority.EDIT,
     "topic_state": Priority.EDIT,
+    # Edits and deletions of relayed copies of a thread message (bot.relay, message_updated
+    # and message_deleted): edits of what is already there, like card edits.
+    "copy_change": Priority.EDIT,
     "digest_chart": Priority.BACKGROUND,
 }
 
@@ -108,6 +116,7 @@ async def enqueue(
         created_first = False
         for n, part in enumerate(parts, start=1):
             p = dict(payload, text=part)
+            _link_part(p, n)
             if n < len(parts):
                 # Buttons belong under the last part.
                 p.pop("reply_markup", None)
@@ -118,12 +127,16 @@ async def enqueue(
         return created_first
     if method in CAPTIONED_METHODS and tg_len(str(payload.get("caption") or "")) > CAPTION_LIMIT:
         caption = str(payload.pop("caption"))
-        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
         meta = payload.get("_meta") or {}
+        if meta.get("link"):  # the file goes without the text; the text follows it
+            payload["_meta"] = meta = {**meta, "link": {**meta["link"], "kind": "media"}}
+        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
         follow: dict[str, Any] = {"text": caption, "chat_id": chat_id}
         if "message_thread_id" in payload:
             follow["message_thread_id"] = payload["message_thread_id"]
         follow_meta = {k: v for k, v in meta.items() if k in ("kind", "request_id", "thread_of", "link")}
+        if follow_meta.get("link"):
+            follow_meta["link"] = {**follow_meta["link"], "kind": "text"}
         if follow_meta:
             follow["_meta"] = follow_meta
         await enqueue(chat_id, "sendMessage", follow, dedup_key=f"{dedup_key}:caption",
@@ -131,6 +144,13 @@ async def enqueue(
                       max_parts=max(1, max_parts - 1), priority=prio)
         return created
     return await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
+
+
+def _link_part(payload: dict[str, Any], n: int) -> None:
+    """Number the TelegramMessageLink of part `n` of a split message (edits go part by part)."""
+    meta = payload.get("_meta")
+    if isinstance(meta, dict) and isinstance(meta.get("link"), dict):
+        payload["_meta"] = {**meta, "link": {**meta["link"], "part": n}}
 
 
 def cut_note(request_id: int | None, lang: str | None = None) -> str:
@@ -376,12 +396,13 @@ def _visible(html_text: str) -> bool:
 
 
 async def prune_delivered(before) -> int:
-    """Delete queue rows that were sent (or merged into a summary) before `before`, and
-    inbound update ids recorded before it (Telegram redelivers updates for 24 h at most)."""
+    """Delete queue rows that were sent, merged (into a summary or a newer edit) or ignored
+    (an edit or deletion of a copy Telegram refused for good) before `before`, and inbound
+    update ids recorded before it (Telegram redelivers updates for 24 h at most)."""
     from db.models import ProcessedUpdate
 
     sent = await TelegramOutbox.filter(
-        status__in=("sent", "merged"), created_at__lt=before
+        status__in=("sent", "merged", "ignored"), created_at__lt=before
     ).delete()
     seen = await ProcessedUpdate.filter(created_at__lt=before).delete()
     return sent + seen

@@ -32,6 +32,9 @@ What goes where:
                      Telegram, to the thread too); internal notes never reach the customer;
                      nothing is echoed back into the chat it came from
 - chat_message    -> the Telegram group bound to the AdminChat (unless it came from Telegram)
+- message_updated -> every Telegram copy of the message is edited in place (each part,
+                     captions too); message_deleted -> every copy is deleted
+                     (core.message_edits; links: TelegramMessageLink.kind/part)
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from bot import cards
-from bot.outbox import Priority, cut_note, enqueue
+from bot.outbox import CAPTION_LIMIT, TEXT_LIMIT, Priority, cut_note, enqueue, split_html, tg_len
 from core import events
 from core.backoff import LoopHealth, is_outage
 from db.models import (
@@ -69,7 +72,9 @@ from db.models import (
 log = logging.getLogger("helpdesk.bot.relay")
 
 CURSOR_NAME = "telegram-relay"
-TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.CHAT_MESSAGE)
+TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.CHAT_MESSAGE,
+         events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
+MESSAGE_EVENTS = (events.NEW_MESSAGE, events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
 # A Telegram media message (or album) is stored file by file and linked afterwards; the
 # relay waits up to this long for the links, then falls back to uploading the stored files.
 MEDIA_WAIT_SECONDS = 5.0
@@ -351,6 +356,10 @@ class Relay:
             await self.on_new_message(ev, data)
         elif ev.type == events.CHAT_MESSAGE:
             await self.on_chat_message(ev, data)
+        elif ev.type == events.MESSAGE_UPDATED:
+            await self.on_message_updated(ev, data)
+        elif ev.type == events.MESSAGE_DELETED:
+            await self.on_message_deleted(ev, data)
 
     async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], *, dedup_key: str,
                        request_id: int | None = None, more: str | None = None,
@@ -516,7 +525,9 @@ class Relay:
         links: list[TelegramMessageLink] = []
         if msg.source == Source.telegram and msg.message_type in (MessageType.image, MessageType.file):
             files = await RequestAttachment.filter(message_id=msg.id).count()
-            links = await TelegramMessageLink.filter(request_message_id=msg.id).order_by("message_id")
+            links = await TelegramMessageLink.filter(
+                request_message_id=msg.id, kind__in=("origin", "")
+            ).order_by("message_id")
             age = (datetime.now(UTC) - ev.created_at).total_seconds()
             if (files == 0 or len(links) < files) and age < MEDIA_WAIT_SECONDS:
                 raise _Postpone()
@@ -563,7 +574,8 @@ class Relay:
             # part); the first one carries the header and the caption.
             for n, src in enumerate(sources, start=1):
                 payload: dict[str, Any] = {
-                    "from_chat_id": src.chat_id, "message_id": src.message_id, "_meta": meta,
+                    "from_chat_id": src.chat_id, "message_id": src.message_id,
+                    "_meta": _with_kind(meta, "caption" if n == 1 else "media"),
                 }
                 if n == 1:
                     payload["caption"] = _caption_of(msg, head)
@@ -584,22 +596,105 @@ class Relay:
         # With files, the header and the text ride on the first file's caption when they fit.
         text_in_caption = bool(files) and len(body) <= 1024
         if not text_in_caption and (content or not files):
-            await self._enqueue(chat_id, "sendMessage", {"text": body, "_meta": meta},
+            await self._enqueue(chat_id, "sendMessage", {"text": body, "_meta": _with_kind(meta, "text")},
                                 dedup_key=key, request_id=rid, more=more)
         for n, (att, path) in enumerate(files, start=1):
             is_photo = att.content_type in ("image/jpeg", "image/png", "image/webp") \
                 and att.size <= 10 * 1024 * 1024
             method, fieldname = ("sendPhoto", "photo") if is_photo else ("sendDocument", "document")
             if n == 1 and text_in_caption:
-                caption = body
+                caption, kind = body, "caption"
             else:
-                caption = cards.text("relay_attachment", lang, name=att.name)
+                caption, kind = cards.text("relay_attachment", lang, name=att.name), "media"
             await self._enqueue(
                 chat_id, method,
                 {"caption": caption,
-                 "_meta": {**meta, "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
+                 "_meta": {**_with_kind(meta, kind),
+                           "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
                 dedup_key=f"{key}:att{att.id}", request_id=rid, more=more,
             )
+
+    # --- edits and deletions -------------------------------------------------------------
+    async def _copies(self, msg: RequestMessage) -> list[TelegramMessageLink]:
+        """The Telegram copies the bot sent of `msg` (not the person's own message), in
+        chat and part order. An internal note's copies outside the admin group (there should
+        be none) are never touched, so an edited note cannot reach a customer."""
+        links = await TelegramMessageLink.filter(
+            request_message_id=msg.id, kind__in=("text", "caption", "media"),
+        ).order_by("chat_id", "part", "message_id")
+        if msg.is_internal:
+            links = [link for link in links if link.chat_id == self.admin_chat]
+        return links
+
+    def _header(self, msg: RequestMessage, chat_id: int) -> tuple[str, str]:
+        """The header key and language a copy in `chat_id` was relayed with (see on_new_message)."""
+        if chat_id == self.admin_chat:
+            if msg.is_internal:
+                return "relay_internal", self.group_lang
+            if msg.sender_type == SenderType.customer:
+                return "relay_from_customer", self.group_lang
+            return "relay_from_admin", self.group_lang
+        return "relay_to_customer", msg.request.customer.language
+
+    async def on_message_updated(self, ev: Event, data: dict[str, Any]) -> None:
+        """Edit every copy in place: each part of a split text (a text now longer than the
+        parts it had is cut at the last one with the "full text on request #N" note; parts a
+        shorter text no longer needs are deleted), and the caption of copied or uploaded
+        media. The text is the one of this event; older pending edits of the same copy
+        collapse into the newest at send time (bot.sender)."""
+        msg = await RequestMessage.filter(id=data.get("id")).select_related("request__customer", "sender").first()
+        if msg is None or msg.is_deleted or msg.message_type == MessageType.system:
+            return
+        content = str(data.get("content", msg.content) or "")
+        msg.content = content
+        by_chat: dict[int, list[TelegramMessageLink]] = {}
+        for link in await self._copies(msg):
+            by_chat.setdefault(link.chat_id, []).append(link)
+        name = msg.sender.full_name if msg.sender else ""
+        for chat_id, links in by_chat.items():
+            header, lang = self._header(msg, chat_id)
+            head = cards.text(header, lang, name=name, id=msg.request_id)
+            texts = [link for link in links if link.kind == "text"]
+            captions = [link for link in links if link.kind == "caption"]
+            if texts:
+                stripped = content.strip()
+                body = f"{head}\n{_escape(stripped)}" if stripped else head
+                parts = split_html(body, TEXT_LIMIT, max_parts=len(texts),
+                                   more=cut_note(msg.request_id, lang))
+                for n, link in enumerate(texts):
+                    if n < len(parts):
+                        await self._change_copy(ev, link, "editMessageText", {"text": parts[n], "parse_mode": "HTML"})
+                    else:
+                        await self._change_copy(ev, link, "deleteMessage", {})
+            for link in captions:
+                caption = _caption_of(msg, head)
+                if tg_len(caption) > CAPTION_LIMIT:
+                    caption = split_html(caption, CAPTION_LIMIT, max_parts=1,
+                                         more=cut_note(msg.request_id, lang))[0]
+                await self._change_copy(ev, link, "editMessageCaption", {"caption": caption, "parse_mode": "HTML"})
+
+    async def on_message_deleted(self, ev: Event, data: dict[str, Any]) -> None:
+        """Delete every copy the bot sent (each part, each file). The person's own message
+        in their chat stays: it is theirs, and Telegram lets them delete it."""
+        msg = await RequestMessage.filter(id=data.get("id")).first()
+        if msg is None:
+            return
+        for link in await self._copies(msg):
+            await self._change_copy(ev, link, "deleteMessage", {})
+
+    async def _change_copy(self, ev: Event, link: TelegramMessageLink, method: str,
+                           params: dict[str, Any]) -> None:
+        from bot.sender import copy_change_key
+
+        what = "d" if method == "deleteMessage" else "e"
+        payload = {
+            **params, "message_id": link.message_id,
+            "_meta": {"kind": "copy_change", "request_id": link.request_id,
+                      "target": {"chat_id": link.chat_id, "message_id": link.message_id}},
+        }
+        await self._enqueue(link.chat_id, method, payload,
+                            dedup_key=copy_change_key(link.chat_id, link.message_id, ev.id, what),
+                            request_id=link.request_id)
 
     # --- admin chats --------------------------------------------------------------------
     async def on_chat_message(self, ev: Event, data: dict[str, Any]) -> None:
@@ -615,6 +710,11 @@ class Relay:
             {"text": body, "_meta": {"kind": "chat", "link": {"chat_message_id": data.get("id")}}},
             dedup_key=f"ev:{ev.id}:chat",
         )
+
+
+def _with_kind(meta: dict[str, Any], kind: str) -> dict[str, Any]:
+    """`meta` with the kind of copy its message link records ("text", "caption", "media")."""
+    return {**meta, "link": {**meta["link"], "kind": kind}}
 
 
 def _escape(value: str) -> str:
@@ -635,7 +735,7 @@ def _caption_of(msg: RequestMessage, head: str) -> str:
 def _request_of(ev: Event) -> int | None:
     """The request an event is about, when it names one."""
     data = ev.payload if isinstance(ev.payload, dict) else {}
-    raw = data.get("request") if ev.type == events.NEW_MESSAGE else data.get("id")
+    raw = data.get("request") if ev.type in MESSAGE_EVENTS else data.get("id")
     if ev.type == events.CHAT_MESSAGE:
         return None
     try:

@@ -55,6 +55,13 @@ Guarantees and how:
   At-least-once window: a crash after Telegram accepted the call and before the `sent`
   commit (a few milliseconds) makes that one message go out twice. Telegram has no
   idempotency key, so this window cannot be closed, only kept tiny.
+- Edits and deletions of relayed copies of a thread message (bot.relay on message_updated
+  and message_deleted; rows of kind `copy_change` with `_meta.target`, dedup keys
+  `copy:<chat>:<message>:<event>:e|d`) are class 3 like card edits and wait `edit_delay`
+  the same way: pending ones of one Telegram message collapse into the newest (the older
+  rows become `merged` at send time, so an edit stuck behind a 429 costs one call when the
+  chat is free again). Telegram's final refusals (COPY_REFUSALS: too old, gone, not ours)
+  close the row as `ignored`, never retried; "message is not modified" counts as sent.
 """
 
 from __future__ import annotations
@@ -85,6 +92,12 @@ ACTIVE = ("pending", "sending")
 EDIT_KINDS = ("card_edit", "summary_edit", "topic_edit", "topic_state")
 SUMMARY_LANE = ("desk", int(Priority.NEW_REQUEST))
 TOPIC_GONE = ("topic_id_invalid", "message thread not found", "topic_deleted")
+# Telegram's final answers to an edit or deletion of a copy (bot.relay): closed as
+# `ignored` with a log line, never retried. "message is not modified" counts as sent.
+COPY_REFUSALS = (
+    "message to edit not found", "message can't be edited", "message to delete not found",
+    "message can't be deleted", "message_id_invalid",
+)
 
 
 @dataclass
@@ -376,7 +389,10 @@ class Sender:
         if row.not_before is not None and row.not_before > wall:
             return (row.not_before - wall).total_seconds()
         if cand.cls == Priority.EDIT:
-            if row.request_id is not None and (chat_id, row.request_id) in card_queued:
+            # Card and topic edits wait for the card; a copy's edit or deletion (`copy:`)
+            # changes a message already sent, so it needs none.
+            if (row.request_id is not None and (chat_id, row.request_id) in card_queued
+                    and not row.dedup_key.startswith("copy:")):
                 return self.limits.poll_interval
             due = row.created_at + timedelta(seconds=self.limits.edit_wait)
             if due > wall:
@@ -656,6 +672,13 @@ class Sender:
                 await self._recreate_topic(int(meta["thread_of"]), row.chat_id)
                 await self._set_pending(row, None, "topic was deleted; recreated", count_attempt=False)
                 return True
+            if meta.get("target") and any(r in message for r in COPY_REFUSALS):
+                # An edit or deletion of a copy Telegram will never take (too old, gone,
+                # not ours): nothing to retry, nothing for staff to fix.
+                log.info("outbox row %s: %s of message %s in %s refused, not retried: %s", row.id,
+                         method, meta["target"].get("message_id"), row.chat_id, exc.message)
+                await self._close(row, "ignored", f"400 {exc.message}")
+                return True
             if "not a forum" in message:
                 self.not_forum.add(row.chat_id)
             await self._fail(row, f"400 {exc.message}")
@@ -681,6 +704,9 @@ class Sender:
         kind = meta.get("kind")
         if kind in EDIT_KINDS and await _newer_edit_pending(row):
             await self._skip(row, "superseded by a newer edit")
+            return None
+        if meta.get("target") and await _newer_copy_change(row, meta["target"]):
+            await self._skip(row, "superseded by a newer edit of the message")
             return None
         if kind == "summary":
             entries = await _summary_entries(row.chat_id, [int(r) for r in meta.get("requests") or []])
@@ -856,8 +882,10 @@ class Sender:
                             request_id=link.get("request_id"),
                             request_message_id=link.get("request_message_id"),
                             chat_message_id=link.get("chat_message_id"),
+                            kind=str(link.get("kind") or "")[:8],
+                            part=int(link.get("part") or 1) + n,
                         )
-                        for mid in message_ids
+                        for n, mid in enumerate(message_ids)
                     ],
                     ignore_conflicts=True, using_db=conn,
                 )
@@ -1053,6 +1081,19 @@ async def _last_topic_state(chat_id: int, request_id: int, topic_id: int) -> dic
         elif "name" in result:
             state["name"] = result["name"]
     return state
+
+
+def copy_change_key(chat_id: int, message_id: int, event_id: int, what: str) -> str:
+    """Dedup key of an edit ("e") or deletion ("d") of one Telegram copy (bot.relay)."""
+    return f"copy:{chat_id}:{message_id}:{event_id}:{what}"
+
+
+async def _newer_copy_change(row: TelegramOutbox, target: dict[str, Any]) -> bool:
+    """A newer edit or deletion of the same Telegram message is queued: this one is moot."""
+    return await TelegramOutbox.filter(
+        chat_id=row.chat_id, status="pending", id__gt=row.id,
+        dedup_key__startswith=f"copy:{row.chat_id}:{int(target.get('message_id') or 0)}:",
+    ).exists()
 
 
 async def _upsert_thread(conn: Any, request_id: int, chat_id: int, **fields: Any) -> None:

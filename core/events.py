@@ -38,6 +38,10 @@ CHAT_LEAVE = "chat_leave"
 USER_ACCESS = "user_access"
 REQUEST_STATUS_CHANGED = "request_status_changed"
 REQUEST_RATED = "request.rated"
+# core.message_edits: a message's text changed / a message was deleted (topic "admin";
+# `data` is the message's REST JSON, with `is_internal` so channels keep notes private).
+MESSAGE_UPDATED = "message_updated"
+MESSAGE_DELETED = "message_deleted"
 
 ADMIN_TOPIC = "admin"
 ACCESS_TOPIC = "access"

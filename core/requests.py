@@ -823,14 +823,15 @@ async def post_message(
 async def list_messages(
     actor: User, request_id: int, *, after_id: int = 0, limit: int | None = None
 ) -> list[RequestMessage]:
-    """Oldest first, with senders; customers never see internal notes. `after_id` and
-    `limit` fetch only what a page that polls has not shown yet."""
+    """Oldest first, with senders; customers never see internal notes; deleted messages
+    (core.message_edits) are left out. `after_id` and `limit` fetch only what a page that
+    polls has not shown yet."""
     req = await get_request(actor, request_id)
     internal = can_see_internal(actor)
     db = connections.get("default")
     if db.capabilities.dialect == "postgres":
         return await _pg_messages(db, req.id, internal, after_id, limit)
-    qs = RequestMessage.filter(request_id=req.id)
+    qs = RequestMessage.filter(request_id=req.id, is_deleted=False)
     if not internal:
         qs = qs.filter(is_internal=False)
     if after_id:
@@ -846,7 +847,9 @@ async def _pg_messages(
     about twice the CPU on this hot path)."""
     mcols, ucols = _db_columns(RequestMessage), _db_columns(User)
     select = ", ".join([f'm."{c}"' for c in mcols] + [f'u."{c}"' for c in ucols])
-    where = f'm."request_id" = {int(request_id)}' + ("" if internal else ' AND NOT m."is_internal"')
+    where = f'm."request_id" = {int(request_id)} AND NOT m."is_deleted"' + (
+        "" if internal else ' AND NOT m."is_internal"'
+    )
     if after_id:
         where += f' AND m."id" > {int(after_id)}'
     tail = f" LIMIT {int(limit)}" if limit else ""

@@ -132,6 +132,7 @@ def customer_message_data(
         "content": msg.content,
         "message_type": str(msg.message_type),
         "created_at": dt(msg.created_at),
+        "edited_at": dt(msg.edited_at),  # the last edit (core.message_edits), or None
     }
     if attachments is not None:
         data["attachments"] = attachments
@@ -158,6 +159,7 @@ def message_data(msg: RequestMessage, sender: User | None = None) -> dict[str, A
         "is_read": msg.is_read,
         "is_internal": msg.is_internal,
         "created_at": dt(msg.created_at),
+        "edited_at": dt(msg.edited_at),
     }
 
 

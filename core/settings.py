@@ -85,6 +85,9 @@ class Settings:
     # Poisoned work: an event (Telegram relay) or an outbox row whose handling raises is
     # tried this many times, with backoff, then parked (`helpdesk parked`).
     poison_max_attempts: int = 3
+    # How long after sending one may edit or delete one's own message over REST or the web
+    # page (core.message_edits; MESSAGE_EDIT_WINDOW_HOURS, 0 = never).
+    message_edit_window_hours: int = 48
     # The audit log (and the history of deleted requests) is kept this long, apart from
     # the event log's 30 days (core.audit.prune, run by the housekeeping job).
     audit_retention_days: int = 365
@@ -353,6 +356,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
         kw["console_idle_minutes"] = _int("CONSOLE_IDLE_MINUTES", v, 1, 7 * 24 * 60)
     if (v := get("CONSOLE_MAX_HOURS")) is not None:
         kw["console_max_hours"] = _int("CONSOLE_MAX_HOURS", v, 1, 24 * 90)
+    if (v := get("MESSAGE_EDIT_WINDOW_HOURS")) is not None:
+        kw["message_edit_window_hours"] = _int("MESSAGE_EDIT_WINDOW_HOURS", v, 0, 24 * 365)
     if (v := get("POISON_MAX_ATTEMPTS")) is not None:
         kw["poison_max_attempts"] = _int("POISON_MAX_ATTEMPTS", v, 1, 100)
     if (v := get("WEBHOOK_ALLOW_PRIVATE")) is not None:

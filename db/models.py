@@ -215,6 +215,10 @@ class RequestMessage(Model):
     is_internal = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     source = fields.CharEnumField(Source, max_length=20, default=Source.api)
+    # Edits and deletions (core.message_edits): when the text last changed; a deleted message
+    # keeps its row (and its text, also in the request's history) but is shown nowhere.
+    edited_at = fields.DatetimeField(null=True)
+    is_deleted = fields.BooleanField(default=False, db_default=False)
 
     class Meta:
         table = "request_messages"
@@ -357,7 +361,7 @@ class TelegramOutbox(Model):
     chat_id = fields.BigIntField()
     method = fields.CharField(max_length=40)
     payload = fields.JSONField()
-    status = fields.CharField(max_length=12, default="pending")  # pending|sending|sent|failed|merged
+    status = fields.CharField(max_length=12, default="pending")  # pending|sending|sent|failed|merged|ignored
     attempts = fields.IntField(default=0)
     not_before = fields.DatetimeField(null=True)
     last_error = fields.TextField(null=True)
@@ -416,7 +420,12 @@ class TelegramThread(Model):
 
 
 class TelegramMessageLink(Model):
-    # Maps a Telegram message to the request (and message) it belongs to.
+    # Maps a Telegram message to the request (and message) it belongs to. Every Telegram
+    # copy of a stored message has one row, so an edit or a deletion reaches each of them:
+    # `kind` "origin" = the person's own message the bot received (not ours to edit);
+    # "text" = a copy we sent as text (part `part` of a split message); "caption" = a copy
+    # we sent as a file or copied media whose caption carries the text; "media" = a copy
+    # without the text (an album's later files); "" = written before 0010 (left alone).
 
     id = fields.BigIntField(primary_key=True)
     chat_id = fields.BigIntField()
@@ -424,11 +433,14 @@ class TelegramMessageLink(Model):
     request_id = fields.IntField(null=True)
     request_message_id = fields.IntField(null=True)
     chat_message_id = fields.IntField(null=True)
+    kind = fields.CharField(max_length=8, default="", db_default="")
+    part = fields.SmallIntField(default=1, db_default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "telegram_message_links"
         unique_together = (("chat_id", "message_id"),)
+        indexes = (("request_message_id",),)
 
 
 class ProcessedUpdate(Model):

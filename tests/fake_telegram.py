@@ -29,7 +29,10 @@ Interface used by the tests:
     fake.migrate_chat(old, new)     getChat(old) answers "upgraded to a supergroup"
     fake.webhook_last_error = "..." getWebhookInfo's last_error_message
     fake.rate_limit_group_per_min = 20   (window: fake.rate_limit_window seconds, 60 default)
-    helpers: fake.user(...), fake.message_update(...), fake.callback_update(...)
+    helpers: fake.user(...), fake.message_update(...), fake.callback_update(...),
+             fake.edited_message_update(chat, message_id, text=|caption=), fake.age_message(...)
+    fake.deleted                    (chat_id, message_id) of successful deleteMessage calls
+    deleteMessage of a message older than 48 h: 400 "message can't be deleted"
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from aiohttp import web
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijklmn"
 DEFAULT_ADMIN_CHAT_ID = -1001000000001
 BOT_USER_ID = 123456789
+# Telegram refuses to delete a message older than this (Bot API, deleteMessage).
+DELETE_WINDOW = 48 * 3600
 
 # Params that stay strings even when they look like JSON or numbers.
 _TEXT_KEYS = {
@@ -239,6 +244,7 @@ class FakeTelegram:
         self.rate_limit_global_per_sec: int | None = None
         self.rate_limit_retry_after: int | None = None  # fixed retry_after instead of computed
         self.strict_edits = True  # 400 "message is not modified" on identical edits
+        self.deleted: list[tuple[int, int]] = []  # (chat_id, message_id) of deleteMessage calls that worked
         self.bot_username = "helpdesk_test_bot"
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
@@ -439,6 +445,23 @@ class FakeTelegram:
         msg.update(fields_)
         self.messages[(chat_id, msg["message_id"])] = msg
         return msg
+
+    def edited_message_update(self, chat_id: int, message_id: int, *, text: str | None = None,
+                              caption: str | None = None, push: bool = True) -> dict[str, Any]:
+        """A person edits a message they sent earlier (`message_update`): Telegram sends an
+        `edited_message` update with the whole message, new text or caption, `edit_date`."""
+        msg = self.messages[(chat_id, message_id)]
+        if text is not None:
+            msg["text"] = text
+        if caption is not None:
+            msg["caption"] = caption
+        msg["edit_date"] = int(time.time())
+        update = {"edited_message": dict(msg)}
+        return self.push_update(update) if push else update
+
+    def age_message(self, chat_id: int, message_id: int, seconds: float) -> None:
+        """Make a stored message `seconds` older (deleting it after 48 h is refused)."""
+        self.messages[(chat_id, message_id)]["date"] -= int(seconds)
 
     def message_update(self, chat_id: int, from_user: dict[str, Any], text: str | None = None,
                        *, push: bool = True, **fields_: Any) -> dict[str, Any]:
@@ -775,13 +798,25 @@ class FakeTelegram:
 
     def _m_editMessageCaption(self, p: dict, f: dict) -> dict:
         msg = self._edit_target(p)
-        msg["caption"] = self._caption(p)
+        caption = self._caption(p)
+        if "caption" not in msg and "photo" not in msg and "document" not in msg:
+            raise _bad_request("there is no caption in the message to edit")
+        if self.strict_edits and msg.get("caption") == caption:
+            raise _bad_request("message is not modified")
+        msg["caption"] = caption
+        msg["edit_date"] = int(time.time())
         return msg
 
     def _m_deleteMessage(self, p: dict, f: dict) -> bool:
         chat_id = self._chat_id(p)
-        if self.messages.pop((chat_id, p.get("message_id")), None) is None:  # type: ignore[arg-type]
+        key = (chat_id, p.get("message_id"))
+        msg = self.messages.get(key)  # type: ignore[arg-type]
+        if msg is None:
             raise _bad_request("message to delete not found")
+        if time.time() - msg.get("date", time.time()) > DELETE_WINDOW:
+            raise _bad_request("message can't be deleted")
+        self.messages.pop(key)  # type: ignore[arg-type]
+        self.deleted.append(key)  # type: ignore[arg-type]
         return True
 
     def _m_answerCallbackQuery(self, p: dict, f: dict) -> bool:

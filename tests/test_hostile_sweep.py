@@ -305,7 +305,7 @@ async def desk_server(telegram_settings, make_user, token_for):
         await make_user("director"), await make_user("admin"), await make_user("customer")
     )
     req = await requests.create_request(customer, title="Принтер", description="Не печатает")
-    await requests.post_message(customer, req.id, "Есть новости?")
+    msg = await requests.post_message(customer, req.id, "Есть новости?")
     att = await files.save_attachment(customer, req.id, name="log.txt", content=b"log",
                                       content_type="text/plain", source=Source.api)
     chat = await chats.create_chat(director, name="Ops", participant_ids=[admin.id])
@@ -339,7 +339,7 @@ async def desk_server(telegram_settings, make_user, token_for):
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
                  "user_id": str(customer.id), "customer_id": str(customer.id),
                  "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
-                 "canned_id": str(reply.id), "action": "take"},
+                 "canned_id": str(reply.id), "action": "take", "message_id": str(msg.id)},
         )
 
 

@@ -193,3 +193,52 @@ async def test_four_quick_changes_cost_fewer_than_four_edits_and_end_right(
     skipped = await TelegramOutbox.filter(request_id=req.id, status="merged",
                                           dedup_key__endswith=":edit").count()
     assert skipped == 4 - len(edits)
+
+
+
+async def test_edits_of_relayed_copies_wait_behind_new_messages_and_new_requests(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """Edits of a message's Telegram copies (message_updated) are in the edits class: a
+    customer gets a new reply before the correction of an older one, and the group gets a
+    new request's card before the correction of a customer's message."""
+    from core.message_edits import edit_message
+
+    fake = fake_telegram
+    group = fake.admin_chat_id
+    admin = await make_user("admin", first_name="Olga")
+    customer = await make_user("customer", telegram_id=7402, first_name="Kim")
+    other = await make_user("customer")
+    req = await svc.create_request(customer, title="Printer", description="d")
+    await svc.take_request(admin, req.id)
+    reply = await svc.post_message(admin, req.id, "Version 1")
+    said = await svc.post_message(customer, req.id, "Order 1234")
+    async with running_bot(telegram_settings):
+        copy = (await fake.wait_for("sendMessage", where=lambda c: c.params.get("chat_id") == 7402
+                                    and "Version 1" in c.params.get("text", "")))[0]
+        await fake.wait_for("sendMessage", where=lambda c: c.params.get("chat_id") == group
+                            and "Order 1234" in c.params.get("text", ""))
+    fake.calls.clear()
+    # Queued while no sender runs, the corrections first.
+    await edit_message(admin, req.id, reply.id, "Version 2")
+    await edit_message(customer, req.id, said.id, "Order 1243")
+    await svc.post_message(admin, req.id, "Next step: restart it")
+    new = await svc.create_request(other, title="Scanner", description="d")
+    relay = Relay(telegram_settings)
+    while await relay.process_once():
+        pass
+    async with running_bot(telegram_settings) as rt:
+        rt.sender.limits.edit_delay = 0.0
+        for chat_id, text in ((7402, "Version 2"), (group, "Order 1243")):
+            await fake.wait_for("editMessageText", timeout=10, where=lambda c, chat_id=chat_id, text=text:
+                                c.params.get("chat_id") == chat_id and text in c.params.get("text", ""))
+    to_customer = [(c.method, c.params.get("text", "")) for c in fake.calls
+                   if c.ok and c.params.get("chat_id") == 7402]
+    assert [m for m, _ in to_customer] == ["sendMessage", "editMessageText"], to_customer
+    assert "Next step" in to_customer[0][1] and to_customer[1][1].endswith("Version 2")
+    assert fake.messages[(7402, copy.result["message_id"])]["text"].endswith("Version 2")
+    in_group = [c for c in fake.calls if c.ok and c.params.get("chat_id") == group
+                and c.method in ("sendMessage", "editMessageText")]
+    card = next(n for n, c in enumerate(in_group) if f"#{new.id}" in c.params.get("text", ""))
+    edit = next(n for n, c in enumerate(in_group) if "Order 1243" in c.params.get("text", ""))
+    assert card < edit, [(c.method, c.params.get("text", "")[:40]) for c in in_group]

@@ -42,3 +42,18 @@ async def test_a_reply_the_customer_never_got_is_noted_counted_listed_and_retrie
                             and "We fixed it" in c.params["text"])
         await eventually(lambda: TelegramOutbox.filter(id=row.id, status="sent").exists())
     assert (await queue_depth())["failed"] == 0
+
+
+async def test_housekeeping_keeps_failed_and_queued_rows_and_drops_finished_ones(telegram_settings):
+    """Old rows that need nothing more (sent, merged, an edit Telegram refused for good:
+    `ignored`) are pruned; failed rows stay for `helpdesk parked`, queued ones for sending."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.outbox import prune_delivered
+
+    for status in ("sent", "merged", "ignored", "failed", "pending"):
+        await TelegramOutbox.create(dedup_key=f"prune:{status}", chat_id=1, method="sendMessage",
+                                    payload={"text": "x"}, status=status)
+    assert await prune_delivered(datetime.now(UTC) + timedelta(seconds=1)) >= 3
+    left = await TelegramOutbox.filter(dedup_key__startswith="prune:").values_list("status", flat=True)
+    assert sorted(left) == ["failed", "pending"]

@@ -54,7 +54,7 @@ async def remember(
     try:
         await TelegramMessageLink.create(
             chat_id=message.chat.id, message_id=message.message_id, request_id=request_id,
-            request_message_id=request_message_id, chat_message_id=chat_message_id,
+            request_message_id=request_message_id, chat_message_id=chat_message_id, kind="origin",
         )
     except IntegrityError:
         pass

@@ -139,6 +139,18 @@
           accepts_messages: frame.data.status !== "closed"
         });
       }
+      if ((frame.type === "message_updated" || frame.type === "message_deleted") && frame.data &&
+          typeof frame.data.id === "number") {
+        // An edit or deletion (docs/edits.md): change the message in place, as text.
+        var item = thread.querySelector('li[data-id="' + frame.data.id + '"]');
+        if (item && frame.type === "message_deleted") {
+          item.parentNode.removeChild(item);
+          empty.hidden = thread.children.length > 0;
+        } else if (item && typeof frame.data.content === "string") {
+          var body = item.querySelector(".content");
+          if (body) body.textContent = frame.data.content;
+        }
+      }
       if (frame.type === "new_message" || frame.type === "request_updated") {
         // The frame is a nudge: the poll brings the message in its public form, with its
         // files, and de-duplicates by id.

@@ -1,0 +1,148 @@
+"""Edits and deletions stay in sync with Telegram (core.message_edits, bot.relay,
+bot.handlers.message_edits), over the wire against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core import requests as svc
+from core.history import entry_data, list_history
+from db.models import RequestMessage, TelegramMessageLink, User
+from tests.bot_handlers_support import card_for, eventually, running_bot
+from tests.fake_telegram import FakeTelegram
+
+CUSTOMER_TG = 7302
+ADMIN_TG = 7301
+
+
+async def _desk(make_user, fake: FakeTelegram):
+    admin = await make_user("admin", telegram_id=ADMIN_TG, first_name="Olga")
+    customer = await make_user("customer", telegram_id=CUSTOMER_TG, first_name="Kim")
+    req = await svc.create_request(customer, title="Printer", description="jammed")
+    await User.filter(id=customer.id).update(active_request_id=req.id)
+    return admin, customer, req
+
+
+def to_chat(chat_id: int, needle: str):
+    return lambda c: c.params.get("chat_id") == chat_id and needle in str(c.params.get("text") or c.params.get("caption"))
+
+
+async def test_customer_edit_in_telegram_edits_the_stored_message_and_the_admin_copy(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        await card_for(fake, req.id)
+        sent = fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Kim"), "Order 1234")
+        original_id = sent["message"]["message_id"]
+        copy = (await fake.wait_for("sendMessage", where=to_chat(fake.admin_chat_id, "Order 1234")))[0]
+        fake.edited_message_update(CUSTOMER_TG, original_id, text="Order 1243 <sorry>")
+        edit = (await fake.wait_for("editMessageText", where=to_chat(fake.admin_chat_id, "Order 1243")))[0]
+    assert edit.params["message_id"] == copy.result["message_id"]
+    assert "Order 1243 &lt;sorry&gt;" in edit.params["text"] and "Kim" in edit.params["text"]
+    assert "Order 1243" in fake.messages[(fake.admin_chat_id, copy.result["message_id"])]["text"]
+    stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+    assert stored.content == "Order 1243 <sorry>" and stored.edited_at is not None
+    entries = [entry_data(row) for row in (await list_history(admin, req.id))[1]]
+    edited = [e for e in entries if e["field"] == "message_edited"]
+    assert edited and edited[0]["old"]["content"] == "Order 1234"
+    assert edited[0]["new"]["content"] == "Order 1243 <sorry>" and edited[0]["channel"] == "telegram"
+
+
+async def test_a_banned_customer_edit_in_telegram_is_refused_politely(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    from core.bans import ban_customer
+
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        await card_for(fake, req.id)
+        sent = fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Kim"), "Order 1234")
+        await fake.wait_for("sendMessage", where=to_chat(fake.admin_chat_id, "Order 1234"))
+        await ban_customer(await make_user("director"), customer.id)
+        fake.edited_message_update(CUSTOMER_TG, sent["message"]["message_id"], text="Order 9999")
+        await fake.wait_for("sendMessage", where=to_chat(CUSTOMER_TG, "заблокирован"))
+        await asyncio.sleep(0.3)
+    assert not fake.calls_of("editMessageText")
+    stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+    assert stored.content == "Order 1234" and stored.edited_at is None
+
+
+async def test_admin_edit_of_a_group_reply_edits_the_customer_copy(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        card = await card_for(fake, req.id)
+        await svc.take_request(admin, req.id)
+        sent = fake.message_update(fake.admin_chat_id, fake.user(ADMIN_TG, "Olga"), "Restart it, plaese",
+                                   reply_to_message_id=card.result["message_id"])
+        copy = (await fake.wait_for("sendMessage", where=to_chat(CUSTOMER_TG, "plaese")))[0]
+        fake.edited_message_update(fake.admin_chat_id, sent["message"]["message_id"], text="Restart it, please")
+        edit = (await fake.wait_for("editMessageText", where=to_chat(CUSTOMER_TG, "please")))[0]
+        await asyncio.sleep(0.3)
+    assert edit.params["message_id"] == copy.result["message_id"]
+    assert (await RequestMessage.get(request_id=req.id, sender_id=admin.id, message_type="text")).content == "Restart it, please"
+    # The admin's own message in the group is theirs: nothing is edited there.
+    assert not [c for c in fake.calls_of("editMessageText") if c.params["chat_id"] == fake.admin_chat_id
+                and c.params["message_id"] == sent["message"]["message_id"]]
+
+
+async def test_edited_media_caption_edits_the_copy_caption(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        await card_for(fake, req.id)
+        sent = fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Kim"),
+                                   photo=fake.photo("ph-9", b"\x89PNG-bytes"), caption="Broken screen")
+        copy = (await fake.wait_for("copyMessage", where=lambda c: c.params["chat_id"] == fake.admin_chat_id))[0]
+        await eventually(lambda: TelegramMessageLink.filter(message_id=copy.result["message_id"],
+                                                            kind="caption").exists())
+        fake.edited_message_update(CUSTOMER_TG, sent["message"]["message_id"], caption="Broken screen, see the crack")
+        edit = (await fake.wait_for("editMessageCaption", where=to_chat(fake.admin_chat_id, "crack")))[0]
+    assert edit.params["message_id"] == copy.result["message_id"]
+    assert "Kim" in edit.params["caption"]
+    stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+    assert stored.content == "Broken screen, see the crack"
+
+
+async def test_edited_internal_note_stays_in_the_group(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        card = await card_for(fake, req.id)
+        await svc.take_request(admin, req.id)
+        sent = fake.message_update(fake.admin_chat_id, fake.user(ADMIN_TG, "Olga"), "/note customer is rude",
+                                   reply_to_message_id=card.result["message_id"])
+        note = await eventually(lambda: RequestMessage.filter(request_id=req.id, is_internal=True,
+                                                              message_type="text").first())
+        fake.edited_message_update(fake.admin_chat_id, sent["message"]["message_id"],
+                                   text="/note customer is impatient")
+        await eventually(lambda: RequestMessage.filter(id=note.id, content="customer is impatient").exists())
+        await asyncio.sleep(0.5)
+    assert not [c for c in fake.calls if c.params.get("chat_id") == CUSTOMER_TG
+                and ("rude" in str(c.params) or "impatient" in str(c.params))]
+
+
+async def test_customer_cannot_edit_someone_elses_message_by_link(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """An edited_message from a customer whose link points at staff's message changes nothing."""
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    reply = await svc.post_message(admin, req.id, "We are on it")
+    async with running_bot(telegram_settings):
+        fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Kim"), "hello", push=False)
+        mid = max(k[1] for k in fake.messages if k[0] == CUSTOMER_TG)
+        await TelegramMessageLink.create(chat_id=CUSTOMER_TG, message_id=mid, request_id=req.id,
+                                         request_message_id=reply.id, kind="origin")
+        fake.edited_message_update(CUSTOMER_TG, mid, text="hacked")
+        await asyncio.sleep(1.0)
+    assert (await RequestMessage.get(id=reply.id)).content == "We are on it"
