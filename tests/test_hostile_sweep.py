@@ -53,6 +53,11 @@ EXTRA_ROUTES = [
     ("GET", "/api/docs/"),
     ("GET", "/docs"),
     ("POST", "/telegram/webhook/"),
+    # The customer page's edit and delete forms (api.web.edits: form posts, HTML refusals).
+    ("POST", "/api/public/requests/{key}/messages/{message_id}/edit"),
+    ("PATCH", "/api/public/requests/{key}/messages/{message_id}/edit"),
+    ("POST", "/api/public/requests/{key}/messages/{message_id}/delete"),
+    ("DELETE", "/api/public/requests/{key}/messages/{message_id}/delete"),
     ("GET", "/metrics"),
     # The staff console (HTML; swept anonymously here: with a session and its CSRF token in
     # tests/test_console.py::test_hostile_console_input_gets_no_server_error).

@@ -18,7 +18,7 @@ from api.console import session as web
 from api.console.i18n import text
 from api.console.pages import _sign_in_form
 from api.http import int_from_text, is_row_id
-from core import canned, users
+from core import canned, message_edits, users
 from core import console_sessions as sessions
 from core import requests as svc
 from core.console_sessions import StaffSession
@@ -141,6 +141,24 @@ async def _canned(actor: User, request_id: int, form: dict[str, str]) -> str:
     return text("done_canned", actor.language, title=item.title)
 
 
+def _message_id(form: dict[str, str], lang: str) -> int:
+    message_id = int_from_text(form.get("message_id") or "")
+    if message_id is None or not is_row_id(message_id):
+        raise NotFound(text("not_found", lang))
+    return message_id
+
+
+async def _edit_message(actor: User, request_id: int, form: dict[str, str]) -> None:
+    # One's own reply or note within MESSAGE_EDIT_WINDOW_HOURS (core.message_edits refuses
+    # the rest with PermissionDenied: a 403 page, like REST's 403).
+    await message_edits.edit_message(actor, request_id, _message_id(form, actor.language),
+                                     (form.get("content") or "").strip())
+
+
+async def _delete_message(actor: User, request_id: int, form: dict[str, str]) -> None:
+    await message_edits.delete_message(actor, request_id, _message_id(form, actor.language))
+
+
 ACTIONS: dict[str, Action] = {
     "take": _take,
     "complete": _complete,
@@ -148,6 +166,8 @@ ACTIONS: dict[str, Action] = {
     "note": _note,
     "canned": _canned,
     "edit": _edit,
+    "edit_message": _edit_message,
+    "delete_message": _delete_message,
     # the director's moves (the domain refuses them to admins)
     "close": _close,
     "reopen": _reopen,

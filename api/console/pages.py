@@ -11,6 +11,7 @@ for the next real view.
 from __future__ import annotations
 
 import mimetypes
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sanic import Request
@@ -202,13 +203,21 @@ async def _request(request: Request, session: StaffSession, lang: str, request_i
         }
         for item in canned_items
     ]
+    # The signed-in user's own replies and notes still inside the edit window get the
+    # edit and delete forms (core.message_edits checks the same again on the post).
+    window = timedelta(hours=request.app.ctx.settings.message_edit_window_hours)
+    now = datetime.now(UTC)
+    editable = {
+        m.id for m in messages
+        if m.sender_id == actor.id and str(m.message_type) != "system" and now - m.created_at <= window
+    }
     manage = can_manage_request(actor, req)
     director = is_director(actor)
     history_pages = max(1, -(-history_total // history_svc.PAGE_SIZE))
     context = web.base_context(
         request, lang, session, title=f"{text('request_n', lang, id=req.id)}: {req.title}",
         nav="queue", flash=None if _is_live(request) else await sessions.pop_flash(session),
-        req=req, messages=messages, by_message=by_message, attachments=attachments,
+        req=req, messages=messages, by_message=by_message, editable=editable, attachments=attachments,
         history=history, history_page=history_page, history_pages=history_pages,
         canned_options=canned_options, can_manage=manage,
         can_take=req.status == Status.open and req.assigned_admin_id is None,

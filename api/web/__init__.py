@@ -15,7 +15,7 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse
 
 from api.routes import health
-from api.web import pages, public, rating
+from api.web import edits, pages, public, rating
 from api.web.render import SECURITY_HEADERS
 from core.logging import adopt_sanic_loggers, setup_logging
 from core.ratelimit import DEFAULT_PREFIX, build_rate_limiter
@@ -49,6 +49,12 @@ def get_blueprint() -> Blueprint:
                  methods=["POST"], name="public_reply")
     bp.add_route(public.download, "/api/public/requests/<key:str>/attachments/<attachment_id:int>/",
                  methods=["GET"], name="public_download")
+    bp.add_route(edits.edit_from_page,
+                 "/api/public/requests/<key:str>/messages/<message_id:int>/edit",
+                 methods=["POST", "PATCH"], name="public_edit")
+    bp.add_route(edits.delete_from_page,
+                 "/api/public/requests/<key:str>/messages/<message_id:int>/delete",
+                 methods=["POST", "DELETE"], name="public_delete")
     bp.add_route(rating.rate_from_page, "/api/public/requests/<key:str>/rating/",
                  methods=["POST"], name="public_rating")
     bp.add_route(pages.static_file, "/static/web/<name:str>", methods=["GET", "HEAD"],

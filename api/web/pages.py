@@ -135,7 +135,11 @@ async def request_page(request: Request, key: str) -> HTTPResponse:
     body = render("request.html", **ctx)
     ctx.update(
         content=body,
-        page_data=json_for_script({"lang": lang, "key": key, "request": info, "texts": data}),
+        page_data=json_for_script({
+            "lang": lang, "key": key, "request": info, "texts": data,
+            # The customer's own messages younger than this get Edit / Delete (api.web.edits).
+            "edit_window_hours": settings.message_edit_window_hours,
+        }),
         page_script=_script_tag("request.js") + _script_tag("rating.js"),
     )
     return _respond(request, lang, render("layout.html", **ctx))

@@ -48,7 +48,33 @@
         H.el("time", { datetime: m.created_at, text: H.formatTime(m.created_at) })
       ]),
       H.el("p", { className: "content", text: m.content }),
-      files.length ? H.el("ul", { className: "files" }, files) : null
+      files.length ? H.el("ul", { className: "files" }, files) : null,
+      editControls(m)
+    ]);
+  }
+
+  // The customer's own message within the edit window (docs/edits.md): two small forms that
+  // post to the public edit/delete routes and work as plain form posts (the server checks
+  // the same rules and answers a refusal page in the page's language).
+  function editControls(m) {
+    var hours = H.data.edit_window_hours;
+    if (m.sender_type !== "customer" || m.message_type === "system" || !hours) return null;
+    var sent = Date.parse(m.created_at);
+    if (!sent || Date.now() - sent > hours * 3600 * 1000) return null;
+    var base = apiBase + "messages/" + m.id + "/";
+    var query = "?lang=" + encodeURIComponent(lang);
+    var fieldId = "edit-" + m.id;
+    return H.el("details", { className: "message-edit" }, [
+      H.el("summary", { text: H.t("edit_toggle") }),
+      H.el("form", { action: base + "edit" + query, method: "post", className: "edit-form" }, [
+        H.el("label", { "for": fieldId, text: H.t("edit_label") }),
+        H.el("textarea", { id: fieldId, name: "content", rows: "3", maxlength: "20000",
+                           text: m.content }),
+        H.el("button", { type: "submit", text: H.t("edit_submit") })
+      ]),
+      H.el("form", { action: base + "delete" + query, method: "post", className: "delete-form" }, [
+        H.el("button", { type: "submit", className: "danger", text: H.t("delete_submit") })
+      ])
     ]);
   }
 
@@ -149,6 +175,8 @@
         } else if (item && typeof frame.data.content === "string") {
           var body = item.querySelector(".content");
           if (body) body.textContent = frame.data.content;
+          var field = item.querySelector(".edit-form textarea");
+          if (field) field.value = frame.data.content;
         }
       }
       if (frame.type === "new_message" || frame.type === "request_updated") {
