@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the mail fixtures of tests/test_mail.py, imported, are parameters here)
 """Verifying a web contact's address by the link in its confirmation mail: the mail goes
 through a real aiosmtpd server on loopback; following the link flips what staff see
 (`customer_email_verified`); reused, forged, foreign and expired links are refused with a

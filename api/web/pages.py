@@ -15,8 +15,8 @@ from api.web.public import MAX_FILES, public_request, request_for_key
 from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
 from core.errors import NotFound
-from core.users import VerificationExpired, verify_email
 from core.texts import CATEGORY_LABELS
+from core.users import VerificationExpired, verify_email
 from db.models import Category, Status
 
 
