@@ -435,6 +435,46 @@ async def web_contact_for_email(email: str, name: str, language: str | None = No
     raise ValidationFailed({"email": ["Не удалось создать пользователя"]})
 
 
+EMAIL_VERIFY_DAYS = 7
+_VERIFY_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+
+
+class VerificationExpired(ValidationFailed):
+    """A real verification link whose time ran out (nothing changed)."""
+
+
+async def issue_email_verification(user: User) -> str:
+    """A new verification token for a web contact's address, for the confirmation mail.
+    Only its SHA-256 is stored, with an expiry EMAIL_VERIFY_DAYS from now; a newer token
+    replaces an older one. The caller mails the token; the desk cannot show it again."""
+    key = secrets.token_urlsafe(32)
+    await User.filter(id=user.id).update(
+        email_verify_hash=token_digest(key),
+        email_verify_expires=datetime.now(UTC) + timedelta(days=EMAIL_VERIFY_DAYS),
+    )
+    return key
+
+
+async def verify_email(customer_id: int, token: str) -> User:
+    """Mark `customer_id`'s address verified with a token from its confirmation mail.
+    Single use, atomically (of parallel clicks one wins): the stored hash is cleared with
+    the same UPDATE that sets `email_verified`. Only that user's flag changes; the contact
+    is never merged into, nor linked to, any other account. NotFound for a wrong, forged
+    or already used token; VerificationExpired for a real one past its expiry. On either
+    nothing changes."""
+    if not token or not _VERIFY_TOKEN_RE.match(token):
+        raise NotFound("Не найдено.")
+    digest = token_digest(token)
+    done = await User.filter(
+        id=customer_id, email_verify_hash=digest, email_verify_expires__gt=datetime.now(UTC)
+    ).update(email_verified=True, email_verify_hash="", email_verify_expires=None)
+    if not done:
+        if await User.filter(id=customer_id, email_verify_hash=digest).exists():
+            raise VerificationExpired({"token": ["expired"]})
+        raise NotFound("Не найдено.")
+    return await User.get(id=customer_id)
+
+
 async def change_access(
     actor: User | None, user_id: int, *, is_active: bool | None = None, role: str | None = None
 ) -> User:

@@ -103,6 +103,11 @@ class User(Model):
     # Whether the e-mail address is known to belong to this user (typed in by an operator);
     # a web contact's address is unverified.
     email_verified = fields.BooleanField(default=False, db_default=False)
+    # A web contact's pending verification link (core.users.issue_email_verification): the
+    # SHA-256 of the token mailed with the confirmation, and when it stops working. Cleared
+    # when the link is used: a token works once.
+    email_verify_hash = fields.CharField(max_length=64, default="", db_default="")
+    email_verify_expires = fields.DatetimeField(null=True)
     # A director banned this customer: new requests and messages are refused on every
     # channel (core.bans); nothing already stored changes.
     banned_at = fields.DatetimeField(null=True)

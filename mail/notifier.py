@@ -4,6 +4,8 @@
 What is sent (only for requests made through the web form, which have a private page and
 the customer's address; in the customer's language):
 - new_request            -> a confirmation with the private link (a lost link is in the mail)
+                            and, for an unverified web contact, a single-use link that
+                            verifies the address (core.users.verify_email)
 - new_message            -> a notice with the text of each staff reply; never an internal
                             note, never a system message (status moves have their own)
 - request_status_changed -> a notice of the new status; "completed" adds the satisfaction
@@ -22,6 +24,7 @@ from typing import Any
 from core import events
 from core.log_consumer import EventLogConsumer
 from core.serializers import display_name
+from core.users import EMAIL_VERIFY_DAYS, issue_email_verification
 from db.models import CustomerRequest, Event, MailOutbox, MessageType, Source, User
 from mail.addresses import reply_address
 from mail.texts import text
@@ -86,8 +89,14 @@ class MailNotifier(EventLogConsumer):
         }
         if ev.type == events.NEW_REQUEST:
             kind, key = "confirm", f"mail:{req.id}:confirm"
+            if await MailOutbox.filter(dedup_key=key).exists():
+                return None  # a replayed batch: the mail (and its token) are out already
             subject = text("confirm_subject", lang, **facts)
             body = text("confirm_body", lang, **facts)
+            if customer.is_web_contact and not customer.email_verified:
+                token = await issue_email_verification(customer)
+                body += text("confirm_verify", lang, days=EMAIL_VERIFY_DAYS,
+                             verify_link=f"{facts['link']}/verify/{token}")
             message_id = thread_id(req.id, domain)
         elif ev.type == events.NEW_MESSAGE:
             kind, key = "reply", f"mail:ev{ev.id}:reply"

@@ -16,6 +16,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "Эта ссылка — ваш личный ключ к запросу, не пересылайте её.\n\n"
             "Можно просто ответить на это письмо: ответ попадёт в переписку по запросу.\n"
         ),
+        "confirm_verify": (
+            "\nПодтвердите, пожалуйста, что это ваш адрес (ссылка действует {days} дн.):\n"
+            "{verify_link}\n"
+        ),
         "reply_subject": "[#{id}] Ответ по запросу: {title}",
         "reply_body": (
             "{admin} ответил(а) по запросу #{id} «{title}»:\n\n{content}\n\n"
@@ -38,6 +42,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "The request's page (answers, status, your messages):\n{link}\n"
             "This link is your personal key to the request; do not forward it.\n\n"
             "You can simply reply to this e-mail: your reply joins the request's thread.\n"
+        ),
+        "confirm_verify": (
+            "\nPlease confirm that this address is yours (the link works for {days} days):\n"
+            "{verify_link}\n"
         ),
         "reply_subject": "[#{id}] Reply to your request: {title}",
         "reply_body": (

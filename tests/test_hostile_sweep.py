@@ -46,6 +46,7 @@ SECRET = "sweep-webhook-secret"
 EXTRA_ROUTES = [
     ("GET", "/"),
     ("GET", "/r/{key}"),
+    ("GET", "/r/{key}/verify/{token}"),
     ("GET", "/static/web/{name}"),
     ("HEAD", "/static/web/{name}"),
     ("GET", "/api/schema/"),
@@ -344,7 +345,8 @@ async def desk_server(telegram_settings, make_user, token_for):
                  "attachment_id": str(att.id), "key": web_req.access_key, "name": "form.js",
                  "user_id": str(customer.id), "customer_id": str(customer.id),
                  "subscription_id": str(hook.id), "delivery_id": str(delivery.id),
-                 "canned_id": str(reply.id), "action": "take", "message_id": str(msg.id)},
+                 "canned_id": str(reply.id), "action": "take", "message_id": str(msg.id),
+                 "token": "T" * 43},
         )
 
 

@@ -95,7 +95,7 @@ SCHEMAS: dict[str, Any] = {
             "tags": _list(STR),
             "customer_email_verified": {
                 **BOOL,
-                "description": "False for a web form's address (anyone can type any address).",
+                "description": "False for a web form's address (anyone can type any address) until the link in its confirmation mail is opened.",
             },
             "customer_banned": BOOL,
         }

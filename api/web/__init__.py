@@ -41,6 +41,8 @@ def get_blueprint() -> Blueprint:
     bp.add_route(pages.form_page, "/", methods=["GET"], name="form")
     bp.add_route(pages.request_page, "/r/<key:str>", methods=["GET"], name="request_page",
                  strict_slashes=False)
+    bp.add_route(pages.verify_page, "/r/<key:str>/verify/<token:str>", methods=["GET"],
+                 name="verify_email")
     bp.add_route(_too_large(public.create_from_form), "/api/public/requests/", methods=["POST"],
                  name="public_create")
     bp.add_route(public.request_state, "/api/public/requests/<key:str>/", methods=["GET"],

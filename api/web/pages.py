@@ -16,6 +16,7 @@ from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
 from core.errors import NotFound
 from core.texts import CATEGORY_LABELS
+from core.users import VerificationExpired, verify_email
 from db.models import Category, Status
 
 
@@ -143,3 +144,34 @@ async def request_page(request: Request, key: str) -> HTTPResponse:
         page_script=_script_tag("request.js") + _script_tag("rating.js"),
     )
     return _respond(request, lang, render("layout.html", **ctx))
+
+
+async def verify_page(request: Request, key: str, token: str) -> HTTPResponse:
+    """`/r/<key>/verify/<token>`: the link in the confirmation mail. A token of this
+    request's customer marks that web contact's address verified (core.users.verify_email;
+    staff then see `customer_email_verified: true`) and answers a confirmation page; a
+    wrong key is the not-found page (404), a wrong, forged or used token 404 and an expired
+    one 410, and then nothing changes."""
+    settings = request.app.ctx.settings
+    lang = choose_language(request, settings.language)
+    try:
+        req = await request_for_key(key)
+    except NotFound:
+        return await not_found_page(request, lang)
+    try:
+        user = await verify_email(req.customer_id, token)
+    except VerificationExpired:
+        heading, message, status = (text("verify_bad_heading", lang),
+                                    text("verify_expired_text", lang), 410)
+    except NotFound:
+        heading, message, status = (text("verify_bad_heading", lang),
+                                    text("verify_bad_text", lang), 404)
+    else:
+        heading, message, status = (text("verify_ok_heading", lang),
+                                    text("verify_ok_text", lang, email=user.email), 200)
+    ctx = _base_context(request, lang, heading, heading=heading, message=message,
+                        notice_class=" success" if status == 200 else " error-notice",
+                        back_href=f"/r/{key}", back_label=text("verify_back", lang))
+    body = render("verify.html", **ctx)
+    ctx.update(content=body, page_data=json_for_script({"lang": lang}))
+    return _respond(request, lang, render("layout.html", **ctx), status=status)
