@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_edits')]
+    dependencies = [('models', '0011_telegram')]
 
     initial = False
 
