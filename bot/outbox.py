@@ -262,7 +262,9 @@ def split_html(
     pos = 0
     while pos < n:
         if max_parts is not None and len(parts) == max_parts:
-            parts[-1] += note
+            # Only what a reader would miss earns the note (bounded: a long rest is text).
+            if len(text) - pos > 4 * limit or _visible(text[pos:]):
+                parts[-1] += note
             break
         if _units(_prefix(stack)) + _closing_units(stack) > limit // 2:
             stack = ()  # pathological nesting: start the part clean rather than loop

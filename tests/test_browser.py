@@ -114,7 +114,7 @@ async def test_customer_submits_follows_live_and_replies_in_a_real_browser(
             # The customer replies, with a script typed into the field: shown as text.
             await page.fill("#r-content", f"Спасибо! {SCRIPT}")
             await page.click("#reply-form button[type=submit]")
-            await page.get_by_text(f"Спасибо! {SCRIPT}").wait_for(timeout=10_000)
+            await page.locator("p.content", has_text=f"Спасибо! {SCRIPT}").first.wait_for(timeout=10_000)
 
             async def stored() -> bool:
                 return await RequestMessage.filter(

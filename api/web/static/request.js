@@ -68,7 +68,7 @@
       H.el("summary", { text: H.t("edit_toggle") }),
       H.el("form", { action: base + "edit" + query, method: "post", className: "edit-form" }, [
         H.el("label", { "for": fieldId, text: H.t("edit_label") }),
-        H.el("textarea", { id: fieldId, name: "content", rows: "3", maxlength: "20000",
+        H.el("textarea", { id: fieldId, name: "content", rows: "3", maxlength: "10000",
                            text: m.content }),
         H.el("button", { type: "submit", text: H.t("edit_submit") })
       ]),
