@@ -14,23 +14,65 @@ def ws_url(base: str, path: str) -> str:
     return base.replace("http://", "ws://", 1) + path
 
 
+class SyncedSocket:
+    """A client socket whose frames that arrived before the sync pong are read first.
+
+    Events committed just before `connect` may be published after the socket registered
+    and so reach it ahead of the pong; they are kept, not dropped or mistaken for it."""
+
+    def __init__(self, ws: Any, early: list[str]) -> None:
+        self._ws = ws
+        self._early = early
+
+    async def recv(self, *args: Any, **kw: Any) -> Any:
+        if self._early:
+            return self._early.pop(0)
+        return await self._ws.recv(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> SyncedSocket:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._ws.close()
+
+
 async def connect(base: str, path: str, token: str | None = None, sync: bool = True, **kw: Any):
     """Open a client socket. With `sync`, wait for a pong first: the server answers frames
     only once the socket is registered for live events, so nothing published after this
-    returns can be missed. (Not needed with last_event_id: the replay covers the gap. A
-    refused connection is returned as is, for `close_code`.)"""
+    returns can be missed; frames that came before the pong are kept for `recv`. (Not needed
+    with last_event_id: the replay covers the gap. A refused connection is returned as is,
+    for `close_code`.)"""
     url = ws_url(base, path)
     if token is not None:
         url += ("&" if "?" in url else "?") + f"token={token}"
     ws = await websockets.connect(url, open_timeout=10, **kw)
-    if sync and "last_event_id=" not in url:
-        try:
-            await ws.send('{"type": "ping"}')
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            assert frame == {"type": "pong"}, frame
-        except ConnectionClosed:
-            pass
-    return ws
+    if not sync or "last_event_id=" in url:
+        return ws
+    early: list[str] = []
+    try:
+        await ws.send('{"type": "ping"}')
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), max(0.01, deadline - loop.time()))
+            if json.loads(raw) == {"type": "pong"}:
+                break
+            early.append(raw)
+    except ConnectionClosed:
+        pass
+    return SyncedSocket(ws, early)
 
 
 async def recv_json(ws, timeout: float = 10.0) -> dict[str, Any]:
