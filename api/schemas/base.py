@@ -66,7 +66,7 @@ class Texts:
     wrong_type: str | None = None
 
 
-def _drf(message: str) -> PydanticCustomError:
+def drf_error(message: str) -> PydanticCustomError:
     """An error whose text is `message` as it stands (`message_for` passes it through)."""
     return PydanticCustomError("drf", message)
 
@@ -76,7 +76,7 @@ def _drf(message: str) -> PydanticCustomError:
 
 def _row_id(value: int) -> int:
     if not is_row_id(value):
-        raise _drf(pk_does_not_exist(value))
+        raise drf_error(pk_does_not_exist(value))
     return value
 
 
@@ -104,7 +104,7 @@ def _form_bool(value: Any) -> Any:
 FormBool = Annotated[StrictBool, BeforeValidator(_form_bool)]
 
 
-def _parse_datetime(value: Any) -> Any:
+def check_datetime(value: Any) -> Any:
     """ISO 8601 text (`Z` allowed; naive means UTC), stored and compared in UTC."""
     if value is None or value == "":
         return None
@@ -117,10 +117,10 @@ def _parse_datetime(value: Any) -> Any:
             return parsed.astimezone(UTC)
         except (ValueError, OverflowError):
             pass
-    raise _drf(BAD_DATETIME)
+    raise drf_error(BAD_DATETIME)
 
 
-DateTimeIn = Annotated[datetime | None, BeforeValidator(_parse_datetime)]
+DateTimeIn = Annotated[datetime | None, BeforeValidator(check_datetime)]
 StringList = Annotated[list[StrictStr], Texts(wrong_type=STRING_LIST)]
 IdList = Annotated[list[RowId], Texts(wrong_type=ID_LIST)]
 

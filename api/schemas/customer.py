@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StrictInt, StrictStr
+from pydantic import BeforeValidator, Field, StrictStr, WithJsonSchema
 
 from api.http import int_from_text
-from api.schemas.base import Body, Out, Page, StringList
+from api.schemas.base import REQUIRED, Body, Out, Page, StringList, drf_error
 from api.schemas.requests import Content, PostedType, Title
 from db.models import Category, MessageType, Priority, SenderType, Status
 
@@ -86,7 +86,10 @@ class CustomerMessageCreate(Body):
 
 
 def _rating_text(value: Any) -> Any:
-    """A form sends the rating as decimal text."""
+    """A form sends the rating as decimal text; whether it is a whole number from 1 to 5
+    is core.csat's rule (its message is in the caller's language)."""
+    if value is None:
+        raise drf_error(REQUIRED)
     if isinstance(value, str):
         parsed = int_from_text(value.strip())
         return parsed if parsed is not None else value
@@ -98,8 +101,8 @@ class Rating(Body):
 
     model_config = {"json_schema_extra": {"example": {"rating": 5, "comment": "Быстро и вежливо"}}}
 
-    rating: Annotated[StrictInt | StrictStr, BeforeValidator(_rating_text),
-                      Field(json_schema_extra={"type": "integer", "minimum": 1, "maximum": 5})]
+    rating: Annotated[Any, BeforeValidator(_rating_text),
+                      WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5})]
     comment: StrictStr | None = None
 
 
