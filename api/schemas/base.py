@@ -89,6 +89,9 @@ RowId = Annotated[
     Texts(wrong_type=PK_WRONG_TYPE),
 ]
 
+# (Texts must sit on the field's outer type: pydantic keeps no metadata from inside a union.)
+OptionalRowId = Annotated[RowId | None, Texts(wrong_type=PK_WRONG_TYPE)]
+
 
 def _form_bool(value: Any) -> Any:
     """Booleans, and their texts from a form (DRF's BooleanField)."""

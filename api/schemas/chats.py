@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictStr
 
-from api.schemas.base import Body, IdList, Out, RowId, Texts
+from api.schemas.base import Body, IdList, OptionalRowId, Out, RowId, Texts
 from api.schemas.requests import PostedType, User
 from core.limits import Limits
 from db.models import ChatType, MessageType
@@ -81,7 +81,7 @@ class ChatMessageCreate(Body):
 
     content: Annotated[StrictStr, Field(json_schema_extra={"maxLength": LIMITS.chat_message})]
     message_type: PostedType = MessageType.text
-    reply_to: RowId | None = None
+    reply_to: OptionalRowId = None
 
 
 class RemoveParticipant(Body):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictStr
 
-from api.schemas.base import Body, IdList, Out, Page, RowId
+from api.schemas.base import Body, IdList, OptionalRowId, Out, Page
 from core.limits import Limits
 from db.models import CommPriority, CommStatus
 
@@ -38,7 +38,7 @@ class InternalCommunicationUpdate(Body):
 
     model_config = {"json_schema_extra": {"example": {"status": "read"}}}
 
-    request: RowId | None = None
+    request: OptionalRowId = None
     from_department: Department = None
     to_department: Department = None
     subject: Annotated[StrictStr, Field(json_schema_extra={"maxLength": LIMITS.subject})] = None

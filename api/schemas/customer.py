@@ -149,5 +149,9 @@ class PublicRequestForm(Body):
 
 
 class PublicReplyForm(Body):
+    """Text, files or both."""
+
+    model_config = {"json_schema_extra": {"example": {"content": "Спасибо, жду."}}}
+
     content: Content = None
     attachments: list[bytes] = Field(None, json_schema_extra={"items": {"type": "string", "format": "binary"}})

@@ -12,6 +12,7 @@ from api.schemas.base import (
     Body,
     DateTimeIn,
     FormBool,
+    OptionalRowId,
     Out,
     Page,
     RowId,
@@ -133,7 +134,7 @@ class AttachmentUpload(Body):
     """multipart/form-data (streamed; read by api.routes.attachments, not by this model)."""
 
     file: bytes = Field(json_schema_extra={"format": "binary"})
-    message: RowId | None = Field(None, description="Attach to this existing message instead of a new one.")
+    message: OptionalRowId = Field(None, description="Attach to this existing message instead of a new one.")
     caption: StrictStr | None = Field(None, description='Text of the new message (default: "Вложение: <name>").')
     is_internal: FormBool = Field(False, description="Staff only: internal file.")
 
@@ -179,7 +180,7 @@ class CustomerRequestCreate(Body):
     category: Category = None
     tags: StringList = None
     estimated_resolution_time: DateTimeIn = None
-    customer_id: RowId | None = Field(None, description="Staff only: create on behalf of this customer.")
+    customer_id: OptionalRowId = Field(None, description="Staff only: create on behalf of this customer.")
 
 
 class Reassign(Body):
