@@ -3,7 +3,7 @@
 The document is generated: every body schema is the JSON Schema of the pydantic model in
 api/schemas/ that the route validates its body with (or that its answer has; checked by
 tests/test_api_contract.py), and the table below only says which route takes and gives
-which model. The docs page is one self-contained HTML file (no CDN): it reads the schema,
+which model (one entry per operation: most of this module's length). The docs page is one self-contained HTML file (no CDN): it reads the schema,
 lists the operations and lets you try them with a token.
 """
 
