@@ -23,6 +23,7 @@ from api.http import json
 from api.schemas import agent_tools as tools
 from api.schemas import chats, communications, customer, requests, service, users, webhooks
 from api.schemas.base import ActionError, Detail
+from core.canned import LANGUAGES
 
 STATIC = Path(__file__).with_name("docs_page.html")
 REF = "#/components/schemas/{model}"
@@ -256,14 +257,14 @@ OPERATIONS: tuple[Op, ...] = (
        "Deliveries and their attempts, newest first (directors)",
        out=webhooks.PaginatedWebhookDeliveries,
        params=(PAGE, _q("status", {"type": "string",
-                                   "enum": ["pending", "sending", "delivered", "failed"]}))),
+                                   "enum": list(webhooks.DELIVERY_STATUSES)}))),
     Op("post", HOOK + "deliveries/{delivery_id}/redeliver/", "webhooks",
        "Send a delivery again (same X-Helpdesk-Delivery; directors)", ok="202",
        out=webhooks.WebhookDelivery),
     # agent tools
     Op("get", CANNED, "canned-responses", "List canned responses you can see (shared and yours)",
        out=tools.PaginatedCannedResponses,
-       params=(PAGE, _q("language", {"type": "string", "enum": ["ru", "en"]}),
+       params=(PAGE, _q("language", {"type": "string", "enum": list(LANGUAGES)}),
                _q("search", STR, "In shortcut and title"),
                _q("is_shared", {"type": "string", "enum": ["true", "false"]}))),
     Op("post", CANNED, "canned-responses", "Create a canned response",

@@ -14,9 +14,10 @@ from pydantic import Field, StrictBool, StrictStr
 
 from api.schemas.base import Body, Out, Page
 from core.audit import ACTIONS
+from core.canned import LANGUAGES
 from db.models import HistoryChannel
 
-Language = Literal["ru", "en"]
+Language = Literal[LANGUAGES]
 AuditAction = StrEnum("AuditAction", {name: name for name in ACTIONS})
 
 

@@ -15,7 +15,8 @@ from api.schemas.base import Body, Out, Page
 from core.webhooks import EVENT_NAMES
 
 WebhookEvent = StrEnum("WebhookEvent", {name.replace(".", "_"): name for name in EVENT_NAMES})
-DeliveryStatus = Literal["pending", "sending", "delivered", "failed"]
+DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed")  # WebhookDelivery.status
+DeliveryStatus = Literal[DELIVERY_STATUSES]
 
 
 class WebhookSubscription(Out):
