@@ -21,7 +21,7 @@ from tortoise import connections
 from tortoise.expressions import Q, RawSQL
 from tortoise.functions import Count
 
-from core import runtime
+from core import runtime, staff_stats
 from core.errors import NotFound, ValidationFailed
 from core.permissions import (
     can_see_internal,
@@ -532,14 +532,12 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
     computed after its call began, so a caller always sees its own earlier writes.
     """
     zone_name = tz or runtime.settings().tz
-    zone = ZoneInfo(zone_name)
+    ZoneInfo(zone_name)  # an unknown zone fails here, before any query
     from core import csat
 
     async def compute() -> dict[str, Any]:
-        local_now = now.astimezone(zone) if now is not None else datetime.now(zone)
-        local_midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
         open_n, progress_n, completed_n, closed_n, today_n = await _stats_counts(
-            local_midnight.astimezone(UTC)
+            staff_stats.today_start(zone_name, now)
         )
         total = open_n + progress_n + completed_n + closed_n
         return {

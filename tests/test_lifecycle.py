@@ -243,3 +243,39 @@ async def test_page_keys_have_the_shape_new_access_key_makes(web):
         assert not is_access_key(bad)
         r = await web.get(f"/api/public/requests/{bad}/")
         assert r.status_code == 404
+
+
+# --- rule constants defined once ---------------------------------------------------------------
+
+
+def test_title_limit_is_the_columns_width_and_the_forms_maxlength():
+    from pathlib import Path
+
+    from core.limits import CEILINGS, TITLE_MAX, Limits
+
+    assert CustomerRequest._meta.fields_map["title"].max_length == TITLE_MAX
+    assert Limits().title == CEILINGS["title"] == TITLE_MAX
+    form = (Path(__file__).parent.parent / "api/web/templates/form.html").read_text()
+    assert 'maxlength="{{ max_title }}"' in form and 'maxlength="200"' not in form
+
+
+def test_request_buttons_have_one_callback_spelling():
+    from bot.cards import card_keyboard
+    from bot.keyboards import RequestAction, request_callback
+    from scheduler.jobs import take_buttons
+
+    assert request_callback("take", 7) == "req:take:7"
+    assert RequestAction.unpack(request_callback("done", 7)) == RequestAction(action="done", id=7)
+    card = card_keyboard({"id": 7, "status": "open"})["inline_keyboard"][0]
+    assert card[0]["callback_data"] == request_callback("take", 7)
+    assert take_buttons([7], "ru")["inline_keyboard"][0][0]["callback_data"] == "req:take:7"
+
+
+def test_completed_today_has_one_day_boundary():
+    from datetime import UTC, datetime
+
+    from core.staff_stats import today_start
+
+    now = datetime(2026, 3, 1, 21, 30, tzinfo=UTC)  # already 2 March in Moscow
+    assert today_start("Europe/Moscow", now) == datetime(2026, 3, 1, 21, 0, tzinfo=UTC)
+    assert today_start("UTC", now) == datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
