@@ -190,7 +190,9 @@ async def run(
     # The invariants, whatever a row of the table says: in progress means assigned, open not.
     if (move.to == Status.in_progress and keeps is None) or (move.to == Status.open and keeps is not None):
         raise Conflict(refusal(actor, req, move.to))
-    if text is None:
+    if text is None and move.text == "request_status_changed":
+        text = status_change_text(actor, move.to)
+    elif text is None:
         text = t(move.text, actor.language, name=display_name(assignee or actor))
     condition: dict[str, Any] = {"id": req.id, "status": req.status}
     if move.assigned is False:
