@@ -22,7 +22,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import re
 import time
 from typing import Any
 
@@ -45,6 +44,7 @@ from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
 from core.ratelimit import DEFAULT_PREFIX, MemoryRateLimiter, RateLimiter, build_rate_limiter
+from core.security import is_access_key
 from core.serializers import (
     customer_attachment_data,
     customer_message_data,
@@ -76,8 +76,6 @@ CLOSE_SLOW_CONSUMER = 4408  # the client did not read fast enough; its send queu
 # Abuse limits (settings WS_*; docs/deploy.md "Abuse limits"). A frame over
 # WS_MAX_FRAME_BYTES is closed by the websockets library itself with 1009 (message too big).
 CLOSE_RATE_LIMITED = 4429  # too many frames, resumes or sockets; the reason says which
-# What a request page key can look like (core.security.new_access_key); checked before any query.
-ACCESS_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 SEND_QUEUE_MAX = 256  # frames waiting for one client
 REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
@@ -865,7 +863,7 @@ async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
 
 async def public_request_socket(request: Request, ws: Any, access_key: str) -> None:
     req = None
-    if ACCESS_KEY_RE.fullmatch(access_key):
+    if is_access_key(access_key):  # checked before any query
         req = await CustomerRequest.filter(access_key=access_key).only("id").first()
     if req is None:
         await ws.close(CLOSE_NOT_FOUND, "unknown request")

@@ -95,8 +95,10 @@ async def send_text(
 def take_buttons(request_ids: list[int], lang: str) -> dict[str, Any]:
     """Inline "Take #id" buttons; callback data `req:take:<id>` is the request cards' format,
     handled by the bot's card buttons wherever they appear."""
+    from bot.keyboards import request_callback  # the format's one spelling
+
     buttons = [
-        {"text": f"{st('btn_take', lang)} #{rid}", "callback_data": f"req:take:{rid}"}
+        {"text": f"{st('btn_take', lang)} #{rid}", "callback_data": request_callback("take", rid)}
         for rid in request_ids[:MAX_TAKE_BUTTONS]
     ]
     return {"inline_keyboard": [buttons[i : i + 3] for i in range(0, len(buttons), 3)]}
