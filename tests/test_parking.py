@@ -23,7 +23,7 @@ from bot.runtime import start_bot
 from bot.sender import Sender, SenderLimits
 from core import events
 from core import requests as svc
-from core.cli import parked_command
+from bootstrap.commands import parked_command
 from db.models import Cursor, Event, MessageType, ParkedEvent, RequestMessage, TelegramOutbox
 from tests.fake_telegram import FakeTelegram
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.sender import STATS, queue_depth, stats_snapshot
 from core import requests as svc
-from core.cli import parked_command
+from bootstrap.commands import parked_command
 from db.models import MessageType, RequestMessage, TelegramOutbox
 from tests.bot_handlers_support import eventually, running_bot
 from tests.fake_telegram import FakeTelegram
