@@ -43,6 +43,7 @@ from api.outage import CLOSE_TRY_AGAIN
 from core import events, metrics
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from core.lifecycle import guarded
 from core.permissions import is_staff
 from core.ratelimit import DEFAULT_PREFIX, MemoryRateLimiter, RateLimiter, build_rate_limiter
 from core.serializers import (
@@ -910,6 +911,7 @@ def install(app: Sanic) -> None:
     )
     app.blueprint(get_blueprint())
 
+    @app.before_server_start
     async def start(app: Sanic) -> None:
         runtime: EventsRuntime = await start_events(app.ctx.settings)
         app.ctx.events_runtime = runtime
@@ -921,6 +923,8 @@ def install(app: Sanic) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(app.ctx.ws_hub.close_all(), timeout=3.0)
 
+    @app.after_server_stop
+    @guarded
     async def stop(app: Sanic) -> None:
         unsubscribe = getattr(app.ctx, "ws_unsubscribe", None)
         if unsubscribe:
@@ -928,10 +932,3 @@ def install(app: Sanic) -> None:
         runtime = getattr(app.ctx, "events_runtime", None)
         if runtime is not None:
             await runtime.stop()
-
-    if not hasattr(app.ctx, "startup_hooks"):
-        app.ctx.startup_hooks = []
-    if not hasattr(app.ctx, "shutdown_hooks"):
-        app.ctx.shutdown_hooks = []
-    app.ctx.startup_hooks.append(start)
-    app.ctx.shutdown_hooks.append(stop)

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from bootstrap.common import setup_process_logging
+from core.lifecycle import guarded
 from core.settings import Settings, load_settings
 
 log = logging.getLogger("helpdesk")
@@ -27,6 +28,7 @@ def build_api(settings: Settings, *, embedded_components: bool) -> Any:
 def _embed_components(app: Any, settings: Settings) -> None:
     started: list[Any] = []
 
+    @app.before_server_start
     async def start_components(app: Any) -> None:
         if settings.telegram_bot_token and settings.telegram_mode != "off":
             from bot.runtime import start_bot
@@ -42,13 +44,12 @@ def _embed_components(app: Any, settings: Settings) -> None:
 
             started.append(await start_mail_inbound(settings))
 
+    @app.after_server_stop
+    @guarded
     async def stop_components(app: Any) -> None:
         for component in reversed(started):
             await component.stop()
         started.clear()
-
-    app.ctx.startup_hooks = [*getattr(app.ctx, "startup_hooks", []), start_components]
-    app.ctx.shutdown_hooks = [stop_components, *getattr(app.ctx, "shutdown_hooks", [])]
 
 
 def _api_factory() -> Any:
