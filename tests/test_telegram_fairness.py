@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.outbox import TEXT_LIMIT, enqueue, tg_len
-from bot.relay import Relay
 from bot.runtime import start_bot
 from core import requests as svc
 from db.models import TelegramOutbox
+from telegram_delivery.outbox import TEXT_LIMIT, enqueue, tg_len
+from telegram_delivery.relay import Relay
 from tests.fake_telegram import Call, FakeTelegram
 
 HUGE = ("😀 <b>&amp;</b> текст " * 700)[:10_000]  # 10,000 characters, ~25,000 UTF-16 units escaped

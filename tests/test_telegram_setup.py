@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.commands import link_telegram_command
 from bot.runtime import start_bot
 from bot.setup_check import check_telegram, render
 from core import requests as svc
-from bootstrap.commands import link_telegram_command
 from core.settings import SettingsError, load_settings
 from db.models import AuditEntry, CustomerRequest, User
 from tests.bot_handlers_support import answer_for, card_for, reply_containing, running_bot

@@ -1,13 +1,13 @@
 """The sender: drains db.models.TelegramOutbox into the Bot API within Telegram's limits.
 
 Guarantees and how:
-- Budget (bot.budget): at most TELEGRAM_GROUP_RATE calls per group, TELEGRAM_PRIVATE_RATE
+- Budget (telegram_delivery.budget): at most TELEGRAM_GROUP_RATE calls per group, TELEGRAM_PRIVATE_RATE
   per private chat and TELEGRAM_GLOBAL_RATE overall, in sliding windows shared through Redis
   by every process when REDIS_URL is set. Edits and topic changes count like messages. A
   pass only claims a row for a chat whose budget has room; the slot itself is taken right
   before the HTTP call, so a row that needs no call (a superseded edit) costs none.
 - Budget order: in each chat the lowest priority class with a row ready goes first
-  (bot.outbox.Priority): 1 conversations (relayed customer and staff messages, status
+  (telegram_delivery.outbox.Priority): 1 conversations (relayed customer and staff messages, status
   notices), 2 new requests (cards, topics, burst summaries), 3 edits (cards, summaries,
   topic names and states), 4 reminders, digests and cards that follow a summary. Answers
   to button presses never queue (they are answered directly and counted in the budget).
@@ -18,7 +18,7 @@ Guarantees and how:
   request share one lane per class) and lanes take turns, round robin: the lane just served
   goes to the back, a new lane joins at the back. With L lanes waiting in a class, a lane's
   next row goes out within L sends of that class, however many rows another customer queued
-  before it (a huge message is at most 3 rows: bot.outbox.MAX_PARTS). A lane whose head
+  before it (a huge message is at most 3 rows: telegram_delivery.outbox.MAX_PARTS). A lane whose head
   waits (backoff, lease) does not hold the others.
 - Coalescing: an edit waits `edit_delay` after it was queued, and pending edits of one
   message (a card, a summary, a topic's name or state) collapse into the newest; what is
@@ -55,7 +55,7 @@ Guarantees and how:
   At-least-once window: a crash after Telegram accepted the call and before the `sent`
   commit (a few milliseconds) makes that one message go out twice. Telegram has no
   idempotency key, so this window cannot be closed, only kept tiny.
-- Edits and deletions of relayed copies of a thread message (bot.relay on message_updated
+- Edits and deletions of relayed copies of a thread message (telegram_delivery.relay on message_updated
   and message_deleted; rows of kind `copy_change` with `_meta.target`, dedup keys
   `copy:<chat>:<message>:<event>:e|d`) are class 3 like card edits and wait `edit_delay`
   the same way: pending ones of one Telegram message collapse into the newest (the older
@@ -81,18 +81,18 @@ from tortoise.expressions import Q
 from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
-from bot.budget import Budget, Grant, MemoryBudget, Rates
-from bot.outbox import Priority
 from core.backoff import LoopHealth, is_outage
 from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, TelegramThread
+from telegram_delivery.budget import Budget, Grant, MemoryBudget, Rates
+from telegram_delivery.outbox import Priority
 
-log = logging.getLogger("helpdesk.bot.sender")
+log = logging.getLogger("helpdesk.telegram_delivery.sender")
 
 ACTIVE = ("pending", "sending")
 EDIT_KINDS = ("card_edit", "summary_edit", "topic_edit", "topic_state")
 SUMMARY_LANE = ("desk", int(Priority.NEW_REQUEST))
 TOPIC_GONE = ("topic_id_invalid", "message thread not found", "topic_deleted")
-# Telegram's final answers to an edit or deletion of a copy (bot.relay): closed as
+# Telegram's final answers to an edit or deletion of a copy (telegram_delivery.relay): closed as
 # `ignored` with a log line, never retried. "message is not modified" counts as sent.
 COPY_REFUSALS = (
     "message to edit not found", "message can't be edited", "message to delete not found",
@@ -508,8 +508,8 @@ class Sender:
         fit, so a burst arriving over a minute makes few summaries. Safe with several
         senders: a card is folded by the one UPDATE that changes it, and a summary is only
         topped up while it is still `pending` (its sender re-reads it after claiming)."""
-        from bot.cards import summary_chunks
-        from bot.outbox import enqueue
+        from telegram_delivery.cards import summary_chunks
+        from telegram_delivery.outbox import enqueue
 
         pending = (
             await TelegramOutbox.filter(
@@ -698,7 +698,7 @@ class Sender:
         """Resolve what is only known at send time: the card's or summary's current text, the
         message id to edit, the request's topic, files to upload. None: nothing to send (the
         row is closed, or put back to wait)."""
-        from bot import cards
+        from telegram_delivery import cards
 
         request_id = meta.get("request_id") or row.request_id
         kind = meta.get("kind")
@@ -802,7 +802,7 @@ class Sender:
         """A topic follows its request: renamed with the status, closed once the request is
         completed or closed, reopened when it is reopened. Decided from the database now, and
         skipped when the topic already shows it."""
-        from bot import cards
+        from telegram_delivery import cards
 
         thread = await TelegramThread.filter(request_id=request_id).first()
         data = await load_request_data(request_id)
@@ -834,7 +834,7 @@ class Sender:
         return await self.bot(call, request_timeout=self.limits.request_timeout)
 
     async def _recreate_topic(self, request_id: int, chat_id: int) -> None:
-        from bot import cards
+        from telegram_delivery import cards
 
         data = await load_request_data(request_id)
         name = cards.topic_name(data, self.lang) if data else f"#{request_id}"
@@ -897,8 +897,8 @@ class Sender:
                               sent_render: str) -> None:
         """A request taken while its summary was on the way: the relay could not know the
         summary's message yet, so the summary checks itself once it is sent."""
-        from bot import cards
-        from bot.outbox import enqueue
+        from telegram_delivery import cards
+        from telegram_delivery.outbox import enqueue
 
         entries = await _summary_entries(row.chat_id, [int(r) for r in meta.get("requests") or []])
         text, keyboard = cards.summary_message(entries, self.lang)
@@ -986,7 +986,7 @@ async def _thread_by_link(chat_id: int, request_id: int) -> TelegramThread | Non
 
 def _summary_payload(request_ids: list[int], titles: dict[int, str], lang: str) -> dict[str, Any]:
     """A summary row as queued (it is rendered again from the database when sent)."""
-    from bot.cards import summary_message
+    from telegram_delivery.cards import summary_message
 
     text, keyboard = summary_message(
         [(rid, {"id": rid, "title": titles[rid], "status": "open"}) for rid in request_ids], lang
@@ -1084,7 +1084,7 @@ async def _last_topic_state(chat_id: int, request_id: int, topic_id: int) -> dic
 
 
 def copy_change_key(chat_id: int, message_id: int, event_id: int, what: str) -> str:
-    """Dedup key of an edit ("e") or deletion ("d") of one Telegram copy (bot.relay)."""
+    """Dedup key of an edit ("e") or deletion ("d") of one Telegram copy (telegram_delivery.relay)."""
     return f"copy:{chat_id}:{message_id}:{event_id}:{what}"
 
 

@@ -1,6 +1,6 @@
 """The persistent Telegram delivery queue (db.models.TelegramOutbox).
 
-Every outgoing Bot API call is a row; `bot.sender` drains the rows within Telegram's limits.
+Every outgoing Bot API call is a row; `telegram_delivery.sender` drains the rows within Telegram's limits.
 Enqueueing is idempotent: `dedup_key` is unique, so a relay that re-reads an event (after
 a restart, or in its trailing re-scan window) can never queue a message twice.
 
@@ -16,7 +16,7 @@ interprets and strips before the call:
     link           TelegramMessageLink fields to store for the sent message(s), with the
                    copy's `kind` ("text" | "caption" | "media") and `part` (set here for
                    each part of a split text)
-    target         an edit or deletion of a copy (bot.relay): {"chat_id", "message_id"};
+    target         an edit or deletion of a copy (telegram_delivery.relay): {"chat_id", "message_id"};
                    pending ones of one message collapse into the newest at send time
     upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
     requests       (summary) the request ids the summary lists
@@ -64,7 +64,7 @@ _CLASS_OF_KIND = {
     "card": Priority.NEW_REQUEST, "topic": Priority.NEW_REQUEST, "summary": Priority.NEW_REQUEST,
     "card_edit": Priority.EDIT, "summary_edit": Priority.EDIT, "topic_edit": Priority.EDIT,
     "topic_state": Priority.EDIT,
-    # Edits and deletions of relayed copies of a thread message (bot.relay, message_updated
+    # Edits and deletions of relayed copies of a thread message (telegram_delivery.relay, message_updated
     # and message_deleted): edits of what is already there, like card edits.
     "copy_change": Priority.EDIT,
     "digest_chart": Priority.BACKGROUND,

@@ -1,5 +1,5 @@
 """The relay: a durable consumer of the event log (db.models.Event) that turns domain events
-into Telegram messages in the delivery queue (bot.outbox).
+into Telegram messages in the delivery queue (telegram_delivery.outbox).
 
 - Position: a `Cursor` row ("telegram-relay"). Events are read in id order. Because ids are
   assigned at INSERT while transactions commit in any order (PostgreSQL), each pass also
@@ -49,8 +49,6 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from bot import cards
-from bot.outbox import CAPTION_LIMIT, TEXT_LIMIT, Priority, cut_note, enqueue, split_html, tg_len
 from core import events
 from core.backoff import LoopHealth, is_outage
 from db.models import (
@@ -68,8 +66,18 @@ from db.models import (
     TelegramThread,
     User,
 )
+from telegram_delivery import cards
+from telegram_delivery.outbox import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    Priority,
+    cut_note,
+    enqueue,
+    split_html,
+    tg_len,
+)
 
-log = logging.getLogger("helpdesk.bot.relay")
+log = logging.getLogger("helpdesk.telegram_delivery.relay")
 
 CURSOR_NAME = "telegram-relay"
 TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.CHAT_MESSAGE,
@@ -414,7 +422,7 @@ class Relay:
                 chat_id=chat, status="pending", dedup_key__in=keys, priority=Priority.BACKGROUND,
             ).update(priority=Priority.NEW_REQUEST)
             return
-        from bot.sender import load_request_data
+        from telegram_delivery.sender import load_request_data
 
         data = await load_request_data(request_id)
         if data is not None:
@@ -641,7 +649,7 @@ class Relay:
         parts it had is cut at the last one with the "full text on request #N" note; parts a
         shorter text no longer needs are deleted), and the caption of copied or uploaded
         media. The text is the one of this event; older pending edits of the same copy
-        collapse into the newest at send time (bot.sender)."""
+        collapse into the newest at send time (telegram_delivery.sender)."""
         msg = await RequestMessage.filter(id=data.get("id")).select_related("request__customer", "sender").first()
         if msg is None or msg.is_deleted or msg.message_type == MessageType.system:
             return
@@ -684,7 +692,7 @@ class Relay:
 
     async def _change_copy(self, ev: Event, link: TelegramMessageLink, method: str,
                            params: dict[str, Any]) -> None:
-        from bot.sender import copy_change_key
+        from telegram_delivery.sender import copy_change_key
 
         what = "d" if method == "deleteMessage" else "e"
         payload = {
