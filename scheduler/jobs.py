@@ -132,6 +132,7 @@ async def queue_digest_chart(settings: Settings, now: datetime, slot: datetime) 
     containers). Dedup key `digest:<slot>:chart`: once per slot, like the text."""
     from core.charts import legend_text
     from core.reports import days_payload, requests_per_day
+    from telegram_delivery.contract import Chart, Delivery, Kind
     from telegram_delivery.outbox import enqueue
 
     days = await requests_per_day(7, now=now, tz=settings.tz)
@@ -139,10 +140,8 @@ async def queue_digest_chart(settings: Settings, now: datetime, slot: datetime) 
     return await enqueue(
         settings.telegram_admin_chat_id,
         "sendPhoto",
-        {
-            "caption": st("digest_chart", lang, legend=legend_text(lang, days)),
-            "_meta": {"kind": "digest_chart", "chart": {"days": days_payload(days), "lang": lang}},
-        },
+        {"caption": st("digest_chart", lang, legend=legend_text(lang, days))},
+        delivery=Delivery(kind=Kind.DIGEST_CHART, chart=Chart(days_payload(days), lang)),
         dedup_key=f"digest:{slot_iso(slot)}:chart",
     )
 

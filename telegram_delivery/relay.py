@@ -44,6 +44,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,7 @@ from db.models import (
     User,
 )
 from telegram_delivery import cards
+from telegram_delivery.contract import CopyTarget, Delivery, Kind, MessageLink, Upload, delivery_of
 from telegram_delivery.outbox import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
@@ -369,11 +371,11 @@ class Relay:
         elif ev.type == events.MESSAGE_DELETED:
             await self.on_message_deleted(ev, data)
 
-    async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], *, dedup_key: str,
-                       request_id: int | None = None, more: str | None = None,
+    async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], delivery: Delivery,
+                       *, dedup_key: str, request_id: int | None = None, more: str | None = None,
                        priority: int | None = None) -> bool:
-        created = await enqueue(chat_id, method, payload, dedup_key=dedup_key, request_id=request_id,
-                                more=more, priority=priority)
+        created = await enqueue(chat_id, method, payload, delivery=delivery, dedup_key=dedup_key,
+                                request_id=request_id, more=more, priority=priority)
         if created:
             self.enqueued += 1
         return created
@@ -385,17 +387,15 @@ class Relay:
         if chat in self.forum_chats:
             await self._enqueue(
                 chat, "createForumTopic",
-                {"name": cards.topic_name(data, self.group_lang), "_meta": {"kind": "topic", "request_id": rid}},
+                {"name": cards.topic_name(data, self.group_lang)},
+                Delivery(kind=Kind.TOPIC, request_id=rid),
                 dedup_key=f"{prefix}:{rid}:topic", request_id=rid,
             )
         await self._enqueue(
             chat, "sendMessage",
-            {
-                "text": cards.card_text(data),
-                "reply_markup": cards.card_keyboard(data),
-                "_meta": {"kind": "card", "render_card": True, "request_id": rid, "thread_of": rid,
-                          "mergeable": mergeable},
-            },
+            {"text": cards.card_text(data), "reply_markup": cards.card_keyboard(data)},
+            Delivery(kind=Kind.CARD, render_card=True, request_id=rid, thread_of=rid,
+                     mergeable=mergeable),
             dedup_key=f"{prefix}:{rid}:card", request_id=rid,
         )
 
@@ -422,7 +422,7 @@ class Relay:
                 chat_id=chat, status="pending", dedup_key__in=keys, priority=Priority.BACKGROUND,
             ).update(priority=Priority.NEW_REQUEST)
             return
-        from telegram_delivery.sender import load_request_data
+        from telegram_delivery.lookups import load_request_data
 
         data = await load_request_data(request_id)
         if data is not None:
@@ -454,14 +454,13 @@ class Relay:
             return
         body = cards.notify_text(status, customer.language, rid, str(data.get("title", "")))
         if body:
-            payload: dict[str, Any] = {
-                "text": body, "_meta": {"kind": "notify", "request_id": rid, "link": {"request_id": rid}},
-            }
+            payload: dict[str, Any] = {"text": body}
             if status == "completed":  # the satisfaction survey (core.csat)
                 payload["text"] = cards.survey_text(body, customer.language)
                 payload["reply_markup"] = cards.rating_keyboard(rid, data.get("rating"))
             await self._enqueue(
                 customer.telegram_id, "sendMessage", payload,
+                Delivery(kind=Kind.NOTIFY, request_id=rid, link=MessageLink(request_id=rid)),
                 dedup_key=f"ev:{ev.id}:notify", request_id=rid,
             )
 
@@ -474,7 +473,7 @@ class Relay:
         if card_alive:
             await self._enqueue(
                 chat, "editMessageText",
-                {"_meta": {"kind": "card_edit", "render_card": True, "request_id": rid}},
+                {}, Delivery(kind=Kind.CARD_EDIT, render_card=True, request_id=rid),
                 dedup_key=f"ev:{ev.id}:edit", request_id=rid,
             )
         thread = await TelegramThread.filter(request_id=rid).first()
@@ -483,7 +482,7 @@ class Relay:
             summaries |= await self._summaries_listing(rid)
         for mid in sorted(summaries):
             await self._enqueue(
-                chat, "editMessageText", {"_meta": {"kind": "summary_edit", "summary": mid}},
+                chat, "editMessageText", {}, Delivery(kind=Kind.SUMMARY_EDIT, summary=mid),
                 dedup_key=f"ev:{ev.id}:sumedit:{mid}",
             )
         if data.get("deleted"):
@@ -493,10 +492,9 @@ class Relay:
             dedup_key__in=[f"new:{rid}:topic", f"thread:{rid}:topic"],
         ).exists()
         if (thread is not None and thread.topic_id) or topic_queued:
-            meta = {"request_id": rid}
-            await self._enqueue(chat, "editForumTopic", {"_meta": {"kind": "topic_edit", **meta}},
+            await self._enqueue(chat, "editForumTopic", {}, Delivery(kind=Kind.TOPIC_EDIT, request_id=rid),
                                 dedup_key=f"ev:{ev.id}:topicname", request_id=rid)
-            await self._enqueue(chat, "closeForumTopic", {"_meta": {"kind": "topic_state", **meta}},
+            await self._enqueue(chat, "closeForumTopic", {}, Delivery(kind=Kind.TOPIC_STATE, request_id=rid),
                                 dedup_key=f"ev:{ev.id}:topicstate", request_id=rid)
         if str(data.get("status")) == "in_progress":
             # Taken from a summary: whoever took it gets the card (and topic) to work in.
@@ -508,8 +506,7 @@ class Relay:
         for row in await TelegramOutbox.filter(
             chat_id=self.admin_chat, status="sent", dedup_key__startswith="summary:",
         ).order_by("-id").limit(500):
-            meta = (row.payload or {}).get("_meta") or {}
-            if request_id in (meta.get("requests") or []) and (row.result or {}).get("message_id"):
+            if request_id in delivery_of(row.payload).requests and (row.result or {}).get("message_id"):
                 found.add(int(row.result["message_id"]))
         return found
 
@@ -567,12 +564,11 @@ class Relay:
     async def _relay(self, ev: Event, msg: RequestMessage, chat_id: int, header: str, lang: str,
                      name: str, purpose: str, *, thread: bool, links: list[TelegramMessageLink]) -> None:
         rid = msg.request_id
-        meta: dict[str, Any] = {
-            "kind": "thread" if thread else "customer", "request_id": rid,
-            "link": {"request_id": rid, "request_message_id": msg.id},
-        }
-        if thread:
-            meta["thread_of"] = rid
+        delivery = Delivery(
+            kind=Kind.THREAD if thread else Kind.CUSTOMER, request_id=rid,
+            thread_of=rid if thread else None,
+            link=MessageLink(request_id=rid, request_message_id=msg.id),
+        )
         head = cards.text(header, lang, name=name, id=rid)
         key = f"ev:{ev.id}:{purpose}"
         more = cut_note(rid, lang)
@@ -581,14 +577,12 @@ class Relay:
             # Media that came from Telegram: copy the original messages (an album part by
             # part); the first one carries the header and the caption.
             for n, src in enumerate(sources, start=1):
-                payload: dict[str, Any] = {
-                    "from_chat_id": src.chat_id, "message_id": src.message_id,
-                    "_meta": _with_kind(meta, "caption" if n == 1 else "media"),
-                }
+                payload: dict[str, Any] = {"from_chat_id": src.chat_id, "message_id": src.message_id}
                 if n == 1:
                     payload["caption"] = _caption_of(msg, head)
                     payload["parse_mode"] = "HTML"
                 await self._enqueue(chat_id, "copyMessage", payload,
+                                    delivery.with_link(kind="caption" if n == 1 else "media"),
                                     dedup_key=key if n == 1 else f"{key}:{n}", request_id=rid, more=more)
             return
         attachments = await RequestAttachment.filter(message_id=msg.id).order_by("id")
@@ -604,7 +598,7 @@ class Relay:
         # With files, the header and the text ride on the first file's caption when they fit.
         text_in_caption = bool(files) and len(body) <= 1024
         if not text_in_caption and (content or not files):
-            await self._enqueue(chat_id, "sendMessage", {"text": body, "_meta": _with_kind(meta, "text")},
+            await self._enqueue(chat_id, "sendMessage", {"text": body}, delivery.with_link(kind="text"),
                                 dedup_key=key, request_id=rid, more=more)
         for n, (att, path) in enumerate(files, start=1):
             is_photo = att.content_type in ("image/jpeg", "image/png", "image/webp") \
@@ -616,9 +610,8 @@ class Relay:
                 caption, kind = cards.text("relay_attachment", lang, name=att.name), "media"
             await self._enqueue(
                 chat_id, method,
-                {"caption": caption,
-                 "_meta": {**_with_kind(meta, kind),
-                           "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
+                {"caption": caption},
+                replace(delivery.with_link(kind=kind), upload=Upload(fieldname, str(path), att.name)),
                 dedup_key=f"{key}:att{att.id}", request_id=rid, more=more,
             )
 
@@ -692,15 +685,13 @@ class Relay:
 
     async def _change_copy(self, ev: Event, link: TelegramMessageLink, method: str,
                            params: dict[str, Any]) -> None:
-        from telegram_delivery.sender import copy_change_key
+        from telegram_delivery.lookups import copy_change_key
 
         what = "d" if method == "deleteMessage" else "e"
-        payload = {
-            **params, "message_id": link.message_id,
-            "_meta": {"kind": "copy_change", "request_id": link.request_id,
-                      "target": {"chat_id": link.chat_id, "message_id": link.message_id}},
-        }
-        await self._enqueue(link.chat_id, method, payload,
+        payload = {**params, "message_id": link.message_id}
+        delivery = Delivery(kind=Kind.COPY_CHANGE, request_id=link.request_id,
+                            target=CopyTarget(link.chat_id, link.message_id))
+        await self._enqueue(link.chat_id, method, payload, delivery,
                             dedup_key=copy_change_key(link.chat_id, link.message_id, ev.id, what),
                             request_id=link.request_id)
 
@@ -715,14 +706,10 @@ class Relay:
         body = f"<b>{cards.text('chat_relay', self.group_lang, name=data.get('sender', ''))}</b>\n{_escape(str(data.get('message', '')))}"
         await self._enqueue(
             chat.telegram_chat_id, "sendMessage",
-            {"text": body, "_meta": {"kind": "chat", "link": {"chat_message_id": data.get("id")}}},
+            {"text": body},
+            Delivery(kind=Kind.CHAT, link=MessageLink(chat_message_id=data.get("id"))),
             dedup_key=f"ev:{ev.id}:chat",
         )
-
-
-def _with_kind(meta: dict[str, Any], kind: str) -> dict[str, Any]:
-    """`meta` with the kind of copy its message link records ("text", "caption", "media")."""
-    return {**meta, "link": {**meta["link"], "kind": kind}}
 
 
 def _escape(value: str) -> str:

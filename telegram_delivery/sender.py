@@ -56,40 +56,44 @@ Guarantees and how:
   commit (a few milliseconds) makes that one message go out twice. Telegram has no
   idempotency key, so this window cannot be closed, only kept tiny.
 - Edits and deletions of relayed copies of a thread message (telegram_delivery.relay on message_updated
-  and message_deleted; rows of kind `copy_change` with `_meta.target`, dedup keys
+  and message_deleted; rows of kind `copy_change` with a `Delivery.target`, dedup keys
   `copy:<chat>:<message>:<event>:e|d`) are class 3 like card edits and wait `edit_delay`
   the same way: pending ones of one Telegram message collapse into the newest (the older
   rows become `merged` at send time, so an edit stuck behind a 429 costs one call when the
   chat is free again). Telegram's final refusals (COPY_REFUSALS: too old, gone, not ours)
   close the row as `ignored`, never retried; "message is not modified" counts as sent.
+
+Here: the loop, planning, claiming and one call. By concern, mixed into `Sender`:
+bursts.py (folding cards into summaries), preparing.py (what is known at send time),
+outcomes.py (sent, retried, failed); lookups.py holds the reads they share, and
+contract.py the typed `Delivery` every row carries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import Q
 from tortoise.functions import Min
-from tortoise.transactions import in_transaction
 
 from core.backoff import LoopHealth, is_outage
-from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, TelegramThread
+from db.models import CustomerRequest, TelegramOutbox, TelegramThread
 from telegram_delivery.budget import Budget, Grant, MemoryBudget, Rates
+from telegram_delivery.bursts import BurstFolding
+from telegram_delivery.contract import unpack
+from telegram_delivery.lookups import ACTIVE, load_request_data, utcnow
 from telegram_delivery.outbox import Priority
+from telegram_delivery.outcomes import Outcomes
+from telegram_delivery.preparing import Preparing
 
 log = logging.getLogger("helpdesk.telegram_delivery.sender")
 
-ACTIVE = ("pending", "sending")
-EDIT_KINDS = ("card_edit", "summary_edit", "topic_edit", "topic_state")
 SUMMARY_LANE = ("desk", int(Priority.NEW_REQUEST))
 TOPIC_GONE = ("topic_id_invalid", "message thread not found", "topic_deleted")
 # Telegram's final answers to an edit or deletion of a copy (telegram_delivery.relay): closed as
@@ -146,10 +150,6 @@ class SenderLimits:
     def fold_interval(self) -> float:
         """How often a group's pending cards are checked for a burst."""
         return min(1.0, self.rates.group.window / 20)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -235,7 +235,7 @@ class _Candidate:
     lane: Any
 
 
-class Sender:
+class Sender(BurstFolding, Preparing, Outcomes):
     """One sender loop (a process may run one; several processes may run one each)."""
 
     def __init__(self, bot: Any, limits: SenderLimits | None = None, *, name: str | None = None,
@@ -500,95 +500,6 @@ class Sender:
             row.status, row.attempts, row.not_before = "sending", row.attempts + 1, lease_until
         return bool(won)
 
-    # --- bursts -------------------------------------------------------------------------
-    async def _fold_burst(self, chat_id: int) -> bool:
-        """More than `summary_after` new-request cards pending in this group: the newer ones
-        are folded into summaries with a Take button per request (and their cards either
-        dropped or moved to class 4). A summary not sent yet takes more requests while they
-        fit, so a burst arriving over a minute makes few summaries. Safe with several
-        senders: a card is folded by the one UPDATE that changes it, and a summary is only
-        topped up while it is still `pending` (its sender re-reads it after claiming)."""
-        from telegram_delivery.cards import summary_chunks
-        from telegram_delivery.outbox import enqueue
-
-        pending = (
-            await TelegramOutbox.filter(
-                chat_id=chat_id, status="pending", method="sendMessage",
-                dedup_key__startswith="new:", priority=Priority.NEW_REQUEST,
-            )
-            .order_by("id")
-            .values("id", "request_id")
-        )
-        # A burst goes on (this group folded within the last window): every new card joins a
-        # summary; the group's budget goes to summaries, not to cards one by one.
-        state = self._chat(chat_id)
-        burst = time.monotonic() - state.last_fold < self.limits.rates.group.window
-        keep = 0 if burst else self.limits.summary_after
-        if len(pending) <= keep or not pending:
-            return False
-        excess = pending[keep:]
-        token = uuid.uuid4().hex[:16]
-        marker = f"folded:{token}"
-        request_ids = [c["request_id"] for c in excess if c["request_id"] is not None]
-        open_summary = await TelegramOutbox.filter(
-            chat_id=chat_id, status="pending", method="sendMessage", dedup_key__startswith="summary:",
-        ).order_by("-id").first()
-        listed = [int(r) for r in ((open_summary.payload or {}).get("_meta") or {}).get("requests") or []] \
-            if open_summary is not None else []
-        titles = dict(await CustomerRequest.filter(id__in=request_ids + listed).values_list("id", "title"))
-        later = self.limits.cards_after_summary
-        async with in_transaction() as conn:
-            cards = TelegramOutbox.filter(
-                id__in=[c["id"] for c in excess], status="pending", priority=Priority.NEW_REQUEST
-            ).using_db(conn)
-            topics = TelegramOutbox.filter(
-                chat_id=chat_id, status="pending", priority=Priority.NEW_REQUEST,
-                dedup_key__in=[f"new:{r}:topic" for r in request_ids],
-            ).using_db(conn)
-            if later:
-                await cards.update(priority=Priority.BACKGROUND, last_error=marker)
-                await topics.update(priority=Priority.BACKGROUND, last_error=marker)
-            else:
-                await cards.update(status="merged", last_error=marker)
-                await topics.update(status="merged", last_error=marker)
-            folded = await TelegramOutbox.filter(
-                last_error=marker, method="sendMessage"
-            ).using_db(conn).order_by("id").values_list("request_id", flat=True)
-            folded_ids = [r for r in folded if r is not None and r in titles]
-            # The last summary waits `edit_delay` for more requests (at most 3x that since it
-            # was queued); one followed by another is full and goes at once.
-            now = utcnow()
-            chunks = summary_chunks([(rid, str(titles[rid])) for rid in listed + folded_ids], self.lang)
-            if listed and chunks and chunks[0][:len(listed)] == listed:
-                assert open_summary is not None
-                hold = None if len(chunks) > 1 else min(
-                    now + timedelta(seconds=self.limits.edit_wait),
-                    open_summary.created_at + timedelta(seconds=3 * self.limits.edit_wait))
-                topped = await TelegramOutbox.filter(id=open_summary.id, status="pending").using_db(conn).update(
-                    payload=_summary_payload(chunks[0], titles, self.lang), not_before=hold,
-                )
-                new_chunks = chunks[1:] if topped else summary_chunks(
-                    [(rid, str(titles[rid])) for rid in folded_ids], self.lang)
-            else:
-                new_chunks = summary_chunks([(rid, str(titles[rid])) for rid in folded_ids], self.lang)
-            for n, chunk in enumerate(new_chunks, start=1):
-                key = f"summary:{token}:{n}"
-                await enqueue(chat_id, "sendMessage", _summary_payload(chunk, titles, self.lang),
-                              dedup_key=key, using_db=conn, priority=Priority.NEW_REQUEST)
-                if n == len(new_chunks):
-                    await TelegramOutbox.filter(dedup_key=key).using_db(conn).update(
-                        not_before=now + timedelta(seconds=self.limits.edit_wait))
-            if later:
-                await TelegramOutbox.filter(last_error=marker).using_db(conn).update(last_error=None)
-        if folded_ids:
-            state.last_fold = time.monotonic()
-            self._count("folded", len(folded_ids))
-            self._count("summaries", len(new_chunks))
-            log.info("group %s: %d new requests folded into summaries with Take buttons (%d new)%s",
-                     chat_id, len(folded_ids), len(new_chunks),
-                     "; their cards follow in class 4" if later else "")
-        return bool(folded_ids)
-
     # --- one call -----------------------------------------------------------------------
     async def _deliver(self, cand: _Candidate, state: _ChatState) -> None:
         row: Any = cand.row
@@ -635,16 +546,15 @@ class Sender:
             TelegramUnauthorizedError,
         )
 
-        payload = dict(row.payload or {})
-        meta = payload.pop("_meta", None) or {}
-        prepared = await self._prepare(row, payload, meta)
+        params, delivery = unpack(row.payload)
+        prepared = await self._prepare(row, params, delivery)
         if prepared is None:
             return False
         method = prepared.pop("__method", row.method)
-        kind = meta.get("kind")
+        kind = delivery.kind
         await self._slot(row.chat_id)
         try:
-            result = await self._call(method, prepared, meta)
+            result = await self._call(method, prepared)
         except TelegramRetryAfter as exc:
             self._count("retried_429")
             wait = float(exc.retry_after)
@@ -658,7 +568,7 @@ class Sender:
         except TelegramBadRequest as exc:
             message = str(exc.message).lower()
             if "not modified" in message or "topic_not_modified" in message:
-                await self._mark_sent(row, meta, {"not_modified": True}, prepared, method)
+                await self._mark_sent(row, delivery, {"not_modified": True}, prepared, method)
                 return True
             if kind in ("topic_edit", "topic_state") and any(m in message for m in TOPIC_GONE):
                 # An admin deleted the topic: nothing to rename or close; the next message
@@ -668,15 +578,15 @@ class Sender:
             if kind == "summary_edit" and "message to edit not found" in message:
                 await self._close(row, "merged", "the summary was deleted")
                 return True
-            if "message thread not found" in message and meta.get("thread_of"):
-                await self._recreate_topic(int(meta["thread_of"]), row.chat_id)
+            if "message thread not found" in message and delivery.thread_of:
+                await self._recreate_topic(delivery.thread_of, row.chat_id)
                 await self._set_pending(row, None, "topic was deleted; recreated", count_attempt=False)
                 return True
-            if meta.get("target") and any(r in message for r in COPY_REFUSALS):
+            if delivery.target and any(r in message for r in COPY_REFUSALS):
                 # An edit or deletion of a copy Telegram will never take (too old, gone,
                 # not ours): nothing to retry, nothing for staff to fix.
                 log.info("outbox row %s: %s of message %s in %s refused, not retried: %s", row.id,
-                         method, meta["target"].get("message_id"), row.chat_id, exc.message)
+                         method, delivery.target.message_id, row.chat_id, exc.message)
                 await self._close(row, "ignored", f"400 {exc.message}")
                 return True
             if "not a forum" in message:
@@ -686,7 +596,7 @@ class Sender:
         except (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError) as exc:
             await self._fail(row, f"{type(exc).__name__}: {exc.message}")
             return True
-        await self._mark_sent(row, meta, result, prepared, method)
+        await self._mark_sent(row, delivery, result, prepared, method)
         return True
 
     async def _skip(self, row: TelegramOutbox, reason: str) -> None:
@@ -694,139 +604,7 @@ class Sender:
         self._count("coalesced")
         await self._close(row, "merged", reason)
 
-    async def _prepare(self, row: TelegramOutbox, payload: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any] | None:
-        """Resolve what is only known at send time: the card's or summary's current text, the
-        message id to edit, the request's topic, files to upload. None: nothing to send (the
-        row is closed, or put back to wait)."""
-        from telegram_delivery import cards
-
-        request_id = meta.get("request_id") or row.request_id
-        kind = meta.get("kind")
-        if kind in EDIT_KINDS and await _newer_edit_pending(row):
-            await self._skip(row, "superseded by a newer edit")
-            return None
-        if meta.get("target") and await _newer_copy_change(row, meta["target"]):
-            await self._skip(row, "superseded by a newer edit of the message")
-            return None
-        if kind == "summary":
-            entries = await _summary_entries(row.chat_id, [int(r) for r in meta.get("requests") or []])
-            payload["text"], keyboard = cards.summary_message(entries, self.lang)
-            payload.pop("reply_markup", None)
-            if keyboard:
-                payload["reply_markup"] = keyboard
-        elif kind == "summary_edit":
-            mid = int(meta["summary"])
-            ids = await TelegramThread.filter(chat_id=row.chat_id, summary_message_id=mid).order_by(
-                "request_id").values_list("request_id", flat=True)
-            entries = await _summary_entries(row.chat_id, list(ids))
-            payload["text"], keyboard = cards.summary_message(entries, self.lang)
-            payload.pop("reply_markup", None)
-            if keyboard:
-                payload["reply_markup"] = keyboard
-            payload["message_id"] = mid
-            if await _summary_render(row.chat_id, mid) == _render_hash(payload):
-                await self._skip(row, "summary unchanged")
-                return None
-        elif kind in ("topic_edit", "topic_state"):
-            return await self._prepare_topic(row, payload, kind, int(request_id))
-        elif meta.get("render_card") or kind in ("card", "card_edit"):
-            data = await load_request_data(int(request_id))
-            if kind == "card_edit":
-                thread = await TelegramThread.filter(request_id=request_id).first() if data else None
-                if thread is None and data is None:
-                    thread = await _thread_by_link(row.chat_id, int(request_id))
-                if thread is None or not thread.card_message_id:
-                    if data is not None and await _card_queued(row.chat_id, int(request_id)):
-                        # The card is on its way (and renders the truth when it goes); this
-                        # edit checks again afterwards in case it changed meanwhile.
-                        await self._set_pending(row, utcnow() + timedelta(seconds=self.limits.edit_wait),
-                                                "waiting for the card", count_attempt=False)
-                        return None
-                    await self._close(row, "merged", "no card to edit")
-                    return None
-                payload["message_id"] = thread.card_message_id
-                if data is None:
-                    payload["text"] = cards.deleted_card_text(int(request_id), self.lang)
-                    payload.pop("reply_markup", None)
-                else:
-                    payload["text"] = cards.card_text(data, self.lang)
-                    payload["reply_markup"] = cards.card_keyboard(data, self.lang)
-                if await _last_render(row.chat_id, int(request_id)) == _render_hash(payload):
-                    await self._skip(row, "card unchanged")
-                    return None
-            else:
-                if data is None:
-                    await self._close(row, "merged", "request deleted before its card was sent")
-                    return None
-                payload["text"] = cards.card_text(data, self.lang)
-                payload["reply_markup"] = cards.card_keyboard(data, self.lang)
-        if kind == "topic" and row.chat_id in self.not_forum:
-            await self._close(row, "failed", "the chat is not a forum")
-            return None
-        if kind == "topic" and request_id:
-            data = await load_request_data(int(request_id))
-            if data is not None:
-                payload["name"] = cards.topic_name(data, self.lang)
-        if meta.get("thread_of"):
-            thread = await TelegramThread.filter(request_id=int(meta["thread_of"])).first()
-            payload.pop("message_thread_id", None)
-            if thread is not None and thread.chat_id == row.chat_id:
-                if thread.topic_id:
-                    payload["message_thread_id"] = thread.topic_id
-                elif thread.card_message_id and kind != "card":
-                    payload["reply_parameters"] = {
-                        "message_id": thread.card_message_id, "allow_sending_without_reply": True,
-                    }
-        chart = meta.get("chart")
-        if chart:
-            # A chart queued with its numbers (the digest's): drawn now, sent as a PNG.
-            from aiogram.types import BufferedInputFile
-
-            from core.charts import per_day_chart
-            from core.png import render
-            from core.reports import days_from_payload
-
-            days = days_from_payload(chart.get("days") or [])
-            picture = render(per_day_chart(days, str(chart.get("lang") or self.lang)))
-            payload["photo"] = BufferedInputFile(picture, filename="requests-7-days.png")
-        upload = meta.get("upload")
-        if upload:
-            from aiogram.types import FSInputFile
-
-            payload[upload["field"]] = FSInputFile(upload["path"], filename=upload.get("name"))
-        payload["chat_id"] = row.chat_id
-        return payload
-
-    async def _prepare_topic(self, row: TelegramOutbox, payload: dict[str, Any], kind: str,
-                             request_id: int) -> dict[str, Any] | None:
-        """A topic follows its request: renamed with the status, closed once the request is
-        completed or closed, reopened when it is reopened. Decided from the database now, and
-        skipped when the topic already shows it."""
-        from telegram_delivery import cards
-
-        thread = await TelegramThread.filter(request_id=request_id).first()
-        data = await load_request_data(request_id)
-        if thread is None or not thread.topic_id or thread.chat_id != row.chat_id or data is None:
-            await self._close(row, "merged", "no topic to change")
-            return None
-        out: dict[str, Any] = {"chat_id": row.chat_id, "message_thread_id": thread.topic_id}
-        last = await _last_topic_state(row.chat_id, request_id, thread.topic_id)
-        if kind == "topic_edit":
-            name = cards.topic_name(data, self.lang)
-            if last.get("name") == name:
-                await self._skip(row, "topic name unchanged")
-                return None
-            out["name"] = name
-            out["__method"] = "editForumTopic"
-        else:
-            closed = str(data.get("status")) in ("completed", "closed")
-            if bool(last.get("closed")) == closed:
-                await self._skip(row, "topic state unchanged")
-                return None
-            out["__method"] = "closeForumTopic" if closed else "reopenForumTopic"
-        return out
-
-    async def _call(self, method: str, params: dict[str, Any], meta: dict[str, Any]) -> Any:
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
         from aiogram import methods
 
         cls = getattr(methods, method[:1].upper() + method[1:])
@@ -839,300 +617,6 @@ class Sender:
         data = await load_request_data(request_id)
         name = cards.topic_name(data, self.lang) if data else f"#{request_id}"
         await self._slot(chat_id)  # an extra call: it counts
-        topic = await self._call("createForumTopic", {"chat_id": chat_id, "name": name}, {})
+        topic = await self._call("createForumTopic", {"chat_id": chat_id, "name": name})
         await TelegramThread.filter(request_id=request_id).update(topic_id=topic.message_thread_id)
 
-    # --- row outcomes -------------------------------------------------------------------
-    async def _mark_sent(self, row: TelegramOutbox, meta: dict[str, Any], result: Any,
-                         payload_sent: dict[str, Any] | None = None, method: str | None = None) -> None:
-        payload_sent = payload_sent or {}
-        compact = _compact(result)
-        kind = meta.get("kind")
-        if kind in ("card", "card_edit", "summary", "summary_edit") and "text" in payload_sent:
-            compact["render"] = _render_hash(payload_sent)
-        if kind in ("topic", "topic_edit", "topic_state"):
-            compact["topic_id"] = payload_sent.get("message_thread_id") or compact.get("message_thread_id")
-        if kind in ("topic", "topic_edit") and "name" in payload_sent:
-            compact["name"] = payload_sent["name"]
-        if kind == "topic_state":
-            compact["closed"] = method == "closeForumTopic"
-        if kind == "summary_edit":
-            compact["summary"] = payload_sent.get("message_id")
-        message_ids = compact.get("message_ids") or ([compact["message_id"]] if "message_id" in compact else [])
-        request_id = meta.get("request_id") or row.request_id
-        async with in_transaction() as conn:
-            await TelegramOutbox.filter(id=row.id).using_db(conn).update(
-                status="sent", result=compact, sent_at=utcnow(), last_error=None
-            )
-            if kind == "topic" and compact.get("message_thread_id") and request_id:
-                await _upsert_thread(conn, int(request_id), row.chat_id, topic_id=compact["message_thread_id"])
-            if kind == "card" and message_ids and request_id:
-                await _upsert_thread(conn, int(request_id), row.chat_id, card_message_id=message_ids[0])
-            if kind == "summary" and message_ids:
-                for rid in meta.get("requests") or []:
-                    await _upsert_thread(conn, int(rid), row.chat_id, summary_message_id=message_ids[0])
-            link = meta.get("link")
-            if kind == "card" and request_id and not link:
-                link = {"request_id": int(request_id)}
-            if link and message_ids:
-                await TelegramMessageLink.bulk_create(
-                    [
-                        TelegramMessageLink(
-                            chat_id=row.chat_id, message_id=mid,
-                            request_id=link.get("request_id"),
-                            request_message_id=link.get("request_message_id"),
-                            chat_message_id=link.get("chat_message_id"),
-                            kind=str(link.get("kind") or "")[:8],
-                            part=int(link.get("part") or 1) + n,
-                        )
-                        for n, mid in enumerate(message_ids)
-                    ],
-                    ignore_conflicts=True, using_db=conn,
-                )
-        self._count("sent")
-        if kind == "summary" and message_ids and "render" in compact:
-            await self._resync_summary(row, meta, message_ids[0], compact["render"])
-
-    async def _resync_summary(self, row: TelegramOutbox, meta: dict[str, Any], mid: int,
-                              sent_render: str) -> None:
-        """A request taken while its summary was on the way: the relay could not know the
-        summary's message yet, so the summary checks itself once it is sent."""
-        from telegram_delivery import cards
-        from telegram_delivery.outbox import enqueue
-
-        entries = await _summary_entries(row.chat_id, [int(r) for r in meta.get("requests") or []])
-        text, keyboard = cards.summary_message(entries, self.lang)
-        now = {"text": text, "reply_markup": keyboard} if keyboard else {"text": text}
-        if _render_hash(now) != sent_render:
-            await enqueue(row.chat_id, "editMessageText",
-                          {"_meta": {"kind": "summary_edit", "summary": mid}},
-                          dedup_key=f"{row.dedup_key}:resync:sumedit:{mid}")
-
-    async def _set_pending(self, row: TelegramOutbox, not_before: datetime | None, error: str,
-                           *, count_attempt: bool) -> None:
-        fields: dict[str, Any] = {"status": "pending", "not_before": not_before, "last_error": error[:2000]}
-        if not count_attempt:
-            fields["attempts"] = max(0, row.attempts - 1)
-        await TelegramOutbox.filter(id=row.id, status="sending").update(**fields)
-
-    async def _retry_later(self, row: TelegramOutbox, error: str, *, backoff: bool,
-                           count: bool = True) -> None:
-        if count and row.attempts >= self.limits.max_attempts:
-            await self._fail(row, error)
-            return
-        self._count("retried_errors")
-        delay = min(self.limits.backoff_max, self.limits.backoff_base * (2 ** max(0, row.attempts - 1)))
-        log.warning("outbox row %s: %s; retry %d in %.1fs", row.id, error[:300], row.attempts, delay)
-        await self._set_pending(row, utcnow() + timedelta(seconds=delay), error, count_attempt=count)
-
-    async def _fail(self, row: TelegramOutbox, error: str) -> None:
-        self._count("failed")
-        log.error("outbox row %s (%s to %s) failed: %s", row.id, row.method, row.chat_id, error[:500])
-        await self._close(row, "failed", error)
-        if row.request_id is not None:
-            await self._note_failure(row, error)
-
-    async def _note_failure(self, row: TelegramOutbox, error: str) -> None:
-        """An internal system note on the row's request, so staff see the message did not
-        reach Telegram (at most one per request per `note_interval`)."""
-        now = time.monotonic()
-        last = self._noted.get(int(row.request_id))
-        if last is not None and now - last < self.limits.note_interval:
-            return
-        self._noted[int(row.request_id)] = now
-        if len(self._noted) > 10000:
-            self._noted = {k: v for k, v in self._noted.items() if now - v < self.limits.note_interval}
-        from bot.texts import plain
-        from core.requests import add_internal_system_note
-
-        note = plain("note_delivery_failed", self.lang, chat=row.chat_id, error=error[:300], row=row.id)
-        try:
-            await add_internal_system_note(int(row.request_id), note)
-        except Exception as exc:  # the note is a courtesy; the row stays failed
-            log.warning("outbox row %s: internal note on request %s not written: %s",
-                        row.id, row.request_id, exc)
-
-    async def _close(self, row: TelegramOutbox, status: str, reason: str) -> None:
-        await TelegramOutbox.filter(id=row.id).update(status=status, last_error=reason[:2000])
-
-
-# --- helpers ------------------------------------------------------------------------------
-async def load_request_data(request_id: int) -> dict[str, Any] | None:
-    """The request as the card shows it (request_data plus Telegram usernames); None if gone."""
-    from core.serializers import request_data
-
-    req = await CustomerRequest.filter(id=request_id).select_related("customer", "assigned_admin").first()
-    if req is None:
-        return None
-    data = request_data(req)
-    if data.get("customer") is not None and req.customer.telegram_username:
-        data["customer"]["telegram_username"] = req.customer.telegram_username
-    if data.get("assigned_admin") is not None and req.assigned_admin and req.assigned_admin.telegram_username:
-        data["assigned_admin"]["telegram_username"] = req.assigned_admin.telegram_username
-    return data
-
-
-async def _thread_by_link(chat_id: int, request_id: int) -> TelegramThread | None:
-    # After a delete the TelegramThread row is gone with the request (cascade); the card's
-    # message link survives and still lets us strike the card through.
-    sent = await TelegramOutbox.filter(
-        chat_id=chat_id, request_id=request_id, status="sent",
-        dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
-    ).first()
-    if sent is None or not (sent.result or {}).get("message_id"):
-        return None
-    return TelegramThread(request_id=request_id, chat_id=chat_id, card_message_id=sent.result["message_id"])
-
-
-def _summary_payload(request_ids: list[int], titles: dict[int, str], lang: str) -> dict[str, Any]:
-    """A summary row as queued (it is rendered again from the database when sent)."""
-    from telegram_delivery.cards import summary_message
-
-    text, keyboard = summary_message(
-        [(rid, {"id": rid, "title": titles[rid], "status": "open"}) for rid in request_ids], lang
-    )
-    payload: dict[str, Any] = {"text": text, "_meta": {"kind": "summary", "requests": request_ids}}
-    if keyboard:
-        payload["reply_markup"] = keyboard
-    return payload
-
-
-def edit_target(dedup_key: str) -> str | None:
-    """The message an edit row changes, as the tail of its dedup key: `:edit` (a request's
-    card), `:sumedit:<message id>` (a summary), `:topicname` / `:topicstate` (a request's
-    topic). Edits with the same target and request collapse into the newest."""
-    for tail in (":edit", ":topicname", ":topicstate"):
-        if dedup_key.endswith(tail):
-            return tail
-    head, sep, mid = dedup_key.rpartition(":sumedit:")
-    if sep and mid.isdigit():
-        return f":sumedit:{mid}"
-    return None
-
-
-async def _newer_edit_pending(row: TelegramOutbox) -> bool:
-    """A newer pending edit of the same message: this one would be overwritten anyway."""
-    target = edit_target(row.dedup_key)
-    if target is None:
-        return False
-    return await TelegramOutbox.filter(
-        chat_id=row.chat_id, request_id=row.request_id, status="pending", id__gt=row.id,
-        dedup_key__endswith=target,
-    ).exists()
-
-
-async def _card_queued(chat_id: int, request_id: int) -> bool:
-    return await TelegramOutbox.filter(
-        chat_id=chat_id, request_id=request_id, status__in=ACTIVE,
-        dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"],
-    ).exists()
-
-
-async def load_requests_data(request_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Several requests as cards and summaries show them (`load_request_data` in one query)."""
-    from core.serializers import request_data
-
-    out: dict[int, dict[str, Any]] = {}
-    if not request_ids:
-        return out
-    for req in await CustomerRequest.filter(id__in=request_ids).select_related("customer", "assigned_admin"):
-        data = request_data(req)
-        if data.get("assigned_admin") is not None and req.assigned_admin and req.assigned_admin.telegram_username:
-            data["assigned_admin"]["telegram_username"] = req.assigned_admin.telegram_username
-        out[req.id] = data
-    return out
-
-
-async def _summary_entries(chat_id: int, request_ids: list[int]) -> list[tuple[int, dict[str, Any] | None]]:
-    found = await load_requests_data(request_ids)
-    return [(rid, found.get(rid)) for rid in request_ids]
-
-
-async def _summary_render(chat_id: int, mid: int) -> str | None:
-    """The render hash of what a summary shows now: its last sent edit, or the summary."""
-    edit = await TelegramOutbox.filter(
-        chat_id=chat_id, status="sent", dedup_key__endswith=f":sumedit:{mid}",
-    ).order_by("-sent_at", "-id").first()
-    if edit is not None:
-        return (edit.result or {}).get("render")
-    for sent in await TelegramOutbox.filter(
-        chat_id=chat_id, status="sent", dedup_key__startswith="summary:",
-    ).order_by("-id").limit(500):
-        if (sent.result or {}).get("message_id") == mid:
-            return (sent.result or {}).get("render")
-    return None
-
-
-async def _last_topic_state(chat_id: int, request_id: int, topic_id: int) -> dict[str, Any]:
-    """What a request's topic shows now: its name and whether it is closed (from the last
-    sent topic rows for this topic; a new topic is open)."""
-    state: dict[str, Any] = {"closed": False}
-    rows = await TelegramOutbox.filter(
-        Q(dedup_key__endswith=":topic") | Q(dedup_key__endswith=":topicname")
-        | Q(dedup_key__endswith=":topicstate"),
-        chat_id=chat_id, request_id=request_id, status="sent",
-    ).order_by("sent_at", "id")
-    for r in rows:
-        result = r.result or {}
-        if result.get("topic_id") not in (None, topic_id):
-            continue
-        if r.dedup_key.endswith(":topicstate"):
-            state["closed"] = bool(result.get("closed"))
-        elif "name" in result:
-            state["name"] = result["name"]
-    return state
-
-
-def copy_change_key(chat_id: int, message_id: int, event_id: int, what: str) -> str:
-    """Dedup key of an edit ("e") or deletion ("d") of one Telegram copy (telegram_delivery.relay)."""
-    return f"copy:{chat_id}:{message_id}:{event_id}:{what}"
-
-
-async def _newer_copy_change(row: TelegramOutbox, target: dict[str, Any]) -> bool:
-    """A newer edit or deletion of the same Telegram message is queued: this one is moot."""
-    return await TelegramOutbox.filter(
-        chat_id=row.chat_id, status="pending", id__gt=row.id,
-        dedup_key__startswith=f"copy:{row.chat_id}:{int(target.get('message_id') or 0)}:",
-    ).exists()
-
-
-async def _upsert_thread(conn: Any, request_id: int, chat_id: int, **fields: Any) -> None:
-    if not await CustomerRequest.filter(id=request_id).using_db(conn).exists():
-        return
-    updated = await TelegramThread.filter(request_id=request_id).using_db(conn).update(chat_id=chat_id, **fields)
-    if not updated:
-        await TelegramThread.bulk_create(
-            [TelegramThread(request_id=request_id, chat_id=chat_id, **fields)],
-            ignore_conflicts=True, using_db=conn,
-        )
-        await TelegramThread.filter(request_id=request_id).using_db(conn).update(**fields)
-
-
-def _render_hash(payload: dict[str, Any]) -> str:
-    raw = json.dumps([payload.get("text"), payload.get("reply_markup")], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha1(raw.encode()).hexdigest()[:16]
-
-
-async def _last_render(chat_id: int, request_id: int) -> str | None:
-    """The render hash of what the card shows now (its last sent version)."""
-    rows = await TelegramOutbox.filter(
-        Q(dedup_key__in=[f"new:{request_id}:card", f"thread:{request_id}:card"])
-        | Q(dedup_key__endswith=":edit"),
-        chat_id=chat_id, request_id=request_id, status="sent",
-    ).order_by("-sent_at", "-id").limit(1)
-    return (rows[0].result or {}).get("render") if rows else None
-
-
-def _compact(result: Any) -> dict[str, Any]:
-    """What we keep of a Bot API result: message ids and topic ids."""
-    if isinstance(result, list):
-        return {"message_ids": [m.message_id for m in result if hasattr(m, "message_id")]}
-    if hasattr(result, "message_id"):
-        out: dict[str, Any] = {"message_id": result.message_id}
-        thread = getattr(result, "message_thread_id", None)
-        if thread:
-            out["message_thread_id"] = thread
-        return out
-    if hasattr(result, "message_thread_id"):
-        return {"message_thread_id": result.message_thread_id}
-    return {"ok": bool(result)}

@@ -22,6 +22,7 @@ from bot.runtime import start_bot
 from core import events
 from core import requests as svc
 from db.models import Cursor, Event, MessageType, ParkedEvent, RequestMessage, TelegramOutbox
+from telegram_delivery.contract import Delivery, Kind
 from telegram_delivery.outbox import enqueue
 from telegram_delivery.relay import Relay
 from telegram_delivery.sender import Sender, SenderLimits
@@ -123,8 +124,8 @@ async def test_an_outbox_row_that_keeps_failing_is_parked_with_a_note(
     req = await svc.create_request(customer, title="Poisoned row", description="d")
     chat = fake_telegram.admin_chat_id
     # A payload no Bot API call can be built from (a text that is not a string).
-    await enqueue(chat, "sendMessage", {"text": {"not": "a string"}, "_meta": {"kind": "notify"}},
-                  dedup_key="poison:1", request_id=req.id)
+    await enqueue(chat, "sendMessage", {"text": {"not": "a string"}},
+                  delivery=Delivery(kind=Kind.NOTIFY), dedup_key="poison:1", request_id=req.id)
     await enqueue(chat, "sendMessage", {"text": "after the poison"}, dedup_key="poison:2",
                   request_id=req.id)
     rt = await start_bot(settings, updates=False, sender_overrides={"backoff_base": 0.05})
