@@ -51,7 +51,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core import events
-from core.backoff import LoopHealth, is_outage
+from core.backoff import LoopHealth, is_outage, run_loop
 from db.models import (
     AdminChat,
     Cursor,
@@ -160,28 +160,19 @@ class Relay:
                 await self._task
 
     async def run(self) -> None:
-        while not self._stopping:
-            delay = self.poll_interval
-            self._wake.clear()
-            self._postponed = False
-            try:
-                if await self.process_once():
-                    delay = 0.01
-                if self._postponed:
-                    delay = min(delay, 0.2)
-                if self._retry_at:
-                    due = min(self._retry_at.values()) - time.monotonic()
-                    delay = min(delay, max(0.01, due))
-                self.health.ok()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Database gone (or a bug in the pass itself): one log line per state
-                # change and a growing delay, not a traceback a second.
-                await asyncio.sleep(self.health.failed(exc))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        delay = self.poll_interval
+        self._postponed = False
+        if await self.process_once():
+            delay = 0.01
+        if self._postponed:
+            delay = min(delay, 0.2)
+        if self._retry_at:
+            due = min(self._retry_at.values()) - time.monotonic()
+            delay = min(delay, max(0.01, due))
+        return delay
 
     # --- one pass -----------------------------------------------------------------------
     async def process_once(self) -> int:

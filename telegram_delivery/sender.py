@@ -82,7 +82,7 @@ from typing import Any
 
 from tortoise.functions import Min
 
-from core.backoff import LoopHealth, is_outage
+from core.backoff import LoopHealth, is_outage, run_loop
 from db.models import CustomerRequest, TelegramOutbox, TelegramThread
 from telegram_delivery.budget import Budget, Grant, MemoryBudget, Rates
 from telegram_delivery.bursts import BurstFolding
@@ -281,29 +281,19 @@ class Sender(BurstFolding, Preparing, Outcomes):
             await asyncio.wait(self._tasks, timeout=self.limits.request_timeout + 1)
 
     async def run(self) -> None:
-        while not self._stopping:
-            # Cleared before the pass: a call that completes during the pass (or the pause
-            # below) wakes the next one instead of being lost.
-            self._wake.clear()
-            try:
-                began = time.monotonic()
-                delay = await self.drain_once()
-                self.health.ok()
-                # Completions that arrive together are served by one pass: a pass reads the
-                # whole queue, and one per completed call would starve the relay and the API
-                # of the database.
-                rest = self.limits.min_pass_interval - (time.monotonic() - began)
-                if rest > 0:
-                    await asyncio.sleep(rest)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Database gone (or a bug in the pass): one log line per state change and
-                # a growing delay; a wake-up does not cut the delay short.
-                await asyncio.sleep(self.health.failed(exc))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+        # The wake-up is cleared before each pass: a call that completes during the pass
+        # (or the pause in it) wakes the next one instead of being lost.
+        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        began = time.monotonic()
+        delay = await self.drain_once()
+        # Completions that arrive together are served by one pass: a pass reads the whole
+        # queue, and one per completed call would starve the relay and the API of the database.
+        rest = self.limits.min_pass_interval - (time.monotonic() - began)
+        if rest > 0:
+            await asyncio.sleep(rest)
+        return max(0.01, delay)
 
     # --- one pass -----------------------------------------------------------------------
     def _chat(self, chat_id: int) -> _ChatState:
