@@ -50,6 +50,7 @@ from core.serializers import (
     customer_message_data,
     customer_request_data,
 )
+from core.shutdown import guarded
 from core.users import TokenOwner, token_expired, token_owner
 from db.models import (
     AdminChat,
@@ -908,6 +909,7 @@ def install(app: Sanic) -> None:
     )
     app.blueprint(get_blueprint())
 
+    @app.before_server_start
     async def start(app: Sanic) -> None:
         runtime: EventsRuntime = await start_events(app.ctx.settings)
         app.ctx.events_runtime = runtime
@@ -919,6 +921,8 @@ def install(app: Sanic) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(app.ctx.ws_hub.close_all(), timeout=3.0)
 
+    @app.after_server_stop
+    @guarded
     async def stop(app: Sanic) -> None:
         unsubscribe = getattr(app.ctx, "ws_unsubscribe", None)
         if unsubscribe:
@@ -926,10 +930,3 @@ def install(app: Sanic) -> None:
         runtime = getattr(app.ctx, "events_runtime", None)
         if runtime is not None:
             await runtime.stop()
-
-    if not hasattr(app.ctx, "startup_hooks"):
-        app.ctx.startup_hooks = []
-    if not hasattr(app.ctx, "shutdown_hooks"):
-        app.ctx.shutdown_hooks = []
-    app.ctx.startup_hooks.append(start)
-    app.ctx.shutdown_hooks.append(stop)

@@ -121,7 +121,7 @@ def canned_keyboard(items: list, request_id: int) -> InlineKeyboardMarkup | None
 
 
 class RateRequest(CallbackData, prefix="rate"):
-    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as bot.cards builds
+    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as telegram_delivery.cards builds
     the survey buttons the relay sends with the "completed" notice)."""
 
     id: int

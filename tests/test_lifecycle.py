@@ -260,9 +260,9 @@ def test_title_limit_is_the_columns_width_and_the_forms_maxlength():
 
 
 def test_request_buttons_have_one_callback_spelling():
-    from bot.cards import card_keyboard
     from bot.keyboards import RequestAction, request_callback
     from scheduler.jobs import take_buttons
+    from telegram_delivery.cards import card_keyboard
 
     assert request_callback("take", 7) == "req:take:7"
     assert RequestAction.unpack(request_callback("done", 7)) == RequestAction(action="done", id=7)

@@ -108,7 +108,7 @@ def _summary_head(count: int, lang: str) -> str:
 def summary_chunks(items: list[tuple[int, str]], lang: str = "ru") -> list[list[int]]:
     """Split (request id, title) pairs into summaries that fit one message each, whatever
     happens to the requests later: oldest first, each within the text and button limits."""
-    from bot.outbox import tg_len
+    from telegram_delivery.outbox import tg_len
 
     lang = lang_of(lang)
     head = tg_len(_summary_head(99_999, lang)) + 2  # the longest count: stable as it grows
@@ -150,7 +150,7 @@ def summary_message(entries: list[tuple[int, dict[str, Any] | None]], lang: str 
     """A summary's text and keyboard from the requests' current state: a "Take #N" button
     (callback `req:take:<id>`, the card's own) for every request still open and unassigned.
     Always within 4,096 characters for entries packed by `summary_chunks`."""
-    from bot.outbox import tg_len
+    from telegram_delivery.outbox import tg_len
 
     lang = lang_of(lang)
     lines = [_summary_head(len(entries), lang), ""]
