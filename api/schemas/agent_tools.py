@@ -15,6 +15,7 @@ from pydantic import Field, StrictBool, StrictStr
 from api.schemas.base import Body, Out, Page
 from core.audit import ACTIONS
 from core.canned import LANGUAGES
+from core.limits import TITLE_MAX
 from db.models import HistoryChannel
 
 Language = Literal[LANGUAGES]
@@ -24,7 +25,7 @@ AuditAction = StrEnum("AuditAction", {name: name for name in ACTIONS})
 class CannedResponse(Out):
     id: int
     shortcut: str = Field(max_length=32, pattern="^[a-z0-9_-]+$")
-    title: str = Field(max_length=200)
+    title: str = Field(max_length=TITLE_MAX)
     content: str = Field(description="Placeholders: {customer_name}, {request_id}, {admin_name}")
     language: Language
     is_shared: bool
@@ -45,7 +46,7 @@ class CannedResponseUpdate(Body):
     model_config = {"json_schema_extra": {"example": {"title": "Приветствие (новое)"}}}
 
     shortcut: StrictStr = Field(None, max_length=32)
-    title: StrictStr = Field(None, max_length=200)
+    title: StrictStr = Field(None, max_length=TITLE_MAX)
     content: StrictStr = None
     language: Language = None
     is_shared: StrictBool = None
@@ -59,7 +60,7 @@ class CannedResponseWrite(CannedResponseUpdate):
         "content": "Здравствуйте, {customer_name}! Запрос #{request_id} у меня, {admin_name}."}}}
 
     shortcut: StrictStr = Field(max_length=32)
-    title: StrictStr = Field(max_length=200)
+    title: StrictStr = Field(max_length=TITLE_MAX)
     content: StrictStr
 
 

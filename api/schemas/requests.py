@@ -19,11 +19,11 @@ from api.schemas.base import (
     StringList,
     Texts,
 )
-from core.limits import Limits
+from core.limits import TITLE_MAX, Limits
 from db.models import Category, HistoryChannel, MessageType, Priority, Role, SenderType, Status
 
 LIMITS = Limits()  # the defaults (LIMIT_* settings may lower them)
-Title = Annotated[StrictStr, Field(json_schema_extra={"maxLength": LIMITS.title})]
+Title = Annotated[StrictStr, Field(json_schema_extra={"maxLength": TITLE_MAX})]
 Content = Annotated[StrictStr, Field(json_schema_extra={"maxLength": LIMITS.content})]
 # What a client may post: "system" messages are the desk's own.
 PostedType = Literal[MessageType.text, MessageType.image, MessageType.file]
@@ -153,7 +153,11 @@ class CustomerRequestUpdate(Body):
     category: Category = None
     tags: StringList = None
     estimated_resolution_time: DateTimeIn = None
-    status: Status = Field(None, description="Directors only; others use take/complete.")
+    status: Status = Field(None, description=(
+        "Directors only, along the moves of the lifecycle table (in_progress -> completed or "
+        "open, completed -> closed or in_progress, closed -> in_progress; an unassigned request "
+        "reopens to open); others use take/complete. A move outside the table is a 400 on "
+        "`status` naming the allowed statuses."))
 
 
 class CustomerRequestReplace(CustomerRequestUpdate):
