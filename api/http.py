@@ -177,17 +177,6 @@ def str_arg(request: Request, name: str) -> str | None:
     return raw
 
 
-def check_types(data: dict[str, Any], strings: tuple[str, ...]) -> None:
-    """400 naming every field of `strings` that is present, not null and not a string."""
-    errors = {
-        name: ["Not a valid string."]
-        for name in strings
-        if name in data and data[name] is not None and not isinstance(data[name], str)
-    }
-    if errors:
-        raise ValidationFailed(errors)
-
-
 def int_arg(
     request: Request, name: str, default: int | None = None, *, maximum: int = MAX_DB_ID
 ) -> int | None:

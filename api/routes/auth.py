@@ -6,17 +6,17 @@ from sanic import Blueprint, Request
 from sanic.response import empty
 
 from api.client_address import client_address
-from api.http import authenticate, body, json
+from api.http import authenticate, json
+from api.schemas.base import validated
+from api.schemas.users import TokenRequest
 from core import users
 
 
 async def obtain_token(request: Request):
     """A new token per successful login (one per device); throttled per username and per
     client address (core.login_throttle)."""
-    data = body(request)
-    token = await users.login(
-        data.get("username"), data.get("password"), address=client_address(request)
-    )
+    data = validated(request, TokenRequest)
+    token = await users.login(data.username, data.password, address=client_address(request))
     return json({"token": token})
 
 

@@ -9,20 +9,15 @@ from sanic import Blueprint, Request
 
 from api.http import (
     authenticate_staff,
-    body,
-    check_id_ranges,
-    check_types,
     guard_ids,
     json,
     page_number,
     paginated,
     str_arg,
 )
+from api.schemas import communications as schemas
+from api.schemas.base import given, validated
 from core import communications as svc
-
-STRINGS = ("from_department", "to_department", "subject", "content", "priority", "status")
-ID_FIELDS = ("request",)
-ID_LISTS = ("participants",)
 
 
 def get_blueprint() -> Blueprint:
@@ -43,9 +38,7 @@ def get_blueprint() -> Blueprint:
     @bp.post("/")
     async def create(request: Request):
         actor = await authenticate_staff(request)
-        data = body(request)
-        check_types(data, STRINGS)
-        check_id_ranges(data, ID_FIELDS, ID_LISTS)
+        data = given(validated(request, schemas.InternalCommunicationWrite))
         return json(await svc.create_communication(actor, data), status=201)
 
     @bp.get("/<comm_id:int>/")
@@ -56,11 +49,11 @@ def get_blueprint() -> Blueprint:
     @bp.route("/<comm_id:int>/", methods=["PUT", "PATCH"])
     async def update(request: Request, comm_id: int):
         actor = await authenticate_staff(request)
-        data = body(request)
-        check_types(data, STRINGS)
-        check_id_ranges(data, ID_FIELDS, ID_LISTS)
+        partial = request.method == "PATCH"
+        model = schemas.InternalCommunicationUpdate if partial else schemas.InternalCommunicationWrite
+        data = given(validated(request, model))
         return json(
-            await svc.update_communication(actor, comm_id, data, partial=request.method == "PATCH")
+            await svc.update_communication(actor, comm_id, data, partial=partial)
         )
 
     return bp

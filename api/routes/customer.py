@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, check_types, guard_ids, json, page_number, paginated
+from api.http import authenticate, guard_ids, json, page_number, paginated
 from api.routes.attachments import list_response, upload_response
-from api.routes.requests import filters_from, parse_tags
+from api.routes.requests import filters_from
+from api.schemas import customer as schemas
+from api.schemas.base import given, validated
 from core import requests as svc
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound
 from core.serializers import customer_message_data, customer_request_data
 from core.texts import t
 from db.models import CustomerRequest, Source, User
@@ -50,18 +52,11 @@ def get_blueprint() -> Blueprint:
     @bp.post("/")
     async def create(request: Request):
         actor = await authenticate(request)
-        data = body(request)
-        check_types(data, ("title", "description", "priority", "category"))
-        errors = {n: ["Обязательное поле."] for n in ("title", "description") if n not in data}
-        if errors:
-            raise ValidationFailed(errors)
-        extra = {k: data[k] for k in ("priority", "category") if k in data}
-        if "tags" in data:
-            extra["tags"] = parse_tags(data["tags"])
+        extra = given(validated(request, schemas.CustomerRequestCreateOwn))
         req = await svc.create_request(
             actor,
-            title=data["title"],
-            description=data["description"],
+            title=extra.pop("title"),
+            description=extra.pop("description"),
             source=Source.api,
             **extra,
         )
@@ -83,12 +78,9 @@ def get_blueprint() -> Blueprint:
     async def post_message(request: Request, request_id: int):
         actor = await authenticate(request)
         await own_request(actor, request_id)
-        data = body(request)
-        check_types(data, ("content", "message_type"))
-        if "content" not in data:
-            raise ValidationFailed({"content": ["Обязательное поле."]})
+        data = validated(request, schemas.CustomerMessageCreate)
         msg = await svc.post_message(
-            actor, request_id, data["content"], message_type=data.get("message_type", "text")
+            actor, request_id, data.content, message_type=data.message_type
         )
         return json(customer_message_data(msg), status=201)
 

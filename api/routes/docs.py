@@ -1,476 +1,299 @@
-"""OpenAPI 3 document (`/api/schema/`, `/openapi.json`) and an offline docs page (`/api/docs/`).
+"""OpenAPI 3.1 document (`/api/schema/`, `/openapi.json`) and an offline docs page (`/api/docs/`).
 
-The document is written by hand from the routes (one table below), so it says exactly what
-the API does, DRF error shapes included. The docs page is one self-contained HTML file
-(no CDN): it reads the schema, lists the operations and lets you try them with a token.
+The document is generated: every body schema is the JSON Schema of the pydantic model in
+api/schemas/ that the route validates its body with (or that its answer has; checked by
+tests/test_api_contract.py), and the table below only says which route takes and gives
+which model (one entry per operation: most of this module's length). The docs page is one self-contained HTML file (no CDN): it reads the schema,
+lists the operations and lets you try them with a token.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sanic import Blueprint, Request
 from sanic.response import html, redirect
 
 from api.http import json
-from core.limits import TITLE_MAX
+from api.schemas import agent_tools as tools
+from api.schemas import chats, communications, customer, requests, service, users, webhooks
+from api.schemas.base import ActionError, Detail
+from core.canned import LANGUAGES
 
 STATIC = Path(__file__).with_name("docs_page.html")
+REF = "#/components/schemas/{model}"
 
 
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
 
 
-def _list(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
+@dataclass(frozen=True)
+class Many:
+    """A JSON array of `model`."""
+
+    model: type[BaseModel]
 
 
-def _enum(*values: str) -> dict[str, Any]:
-    return {"type": "string", "enum": list(values)}
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    tag: str
+    summary: str
+    body: type[BaseModel] | None = None  # the JSON (or form) body the route validates
+    ok: str = "200"
+    out: type[BaseModel] | Many | str | None = None  # a model, Many(model), "binary", "csv"
+    params: tuple[dict[str, Any], ...] = ()
+    form: type[BaseModel] | None = None  # multipart/form-data instead of JSON
+    public: bool = False  # no token
+    action: bool = False  # take/complete/...: refusals as {"error"}
+    not_found: bool = False  # public routes that answer 404
+    extra: dict[str, str] = field(default_factory=dict)  # more status codes: description
 
 
-DT = {"type": "string", "format": "date-time"}
-DT_NULL = {"type": "string", "format": "date-time", "nullable": True}
-INT = {"type": "integer"}
-STR = {"type": "string"}
-BOOL = {"type": "boolean"}
-
-STATUS = _enum("open", "in_progress", "completed", "closed")
-PRIORITY = _enum("low", "medium", "high", "urgent")
-CATEGORY = _enum("technical", "billing", "account", "order", "general")
-MESSAGE_TYPE = _enum("text", "image", "file", "system")
-WEBHOOK_EVENT = _enum(
-    "request.created", "request.updated", "request.status_changed", "message.created",
-    "message.internal", "request.rated",
-)
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": props, **extra}
-    if required:
-        out["required"] = required
+def _q(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    out = {"name": name, "in": "query", "schema": schema}
+    if description:
+        out["description"] = description
     return out
 
 
-def _paginated(item: str) -> dict[str, Any]:
-    return _obj(
-        {
-            "count": INT,
-            "next": {"type": "string", "format": "uri", "nullable": True},
-            "previous": {"type": "string", "format": "uri", "nullable": True},
-            "results": _list(_ref(item)),
-        },
-        ["count", "next", "previous", "results"],
-    )
+INT = {"type": "integer"}
+STR = {"type": "string"}
+PAGE = _q("page", INT, "Page number (20 per page); out of range -> 404")
+FILTERS = (
+    _q("status", _ref("Status")),
+    _q("priority", _ref("Priority")),
+    _q("category", _ref("Category")),
+    _q("search", STR, "Title, description, customer name or email"),
+)
+ADMIN_FILTERS = FILTERS + (
+    _q("assigned_admin", INT),
+    _q("customer", INT),
+    _q("unassigned", {"type": "string", "enum": ["1", "true"]}),
+    _q("unassigned_first", {"type": "string", "enum": ["1", "true"]},
+       "Order unassigned requests before assigned ones (each newest first)"),
+)
+TOO_MANY = {"429": "Too many requests"}
+TOO_LARGE = {"413": "File too large"}
+ADMIN = "/api/admin/customer-requests/"
+ONE = ADMIN + "{request_id}/"
+CHATS = "/api/admin/chats/"
+CHAT = CHATS + "{chat_id}/"
+COMMS = "/api/admin/internal-communications/"
+MINE = "/api/customer/requests/"
+MY = MINE + "{request_id}/"
+PUBLIC = "/api/public/requests/"
+KEY = PUBLIC + "{key}/"
+HOOKS = "/api/admin/webhooks/"
+HOOK = HOOKS + "{subscription_id}/"
+CANNED = "/api/admin/canned-responses/"
+EDIT_WINDOW = "within MESSAGE_EDIT_WINDOW_HOURS"
 
+R = requests
+OPERATIONS: tuple[Op, ...] = (
+    # auth and users
+    Op("post", "/api/auth/token/", "auth",
+       "Obtain a new API token (one per device; DRF obtain_auth_token)",
+       users.TokenRequest, out=users.Token, public=True,
+       extra={"429": "Too many failed logins for this username or client address"}),
+    Op("delete", "/api/auth/token/", "auth",
+       "Revoke the token this request is made with (401 with it afterwards)", ok="204"),
+    Op("patch", "/api/admin/users/{user_id}/", "users",
+       "Deactivate, reactivate or change the role of a user (director)",
+       users.AccessChange, out=users.UserAccess),
+    Op("post", "/api/admin/customers/{customer_id}/ban/", "users",
+       "Ban a customer: new requests and messages refused (director)", out=users.UserAccess),
+    Op("post", "/api/admin/customers/{customer_id}/unban/", "users",
+       "Lift a customer's ban (director)", out=users.UserAccess),
+    # staff: customer requests
+    Op("get", ADMIN, "customer-requests", "List requests, newest first (staff)",
+       out=R.PaginatedCustomerRequests, params=(PAGE, *ADMIN_FILTERS)),
+    Op("post", ADMIN, "customer-requests",
+       "Create a request (customer_id: on behalf of a customer)",
+       R.CustomerRequestCreate, ok="201", out=R.CustomerRequest),
+    Op("get", ADMIN + "stats/", "customer-requests", "Stats", out=R.Stats),
+    Op("get", ADMIN + "stats/admins/", "customer-requests",
+       "Per-admin figures: load, completions, first response, CSAT", out=Many(R.AdminStats)),
+    Op("get", ADMIN + "export/", "customer-requests",
+       "The requests as CSV (the list's filters), streamed", out="csv",
+       params=(*ADMIN_FILTERS, _q("bom", {"type": "string", "enum": ["1"]},
+                                  "Start with a UTF-8 byte-order mark (Excel)"))),
+    Op("get", ONE, "customer-requests", "Read a request", out=R.CustomerRequest),
+    Op("put", ONE, "customer-requests", "Replace a request (CanManageRequest)",
+       R.CustomerRequestReplace, out=R.CustomerRequest),
+    Op("patch", ONE, "customer-requests", "Update a request (CanManageRequest)",
+       R.CustomerRequestUpdate, out=R.CustomerRequest),
+    Op("delete", ONE, "customer-requests", "Delete a request and its files (director)", ok="204"),
+    Op("post", ONE + "take/", "customer-requests",
+       'Take: assign to me, status in_progress. Already assigned -> 400 {"error"}',
+       out=R.CustomerRequest, action=True),
+    Op("post", ONE + "complete/", "customer-requests",
+       'Complete (assignee or director; otherwise 403 {"error"})', out=R.CustomerRequest,
+       action=True),
+    Op("post", ONE + "close/", "customer-requests", "Close a completed request (director)",
+       out=R.CustomerRequest, action=True),
+    Op("post", ONE + "reopen/", "customer-requests",
+       "Reopen a completed or closed request (director)", out=R.CustomerRequest, action=True),
+    Op("post", ONE + "reassign/", "customer-requests", "Reassign to another admin (director)",
+       R.Reassign, out=R.CustomerRequest, action=True),
+    Op("get", ONE + "messages/", "customer-requests",
+       "Thread, oldest first (internal notes included)", out=Many(R.RequestMessage)),
+    Op("post", ONE + "messages/", "customer-requests",
+       "Reply (CanManageRequest) or internal note (any staff)",
+       R.RequestMessageCreate, ok="201", out=R.RequestMessage),
+    Op("patch", ONE + "messages/{message_id}/", "customer-requests",
+       f"Edit my own message {EDIT_WINDOW} (mirrored to Telegram and the web page)",
+       R.MessageEdit, out=R.RequestMessage),
+    Op("delete", ONE + "messages/{message_id}/", "customer-requests",
+       f"Delete my own message {EDIT_WINDOW} (kept in the history)", ok="204"),
+    Op("get", ONE + "history/", "customer-requests", "Every change to the request, oldest first",
+       out=R.PaginatedHistory, params=(PAGE,)),
+    # attachments
+    Op("get", ONE + "attachments/", "attachments", "List a request's attachments",
+       out=Many(R.Attachment)),
+    Op("post", ONE + "attachments/", "attachments",
+       "Upload a file (multipart, streamed; MAX_UPLOAD_MB, 413 over it)",
+       form=R.AttachmentUpload, ok="201", out=R.Attachment, extra=TOO_LARGE),
+    Op("get", "/api/attachments/{attachment_id}/download/", "attachments",
+       "Download (Content-Disposition: attachment; customers: own requests only)", out="binary"),
+    # chats
+    Op("get", CHATS, "chats", "My active chats", out=Many(chats.AdminChat)),
+    Op("post", CHATS, "chats", "Create a chat (the creator joins)",
+       chats.AdminChatCreate, ok="201", out=chats.AdminChat),
+    Op("get", CHAT, "chats", "Read a chat (participants)", out=chats.AdminChat),
+    Op("patch", CHAT, "chats", "Rename / change type / deactivate (participants)",
+       chats.AdminChatUpdate, out=chats.AdminChat),
+    Op("put", CHAT, "chats", "Replace name and type (participants)",
+       chats.AdminChatCreate, out=chats.AdminChat),
+    Op("get", CHAT + "messages/", "chats", "Messages, oldest first (participants)",
+       out=Many(chats.ChatMessage)),
+    Op("post", CHAT + "messages/", "chats", "Post a message (participants)",
+       chats.ChatMessageCreate, ok="201", out=chats.ChatMessage),
+    Op("post", CHAT + "join/", "chats", "Join (private chats: by invitation)",
+       out=chats.ChatStatus),
+    Op("post", CHAT + "leave/", "chats", "Leave", out=chats.ChatStatus),
+    Op("post", CHAT + "remove_participant/", "chats",
+       "Remove a participant (the chat's creator or a director)",
+       chats.RemoveParticipant, out=chats.ChatStatus),
+    Op("post", CHAT + "read/", "chats", "Mark the others' messages read (participants)",
+       out=chats.ChatRead),
+    # internal communications
+    Op("get", COMMS, "internal-communications",
+       "List (directors: all; admins: sent by or addressed to them)",
+       out=communications.PaginatedInternalCommunications,
+       params=(PAGE, _q("status", _ref("CommStatus")))),
+    Op("post", COMMS, "internal-communications", "Create",
+       communications.InternalCommunicationWrite, ok="201",
+       out=communications.InternalCommunication),
+    Op("get", COMMS + "{comm_id}/", "internal-communications", "Read",
+       out=communications.InternalCommunication),
+    Op("put", COMMS + "{comm_id}/", "internal-communications", "Replace",
+       communications.InternalCommunicationWrite, out=communications.InternalCommunication),
+    Op("patch", COMMS + "{comm_id}/", "internal-communications", "Update",
+       communications.InternalCommunicationUpdate, out=communications.InternalCommunication),
+    # the customer's side
+    Op("get", MINE, "customer", "My requests, newest first",
+       out=customer.PaginatedOwnRequests, params=(PAGE, *FILTERS)),
+    Op("post", MINE, "customer", "Create a request (I am the customer)",
+       customer.CustomerRequestCreateOwn, ok="201", out=customer.OwnRequest),
+    Op("get", MY, "customer", "Read my request", out=customer.OwnRequest),
+    Op("get", MY + "messages/", "customer", "My thread (no internal notes)",
+       out=Many(customer.OwnMessage)),
+    Op("post", MY + "messages/", "customer", "Write to my thread",
+       customer.CustomerMessageCreate, ok="201", out=customer.OwnMessage, action=True),
+    Op("patch", MY + "messages/{message_id}/", "customer",
+       f"Edit my own message {EDIT_WINDOW}", R.MessageEdit, out=customer.OwnMessage),
+    Op("delete", MY + "messages/{message_id}/", "customer",
+       f"Delete my own message {EDIT_WINDOW}", ok="204"),
+    Op("get", MY + "attachments/", "customer", "Files of my request", out=Many(R.Attachment)),
+    Op("post", MY + "attachments/", "customer", "Upload a file to my request",
+       form=R.AttachmentUpload, ok="201", out=R.Attachment, extra=TOO_LARGE),
+    Op("post", MY + "rating/", "customer",
+       "Rate your completed request 1-5 (changeable until it is closed)",
+       customer.Rating, out=customer.OwnRequest),
+    # the web page (the access key stands for the customer)
+    Op("post", PUBLIC, "public", "Create a request from the web form (rate limited)",
+       form=customer.PublicRequestForm, ok="201", out=customer.PublicCreated, public=True,
+       extra=TOO_MANY),
+    Op("get", KEY, "public", "The request and its public thread", out=customer.PublicThread,
+       params=(_q("after", INT, "Only messages with a greater id"),), public=True,
+       not_found=True),
+    Op("post", KEY + "messages/", "public", "Reply (text and/or files, rate limited)",
+       form=customer.PublicReplyForm, ok="201", out=customer.PublicReplied, public=True,
+       not_found=True, extra=TOO_MANY),
+    *(Op(method, KEY + "messages/{message_id}/edit/", "public",
+         f"Edit the customer's own message {EDIT_WINDOW} (form or JSON)", R.MessageEdit,
+         out=customer.OwnMessage, public=True, not_found=True, extra=TOO_MANY)
+      for method in ("post", "patch")),
+    *(Op(method, KEY + "messages/{message_id}/delete/", "public",
+         f"Delete the customer's own message {EDIT_WINDOW} (kept in the history)", ok="204",
+         public=True, not_found=True, extra=TOO_MANY)
+      for method in ("post", "delete")),
+    Op("get", KEY + "attachments/{attachment_id}/", "public", "Download a file of that request",
+       out="binary", public=True, not_found=True),
+    Op("post", KEY + "rating/", "public", "Rate the request from its web page (form or JSON)",
+       customer.Rating, out=customer.PublicRated, public=True, not_found=True, extra=TOO_MANY),
+    # webhooks
+    Op("get", HOOKS, "webhooks", "List webhook subscriptions (directors)",
+       out=Many(webhooks.WebhookSubscription)),
+    Op("post", HOOKS, "webhooks",
+       "Subscribe a URL to events; the answer shows the signing secret once (directors)",
+       webhooks.WebhookSubscriptionWrite, ok="201", out=webhooks.WebhookSubscriptionCreated),
+    Op("get", HOOK, "webhooks", "A subscription (directors)", out=webhooks.WebhookSubscription),
+    Op("put", HOOK, "webhooks", "Replace url and events (directors)",
+       webhooks.WebhookSubscriptionWrite, out=webhooks.WebhookSubscription),
+    Op("patch", HOOK, "webhooks", "Change url, events, description or is_active (directors)",
+       webhooks.WebhookSubscriptionUpdate, out=webhooks.WebhookSubscription),
+    Op("delete", HOOK, "webhooks", "Delete a subscription and its deliveries log (directors)",
+       ok="204"),
+    Op("get", HOOK + "deliveries/", "webhooks",
+       "Deliveries and their attempts, newest first (directors)",
+       out=webhooks.PaginatedWebhookDeliveries,
+       params=(PAGE, _q("status", {"type": "string",
+                                   "enum": list(webhooks.DELIVERY_STATUSES)}))),
+    Op("post", HOOK + "deliveries/{delivery_id}/redeliver/", "webhooks",
+       "Send a delivery again (same X-Helpdesk-Delivery; directors)", ok="202",
+       out=webhooks.WebhookDelivery),
+    # agent tools
+    Op("get", CANNED, "canned-responses", "List canned responses you can see (shared and yours)",
+       out=tools.PaginatedCannedResponses,
+       params=(PAGE, _q("language", {"type": "string", "enum": list(LANGUAGES)}),
+               _q("search", STR, "In shortcut and title"),
+               _q("is_shared", {"type": "string", "enum": ["true", "false"]}))),
+    Op("post", CANNED, "canned-responses", "Create a canned response",
+       tools.CannedResponseWrite, ok="201", out=tools.CannedResponse),
+    Op("get", CANNED + "{canned_id}/", "canned-responses", "Read a canned response",
+       out=tools.CannedResponse),
+    Op("put", CANNED + "{canned_id}/", "canned-responses",
+       "Replace a canned response (author; director for shared)",
+       tools.CannedResponseWrite, out=tools.CannedResponse),
+    Op("patch", CANNED + "{canned_id}/", "canned-responses",
+       "Update a canned response (author; director for shared)",
+       tools.CannedResponseUpdate, out=tools.CannedResponse),
+    Op("delete", CANNED + "{canned_id}/", "canned-responses",
+       "Delete a canned response (author; director for shared)", ok="204"),
+    Op("get", "/api/admin/audit-log/", "audit-log",
+       "Logins, tokens, links, bans, deletions, settings (directors), newest first",
+       out=tools.PaginatedAuditEntries,
+       params=(PAGE, _q("actor", INT, "User id"), _q("action", _ref("AuditAction")),
+               _q("since", {"type": "string", "format": "date-time"}, "Inclusive"),
+               _q("until", {"type": "string", "format": "date-time"}, "Exclusive"))),
+    # service
+    Op("get", "/api/admin/scheduler/jobs/", "service",
+       "Scheduler jobs: schedule, next and last run (staff)", out=service.SchedulerJobs),
+    Op("get", "/health", "service", "Liveness", out=service.Health, public=True),
+    Op("get", "/ready", "service", "Readiness (database reachable)", out=service.Ready,
+       public=True, extra={"503": "Database unreachable (same body, status unavailable)"}),
+)
 
-SCHEMAS: dict[str, Any] = {
-    "User": _obj(
-        {
-            "id": INT,
-            "username": STR,
-            "first_name": STR,
-            "last_name": STR,
-            "email": STR,
-            "avatar": {"type": "string", "nullable": True},
-        }
-    ),
-    "CustomerRequest": _obj(
-        {
-            "id": INT,
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": STR,
-            "status": STATUS,
-            "priority": PRIORITY,
-            "category": CATEGORY,
-            "customer": _ref("User"),
-            "assigned_admin": {**_ref("User"), "nullable": True},
-            "created_at": DT,
-            "updated_at": DT,
-            "last_message_at": DT_NULL,
-            "messages_count": INT,
-            "estimated_resolution_time": DT_NULL,
-            "tags": _list(STR),
-            "customer_email_verified": {
-                **BOOL,
-                "description": "False for a web form's address (anyone can type any address) until the link in its confirmation mail is opened.",
-            },
-            "customer_banned": BOOL,
-        }
-    ),
-    "OwnRequest": _obj(
-        {
-            "id": INT,
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": STR,
-            "status": STATUS,
-            "priority": PRIORITY,
-            "category": CATEGORY,
-            "assigned_admin": _obj(
-                {"name": STR, "avatar": {"type": "string", "nullable": True}}, nullable=True,
-                description="Staff appear by display name only.",
-            ),
-            "created_at": DT,
-            "updated_at": DT,
-            "last_message_at": DT_NULL,
-            "messages_count": {**INT, "description": "Messages the customer can see."},
-            "estimated_resolution_time": DT_NULL,
-        },
-        description="A request as its customer sees it (customer REST, web page, its socket).",
-    ),
-    "OwnMessage": _obj(
-        {
-            "id": INT,
-            "request": INT,
-            "sender_type": _enum("customer", "admin"),
-            "sender_name": {**STR, "description": "First and last name; empty when none."},
-            "sender_avatar": {"type": "string", "nullable": True},
-            "content": STR,
-            "message_type": MESSAGE_TYPE,
-            "created_at": DT,
-            "edited_at": {**DT_NULL, "description": "The last edit (docs/edits.md), or null."},
-        },
-        description="A thread message as the customer sees it (never internal notes).",
-    ),
-    "AccessChange": _obj(
-        {"is_active": BOOL, "role": _enum("customer", "admin", "director")},
-        example={"is_active": False},
-    ),
-    "UserAccess": _obj(
-        {
-            "id": INT,
-            "username": STR,
-            "first_name": STR,
-            "last_name": STR,
-            "email": STR,
-            "avatar": {"type": "string", "nullable": True},
-            "role": _enum("customer", "admin", "director"),
-            "is_active": BOOL,
-            "banned": BOOL,
-            "banned_at": DT_NULL,
-        }
-    ),
-    "CustomerRequestCreate": _obj(
-        {
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": STR,
-            "priority": PRIORITY,
-            "category": CATEGORY,
-            "tags": _list(STR),
-            "estimated_resolution_time": DT_NULL,
-            "customer_id": {
-                "type": "integer",
-                "description": "Staff only: create on behalf of this customer.",
-            },
-        },
-        ["title", "description"],
-        example={
-            "title": "Не работает оплата",
-            "description": "Ошибка при оплате картой",
-            "priority": "high",
-            "category": "billing",
-        },
-    ),
-    "CustomerRequestUpdate": _obj(
-        {
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": STR,
-            "priority": PRIORITY,
-            "category": CATEGORY,
-            "tags": _list(STR),
-            "estimated_resolution_time": DT_NULL,
-            "status": {**STATUS, "description": "Directors only, along the moves of the lifecycle table (in_progress -> completed or open, completed -> closed or in_progress, closed -> in_progress; an unassigned request reopens to open); others use take/complete. A move outside the table is a 400 on `status` naming the allowed statuses."},
-        },
-        example={"priority": "urgent"},
-    ),
-    "CustomerRequestCreateOwn": _obj(
-        {
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": STR,
-            "priority": PRIORITY,
-            "category": CATEGORY,
-            "tags": _list(STR),
-        },
-        ["title", "description"],
-        example={"title": "Не приходит письмо", "description": "Письмо с подтверждением не пришло"},
-    ),
-    "RequestMessage": _obj(
-        {
-            "id": INT,
-            "request": INT,
-            "sender": INT,
-            "sender_type": _enum("customer", "admin"),
-            "sender_name": STR,
-            "sender_avatar": {"type": "string", "nullable": True},
-            "content": STR,
-            "message_type": MESSAGE_TYPE,
-            "is_read": BOOL,
-            "is_internal": BOOL,
-            "created_at": DT,
-            "edited_at": {"type": "string", "format": "date-time", "nullable": True},
-        }
-    ),
-    "MessageEdit": _obj({"content": STR}, ["content"], example={"content": "Исправленный текст"}),
-    "RequestMessageCreate": _obj(
-        {
-            "content": STR,
-            "message_type": _enum("text", "image", "file"),
-            "is_internal": {
-                "type": "boolean",
-                "default": False,
-                "description": "Staff only: an internal note, never shown to the customer.",
-            },
-        },
-        ["content"],
-        example={"content": "Здравствуйте! Проверяем."},
-    ),
-    "CustomerMessageCreate": _obj(
-        {"content": STR, "message_type": _enum("text", "image", "file")},
-        ["content"],
-        example={"content": "Спасибо, жду."},
-    ),
-    "Attachment": _obj(
-        {
-            "id": INT,
-            "request": INT,
-            "message": {"type": "integer", "nullable": True},
-            "name": STR,
-            "file": {"type": "string", "format": "uri", "description": "Download URL"},
-            "size": INT,
-            "content_type": STR,
-            "created_at": DT,
-        }
-    ),
-    "AttachmentUpload": _obj(
-        {
-            "file": {"type": "string", "format": "binary"},
-            "message": {
-                "type": "integer",
-                "description": "Attach to this existing message instead of a new one.",
-            },
-            "caption": {
-                "type": "string",
-                "description": 'Text of the new message (default: "Вложение: <name>").',
-            },
-            "is_internal": {"type": "boolean", "description": "Staff only: internal file."},
-        },
-        ["file"],
-    ),
-    "Stats": _obj(
-        {
-            "total_requests": INT,
-            "open_requests": INT,
-            "in_progress_requests": INT,
-            "completed_today": INT,
-            "completion_rate": {"type": "number", "description": "Percent, 2 decimals"},
-        }
-    ),
-    "AdminChat": _obj(
-        {
-            "id": INT,
-            "name": STR,
-            "chat_type": _enum("general", "department", "private"),
-            "participants": _list(_ref("User")),
-            "last_message": _obj(
-                {"content": STR, "sender_name": STR, "created_at": DT}, nullable=True
-            ),
-            "unread_count": INT,
-            "is_active": BOOL,
-            "created_at": DT,
-        }
-    ),
-    "AdminChatCreate": _obj(
-        {
-            "name": {"type": "string", "maxLength": 100},
-            "chat_type": _enum("general", "department", "private"),
-            "participant_ids": _list(INT),
-        },
-        ["name"],
-        example={"name": "Поддержка L2", "chat_type": "department"},
-    ),
-    "AdminChatUpdate": _obj(
-        {
-            "name": {"type": "string", "maxLength": 100},
-            "chat_type": _enum("general", "department", "private"),
-            "is_active": BOOL,
-        },
-        example={"name": "Поддержка L2 (новое)"},
-    ),
-    "ChatMessage": _obj(
-        {
-            "id": INT,
-            "chat": INT,
-            "sender": INT,
-            "sender_name": STR,
-            "sender_avatar": {"type": "string", "nullable": True},
-            "content": STR,
-            "message_type": MESSAGE_TYPE,
-            "reply_to": {"type": "integer", "nullable": True},
-            "is_read": BOOL,
-            "created_at": DT,
-        }
-    ),
-    "ChatMessageCreate": _obj(
-        {
-            "content": STR,
-            "message_type": _enum("text", "image", "file"),
-            "reply_to": {"type": "integer", "nullable": True},
-        },
-        ["content"],
-        example={"content": "Коллеги, кто возьмёт #42?"},
-    ),
-    "InternalCommunication": _obj(
-        {
-            "id": INT,
-            "request": {"type": "integer", "nullable": True},
-            "from_department": STR,
-            "to_department": STR,
-            "subject": STR,
-            "content": STR,
-            "priority": _enum("low", "medium", "high"),
-            "status": _enum("pending", "read", "replied"),
-            "sender": INT,
-            "participants": _list(INT),
-            "created_at": DT,
-        }
-    ),
-    "InternalCommunicationWrite": _obj(
-        {
-            "request": {"type": "integer", "nullable": True},
-            "from_department": {"type": "string", "maxLength": 50},
-            "to_department": {"type": "string", "maxLength": 50},
-            "subject": {"type": "string", "maxLength": 200},
-            "content": STR,
-            "priority": _enum("low", "medium", "high"),
-            "status": _enum("pending", "read", "replied"),
-            "participants": _list(INT),
-        },
-        ["from_department", "to_department", "subject", "content"],
-        example={
-            "from_department": "Поддержка",
-            "to_department": "Биллинг",
-            "subject": "Двойное списание",
-            "content": "Проверьте, пожалуйста, платёж",
-        },
-    ),
-    "TokenRequest": _obj(
-        {"username": STR, "password": STR},
-        ["username", "password"],
-        example={"username": "admin", "password": "secret"},
-    ),
-    "Token": _obj({"token": STR}),
-    "WebhookSubscription": _obj(
-        {
-            "id": INT,
-            "url": {"type": "string", "format": "uri"},
-            "events": _list(WEBHOOK_EVENT),
-            "description": STR,
-            "is_active": BOOL,
-            "created_by": {"type": "integer", "nullable": True},
-            "created_at": DT,
-            "updated_at": DT,
-        }
-    ),
-    "WebhookSubscriptionCreated": _obj(
-        {
-            "id": INT,
-            "url": {"type": "string", "format": "uri"},
-            "events": _list(WEBHOOK_EVENT),
-            "description": STR,
-            "is_active": BOOL,
-            "secret": {"type": "string", "description": "Signs every delivery; shown only now."},
-            "created_at": DT,
-        }
-    ),
-    "WebhookSubscriptionWrite": _obj(
-        {
-            "url": {"type": "string", "format": "uri",
-                    "description": "http(s); loopback/private targets refused unless WEBHOOK_ALLOW_PRIVATE=1"},
-            "events": _list(WEBHOOK_EVENT),
-            "description": {"type": "string", "maxLength": 200},
-            "is_active": BOOL,
-        },
-        ["url", "events"],
-        example={"url": "https://example.com/hooks/helpdesk",
-                 "events": ["request.created", "request.status_changed", "message.created"]},
-    ),
-    "WebhookDelivery": _obj(
-        {
-            "id": INT,
-            "subscription": INT,
-            "delivery_id": {"type": "string", "description": "X-Helpdesk-Delivery (stable across retries)"},
-            "event": WEBHOOK_EVENT,
-            "event_id": {"type": "integer", "nullable": True},
-            "status": _enum("pending", "sending", "delivered", "failed"),
-            "attempts": INT,
-            "last_status_code": {"type": "integer", "nullable": True},
-            "last_error": {"type": "string", "nullable": True},
-            "next_attempt_at": DT_NULL,
-            "give_up_at": DT,
-            "created_at": DT,
-            "delivered_at": DT_NULL,
-            "redelivery_of": {"type": "integer", "nullable": True},
-            "attempt_log": _list(_obj({"at": DT, "status_code": {"type": "integer", "nullable": True},
-                                       "error": {"type": "string", "nullable": True}, "ms": {"type": "number"}})),
-            "payload": _obj({"id": STR, "event": WEBHOOK_EVENT, "created_at": DT, "data": {"type": "object"}}),
-        }
-    ),
-    "Detail": _obj({"detail": STR}, ["detail"]),
-    "ActionError": _obj({"error": STR}, ["error"]),
-    "ValidationErrors": {
-        "type": "object",
-        "additionalProperties": _list(STR),
-        "description": "DRF shape: field name -> list of messages.",
-        "example": {"title": ["Убедитесь, что это значение содержит не более 200 символов."]},
-    },
-    "ChatStatus": _obj({"status": _enum("joined", "left")}),
-    "PublicRequestForm": _obj(
-        {
-            "name": STR,
-            "email": {"type": "string", "format": "email"},
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": STR,
-            "category": CATEGORY,
-            "attachments": _list({"type": "string", "format": "binary"}),
-        },
-        ["name", "email", "title", "description"],
-    ),
-    "PublicReplyForm": _obj(
-        {"content": STR, "attachments": _list({"type": "string", "format": "binary"})}
-    ),
-    "PublicCreated": _obj(
-        {
-            "access_key": STR,
-            "url": STR,
-            "request": {"type": "object"},
-            "failed_attachments": _list(STR),
-        }
-    ),
-    "PublicThread": _obj({"request": {"type": "object"}, "messages": _list({"type": "object"})}),
-    "PaginatedCustomerRequests": _paginated("CustomerRequest"),
-    "PaginatedOwnRequests": _paginated("OwnRequest"),
-    "PaginatedInternalCommunications": _paginated("InternalCommunication"),
-}
-
-
-def _json_content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-ERRORS = {
-    "400": {
-        "description": "Bad input (field -> messages)",
-        "content": _json_content(_ref("ValidationErrors")),
-    },
-    "401": {"description": "No or bad token", "content": _json_content(_ref("Detail"))},
-    "403": {"description": "Not allowed", "content": _json_content(_ref("Detail"))},
-    "404": {"description": "Not found (also: not yours)", "content": _json_content(_ref("Detail"))},
-}
-
-ID = {
+PATH_IDS = {
     "request_id": "Request id",
     "user_id": "User id",
     "customer_id": "Customer (user) id",
@@ -480,845 +303,151 @@ ID = {
     "subscription_id": "Webhook subscription id",
     "delivery_id": "Delivery id (the `id` in the deliveries log)",
     "message_id": "Message id (of the request's thread)",
+    "canned_id": "Canned response id",
 }
-
-PAGE = {
-    "name": "page",
-    "in": "query",
-    "schema": INT,
-    "description": "Page number (20 per page); out of range -> 404",
-}
-REQUEST_FILTERS = [
-    PAGE,
-    {"name": "status", "in": "query", "schema": STATUS},
-    {"name": "priority", "in": "query", "schema": PRIORITY},
-    {"name": "category", "in": "query", "schema": CATEGORY},
-    {
-        "name": "search",
-        "in": "query",
-        "schema": STR,
-        "description": "Title, description, customer name or email",
-    },
-]
-ADMIN_FILTERS = REQUEST_FILTERS + [
-    {"name": "assigned_admin", "in": "query", "schema": INT},
-    {"name": "customer", "in": "query", "schema": INT},
-    {"name": "unassigned", "in": "query", "schema": {"type": "string", "enum": ["1", "true"]}},
-    {
-        "name": "unassigned_first",
-        "in": "query",
-        "schema": {"type": "string", "enum": ["1", "true"]},
-        "description": "Order unassigned requests before assigned ones (each newest first)",
-    },
-]
-
-# (method, path, tag, summary, request body schema | "multipart" | None,
-#  success status, success schema | None, extra query params, extra error codes)
-OPERATIONS: list[tuple] = [
-    (
-        "post",
-        "/api/auth/token/",
-        "auth",
-        "Obtain a new API token (one per device; DRF obtain_auth_token)",
-        "TokenRequest",
-        "200",
-        _ref("Token"),
-        [],
-        {"429": "Too many failed logins for this username or client address"},
-    ),
-    (
-        "delete",
-        "/api/auth/token/",
-        "auth",
-        "Revoke the token this request is made with (401 with it afterwards)",
-        None,
-        "204",
-        None,
-        [],
-        {},
-    ),
-    (
-        "patch",
-        "/api/admin/users/{user_id}/",
-        "users",
-        "Deactivate, reactivate or change the role of a user (director)",
-        "AccessChange",
-        "200",
-        _ref("UserAccess"),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/customers/{customer_id}/ban/",
-        "users",
-        "Ban a customer: new requests and messages refused (director)",
-        None,
-        "200",
-        _ref("UserAccess"),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/customers/{customer_id}/unban/",
-        "users",
-        "Lift a customer's ban (director)",
-        None,
-        "200",
-        _ref("UserAccess"),
-        [],
-        {},
-    ),
-    # admin: customer requests
-    (
-        "get",
-        "/api/admin/customer-requests/",
-        "customer-requests",
-        "List requests, newest first (staff)",
-        None,
-        "200",
-        _ref("PaginatedCustomerRequests"),
-        ADMIN_FILTERS,
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/",
-        "customer-requests",
-        "Create a request (customer_id: on behalf of a customer)",
-        "CustomerRequestCreate",
-        "201",
-        _ref("CustomerRequest"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/admin/customer-requests/stats/",
-        "customer-requests",
-        "Stats",
-        None,
-        "200",
-        _ref("Stats"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/admin/customer-requests/{request_id}/",
-        "customer-requests",
-        "Read a request",
-        None,
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {},
-    ),
-    (
-        "put",
-        "/api/admin/customer-requests/{request_id}/",
-        "customer-requests",
-        "Replace a request (CanManageRequest)",
-        "CustomerRequestCreate",
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {},
-    ),
-    (
-        "patch",
-        "/api/admin/customer-requests/{request_id}/",
-        "customer-requests",
-        "Update a request (CanManageRequest)",
-        "CustomerRequestUpdate",
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {},
-    ),
-    (
-        "delete",
-        "/api/admin/customer-requests/{request_id}/",
-        "customer-requests",
-        "Delete a request and its files (director)",
-        None,
-        "204",
-        None,
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/take/",
-        "customer-requests",
-        'Take: assign to me, status in_progress. Already assigned -> 400 {"error"}',
-        None,
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {"action": True},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/complete/",
-        "customer-requests",
-        'Complete (assignee or director; otherwise 403 {"error"})',
-        None,
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {"action": True},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/close/",
-        "customer-requests",
-        "Close a completed request (director)",
-        None,
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {"action": True},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/reopen/",
-        "customer-requests",
-        "Reopen a completed or closed request (director)",
-        None,
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {"action": True},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/reassign/",
-        "customer-requests",
-        "Reassign to another admin (director)",
-        _obj({"admin_id": INT}, ["admin_id"], example={"admin_id": 2}),
-        "200",
-        _ref("CustomerRequest"),
-        [],
-        {"action": True},
-    ),
-    (
-        "get",
-        "/api/admin/customer-requests/{request_id}/messages/",
-        "customer-requests",
-        "Thread, oldest first (internal notes included)",
-        None,
-        "200",
-        _list(_ref("RequestMessage")),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/messages/",
-        "customer-requests",
-        "Reply (CanManageRequest) or internal note (any staff)",
-        "RequestMessageCreate",
-        "201",
-        _ref("RequestMessage"),
-        [],
-        {},
-    ),
-    (
-        "patch",
-        "/api/admin/customer-requests/{request_id}/messages/{message_id}/",
-        "customer-requests",
-        "Edit my own message within MESSAGE_EDIT_WINDOW_HOURS (mirrored to Telegram and the web page)",
-        "MessageEdit",
-        "200",
-        _ref("RequestMessage"),
-        [],
-        {},
-    ),
-    (
-        "delete",
-        "/api/admin/customer-requests/{request_id}/messages/{message_id}/",
-        "customer-requests",
-        "Delete my own message within MESSAGE_EDIT_WINDOW_HOURS (kept in the history)",
-        None,
-        "204",
-        None,
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/admin/customer-requests/{request_id}/attachments/",
-        "attachments",
-        "List a request's attachments",
-        None,
-        "200",
-        _list(_ref("Attachment")),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/customer-requests/{request_id}/attachments/",
-        "attachments",
-        "Upload a file (multipart, streamed; MAX_UPLOAD_MB, 413 over it)",
-        "multipart",
-        "201",
-        _ref("Attachment"),
-        [],
-        {"413": "File too large"},
-    ),
-    (
-        "get",
-        "/api/attachments/{attachment_id}/download/",
-        "attachments",
-        "Download (Content-Disposition: attachment; customers: own requests only)",
-        None,
-        "200",
-        "binary",
-        [],
-        {},
-    ),
-    # chats
-    (
-        "get",
-        "/api/admin/chats/",
-        "chats",
-        "My active chats",
-        None,
-        "200",
-        _list(_ref("AdminChat")),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/chats/",
-        "chats",
-        "Create a chat (the creator joins)",
-        "AdminChatCreate",
-        "201",
-        _ref("AdminChat"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/admin/chats/{chat_id}/",
-        "chats",
-        "Read a chat (participants)",
-        None,
-        "200",
-        _ref("AdminChat"),
-        [],
-        {},
-    ),
-    (
-        "patch",
-        "/api/admin/chats/{chat_id}/",
-        "chats",
-        "Rename / change type / deactivate (participants)",
-        "AdminChatUpdate",
-        "200",
-        _ref("AdminChat"),
-        [],
-        {},
-    ),
-    (
-        "put",
-        "/api/admin/chats/{chat_id}/",
-        "chats",
-        "Replace name and type (participants)",
-        "AdminChatCreate",
-        "200",
-        _ref("AdminChat"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/admin/chats/{chat_id}/messages/",
-        "chats",
-        "Messages, oldest first (participants)",
-        None,
-        "200",
-        _list(_ref("ChatMessage")),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/chats/{chat_id}/messages/",
-        "chats",
-        "Post a message (participants)",
-        "ChatMessageCreate",
-        "201",
-        _ref("ChatMessage"),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/chats/{chat_id}/join/",
-        "chats",
-        "Join (private chats: by invitation)",
-        None,
-        "200",
-        _ref("ChatStatus"),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/chats/{chat_id}/leave/",
-        "chats",
-        "Leave",
-        None,
-        "200",
-        _ref("ChatStatus"),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/chats/{chat_id}/remove_participant/",
-        "chats",
-        "Remove a participant (the chat's creator or a director)",
-        _obj({"user_id": INT}, ["user_id"], example={"user_id": 3}),
-        "200",
-        _obj({"status": _enum("removed")}),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/chats/{chat_id}/read/",
-        "chats",
-        "Mark the others' messages read (participants)",
-        None,
-        "200",
-        _obj({"status": _enum("read"), "marked": INT}),
-        [],
-        {},
-    ),
-    # internal communications
-    (
-        "get",
-        "/api/admin/internal-communications/",
-        "internal-communications",
-        "List (directors: all; admins: sent by or addressed to them)",
-        None,
-        "200",
-        _ref("PaginatedInternalCommunications"),
-        [PAGE, {"name": "status", "in": "query", "schema": _enum("pending", "read", "replied")}],
-        {},
-    ),
-    (
-        "post",
-        "/api/admin/internal-communications/",
-        "internal-communications",
-        "Create",
-        "InternalCommunicationWrite",
-        "201",
-        _ref("InternalCommunication"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/admin/internal-communications/{comm_id}/",
-        "internal-communications",
-        "Read",
-        None,
-        "200",
-        _ref("InternalCommunication"),
-        [],
-        {},
-    ),
-    (
-        "put",
-        "/api/admin/internal-communications/{comm_id}/",
-        "internal-communications",
-        "Replace",
-        "InternalCommunicationWrite",
-        "200",
-        _ref("InternalCommunication"),
-        [],
-        {},
-    ),
-    (
-        "patch",
-        "/api/admin/internal-communications/{comm_id}/",
-        "internal-communications",
-        "Update",
-        "InternalCommunicationWrite",
-        "200",
-        _ref("InternalCommunication"),
-        [],
-        {},
-    ),
-    # customer side
-    (
-        "get",
-        "/api/customer/requests/",
-        "customer",
-        "My requests, newest first",
-        None,
-        "200",
-        _ref("PaginatedOwnRequests"),
-        REQUEST_FILTERS,
-        {},
-    ),
-    (
-        "post",
-        "/api/customer/requests/",
-        "customer",
-        "Create a request (I am the customer)",
-        "CustomerRequestCreateOwn",
-        "201",
-        _ref("OwnRequest"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/customer/requests/{request_id}/",
-        "customer",
-        "Read my request",
-        None,
-        "200",
-        _ref("OwnRequest"),
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/customer/requests/{request_id}/messages/",
-        "customer",
-        "My thread (no internal notes)",
-        None,
-        "200",
-        _list(_ref("OwnMessage")),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/customer/requests/{request_id}/messages/",
-        "customer",
-        "Write to my thread",
-        "CustomerMessageCreate",
-        "201",
-        _ref("OwnMessage"),
-        [],
-        {"action": True},
-    ),
-    (
-        "patch",
-        "/api/customer/requests/{request_id}/messages/{message_id}/",
-        "customer",
-        "Edit my own message within MESSAGE_EDIT_WINDOW_HOURS",
-        "MessageEdit",
-        "200",
-        _ref("OwnMessage"),
-        [],
-        {},
-    ),
-    (
-        "delete",
-        "/api/customer/requests/{request_id}/messages/{message_id}/",
-        "customer",
-        "Delete my own message within MESSAGE_EDIT_WINDOW_HOURS",
-        None,
-        "204",
-        None,
-        [],
-        {},
-    ),
-    (
-        "get",
-        "/api/customer/requests/{request_id}/attachments/",
-        "customer",
-        "Files of my request",
-        None,
-        "200",
-        _list(_ref("Attachment")),
-        [],
-        {},
-    ),
-    (
-        "post",
-        "/api/customer/requests/{request_id}/attachments/",
-        "customer",
-        "Upload a file to my request",
-        "multipart",
-        "201",
-        _ref("Attachment"),
-        [],
-        {"413": "File too large"},
-    ),
-    # customer web pages (no account: the access key is the credential)
-    (
-        "post",
-        "/api/public/requests/",
-        "public",
-        "Create a request from the web form (rate limited)",
-        "multipart:PublicRequestForm",
-        "201",
-        _ref("PublicCreated"),
-        [],
-        {"public": True, "429": "Too many requests"},
-    ),
-    (
-        "get",
-        "/api/public/requests/{key}/",
-        "public",
-        "The request and its public thread",
-        None,
-        "200",
-        _ref("PublicThread"),
-        [
-            {
-                "name": "after",
-                "in": "query",
-                "schema": INT,
-                "description": "Only messages with a larger id",
-            }
-        ],
-        {"public": True, "404": True},
-    ),
-    (
-        "post",
-        "/api/public/requests/{key}/messages/",
-        "public",
-        "Reply (text and/or files, rate limited)",
-        "multipart:PublicReplyForm",
-        "201",
-        _obj({"messages": _list({"type": "object"}), "failed_attachments": _list(STR)}),
-        [],
-        {"public": True, "404": True, "429": "Too many requests"},
-    ),
-    (
-        "post",
-        "/api/public/requests/{key}/messages/{message_id}/edit/",
-        "public",
-        "Edit the customer's own message within MESSAGE_EDIT_WINDOW_HOURS (form or JSON)",
-        "MessageEdit",
-        "200",
-        {"type": "object"},
-        [],
-        {"public": True, "404": True, "429": "Too many requests"},
-    ),
-    (
-        "patch",
-        "/api/public/requests/{key}/messages/{message_id}/edit/",
-        "public",
-        "Edit the customer's own message within MESSAGE_EDIT_WINDOW_HOURS (form or JSON)",
-        "MessageEdit",
-        "200",
-        {"type": "object"},
-        [],
-        {"public": True, "404": True, "429": "Too many requests"},
-    ),
-    (
-        "post",
-        "/api/public/requests/{key}/messages/{message_id}/delete/",
-        "public",
-        "Delete the customer's own message within MESSAGE_EDIT_WINDOW_HOURS (kept in the history)",
-        None,
-        "204",
-        None,
-        [],
-        {"public": True, "404": True, "429": "Too many requests"},
-    ),
-    (
-        "delete",
-        "/api/public/requests/{key}/messages/{message_id}/delete/",
-        "public",
-        "Delete the customer's own message within MESSAGE_EDIT_WINDOW_HOURS (kept in the history)",
-        None,
-        "204",
-        None,
-        [],
-        {"public": True, "404": True, "429": "Too many requests"},
-    ),
-    (
-        "get",
-        "/api/public/requests/{key}/attachments/{attachment_id}/",
-        "public",
-        "Download a file of that request",
-        None,
-        "200",
-        "binary",
-        [],
-        {"public": True, "404": True},
-    ),
-    # webhooks (directors)
-    (
-        "get", "/api/admin/webhooks/", "webhooks", "List webhook subscriptions (directors)",
-        None, "200", _list(_ref("WebhookSubscription")), [], {},
-    ),
-    (
-        "post", "/api/admin/webhooks/", "webhooks",
-        "Subscribe a URL to events; the answer shows the signing secret once (directors)",
-        "WebhookSubscriptionWrite", "201", _ref("WebhookSubscriptionCreated"), [], {},
-    ),
-    (
-        "get", "/api/admin/webhooks/{subscription_id}/", "webhooks", "A subscription (directors)",
-        None, "200", _ref("WebhookSubscription"), [], {},
-    ),
-    (
-        "put", "/api/admin/webhooks/{subscription_id}/", "webhooks",
-        "Replace url and events (directors)", "WebhookSubscriptionWrite", "200",
-        _ref("WebhookSubscription"), [], {},
-    ),
-    (
-        "patch", "/api/admin/webhooks/{subscription_id}/", "webhooks",
-        "Change url, events, description or is_active (directors)",
-        {"type": "object"}, "200", _ref("WebhookSubscription"), [], {},
-    ),
-    (
-        "delete", "/api/admin/webhooks/{subscription_id}/", "webhooks",
-        "Delete a subscription and its deliveries log (directors)", None, "204", None, [], {},
-    ),
-    (
-        "get", "/api/admin/webhooks/{subscription_id}/deliveries/", "webhooks",
-        "Deliveries and their attempts, newest first (directors)", None, "200",
-        _paginated("WebhookDelivery"),
-        [PAGE, {"name": "status", "in": "query",
-                "schema": _enum("pending", "sending", "delivered", "failed")}],
-        {},
-    ),
-    (
-        "post", "/api/admin/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver/",
-        "webhooks", "Send a delivery again (same X-Helpdesk-Delivery; directors)", None, "202",
-        _ref("WebhookDelivery"), [], {},
-    ),
-    # scheduler
-    (
-        "get",
-        "/api/admin/scheduler/jobs/",
-        "service",
-        "Scheduler jobs: schedule, next and last run (staff)",
-        None,
-        "200",
-        _obj({"enabled": BOOL, "running_in_this_process": BOOL, "jobs": _list({"type": "object"})}),
-        [],
-        {},
-    ),
-    # service
-    (
-        "get",
-        "/health",
-        "service",
-        "Liveness",
-        None,
-        "200",
-        {"type": "object"},
-        [],
-        {"public": True},
-    ),
-    (
-        "get",
-        "/ready",
-        "service",
-        "Readiness (database reachable)",
-        None,
-        "200",
-        {"type": "object"},
-        [],
-        {"public": True},
-    ),
-]
+TAGS = ("auth", "customer-requests", "attachments", "chats", "internal-communications", "users",
+        "customer", "public", "webhooks", "canned-responses", "audit-log", "service")
 
 
-def _operation(method, path, tag, summary, body, ok, ok_schema, params, extra) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "tags": [tag],
-        "summary": summary,
-        "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+def models() -> list[type[BaseModel]]:
+    """Every model the document names."""
+    found: dict[str, type[BaseModel]] = {"Detail": Detail, "ActionError": ActionError}
+    for op in OPERATIONS:
+        for item in (op.body, op.form, op.out.model if isinstance(op.out, Many) else op.out):
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                found[item.__name__] = item
+    return list(found.values())
+
+
+def _tidy(node: Any) -> Any:
+    """Drop what pydantic adds that says nothing here: `"default": null` on fields that
+    cannot be null (absent means unchanged), titles of properties."""
+    if isinstance(node, list):
+        return [_tidy(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _tidy(v) for k, v in node.items()}
+    if out.get("default", 0) is None and not any(
+        s.get("type") == "null" for s in out.get("anyOf", ())
+    ):
+        del out["default"]
+    if isinstance(out.get("properties"), dict):
+        for prop in out["properties"].values():
+            if isinstance(prop, dict):
+                prop.pop("title", None)
+    return out
+
+
+def component_schemas() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(m, "validation" if issubclass(m, _bodies()) else "serialization") for m in models()],
+        ref_template=REF,
+    )
+    schemas = _tidy(top.get("$defs", {}))
+    schemas["ValidationErrors"] = {
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        "description": "DRF shape: field name -> list of messages.",
+        "example": {"title": ["Убедитесь, что это значение содержит не более 200 символов."]},
     }
-    parameters = [
+    return schemas
+
+
+def _bodies() -> type:
+    from api.schemas.base import Body
+
+    return Body
+
+
+def _content(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {media: {"schema": schema}}
+
+
+def _schema_of(out: Any) -> dict[str, Any]:
+    if isinstance(out, Many):
+        return {"type": "array", "items": _ref(out.model.__name__)}
+    return _ref(out.__name__)
+
+
+ERRORS = {
+    "400": {"description": "Bad input (field -> messages)",
+            "content": _content(_ref("ValidationErrors"))},
+    "401": {"description": "No or bad token", "content": _content(_ref("Detail"))},
+    "403": {"description": "Not allowed", "content": _content(_ref("Detail"))},
+    "404": {"description": "Not found (also: not yours)", "content": _content(_ref("Detail"))},
+}
+
+
+def operation_id(op: Op) -> str:
+    return f"{op.method}_{op.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+
+
+def _operation(op: Op) -> dict[str, Any]:
+    out: dict[str, Any] = {"tags": [op.tag], "summary": op.summary, "operationId": operation_id(op)}
+    parameters = []
+    if "{key}" in op.path:
+        parameters.append({"name": "key", "in": "path", "required": True, "schema": STR,
+                           "description": "The request's access key (from the web form)"})
+    parameters += [
         {"name": name, "in": "path", "required": True, "schema": INT, "description": desc}
-        for name, desc in ID.items()
-        if "{" + name + "}" in path
-    ] + list(params)
-    if "{key}" in path:
-        parameters.insert(
-            0,
-            {
-                "name": "key",
-                "in": "path",
-                "required": True,
-                "schema": STR,
-                "description": "The request's access key (from the web form)",
-            },
-        )
+        for name, desc in PATH_IDS.items()
+        if "{" + name + "}" in op.path
+    ]
+    parameters += list(op.params)
     if parameters:
-        op["parameters"] = parameters
-    if isinstance(body, str) and body.startswith("multipart"):
-        form = body.partition(":")[2] or "AttachmentUpload"
-        op["requestBody"] = {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": _ref(form)}},
-        }
-    elif isinstance(body, str):
-        op["requestBody"] = {"required": True, "content": _json_content(_ref(body))}
-    elif isinstance(body, dict):
-        op["requestBody"] = {"required": True, "content": _json_content(body)}
+        out["parameters"] = parameters
+    if op.form is not None:
+        out["requestBody"] = {"required": True,
+                              "content": _content(_ref(op.form.__name__), "multipart/form-data")}
+    elif op.body is not None:
+        out["requestBody"] = {"required": True, "content": _content(_ref(op.body.__name__))}
     responses: dict[str, Any] = {}
-    if ok_schema is None:
-        responses[ok] = {"description": "Done"}
-    elif ok_schema == "binary":
-        responses[ok] = {
-            "description": "The file",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
+    if op.out is None:
+        responses[op.ok] = {"description": "Done"}
+    elif op.out == "binary":
+        responses[op.ok] = {"description": "The file", "content": _content(
+            {"type": "string", "format": "binary"}, "application/octet-stream")}
+    elif op.out == "csv":
+        responses[op.ok] = {"description": "UTF-8 CSV with a header row, one request a row, newest first",
+                            "content": _content({"type": "string"}, "text/csv")}
     else:
-        responses[ok] = {"description": "OK", "content": _json_content(ok_schema)}
-    public = extra.get("public") or path == "/api/auth/token/"
-    if not extra.get("public"):
+        responses[op.ok] = {"description": "OK", "content": _content(_schema_of(op.out))}
+    anonymous = op.public or op.path == "/api/auth/token/"
+    if op.body is not None or op.form is not None or not op.public:
         responses["400"] = ERRORS["400"]
-    if not public:
+    if not anonymous:
         responses["401"] = ERRORS["401"]
         responses["403"] = ERRORS["403"]
-        if "{" in path:
+        if "{" in op.path:
             responses["404"] = ERRORS["404"]
-    elif extra.get("404"):
+    elif op.not_found:
         responses["404"] = ERRORS["404"]
-    if extra.get("action"):
+    if op.action:
         responses["400"] = {
             "description": 'Not allowed in the current state, e.g. already assigned (action errors use "error")',
-            "content": _json_content({"oneOf": [_ref("ActionError"), _ref("ValidationErrors")]}),
+            "content": _content({"oneOf": [_ref("ActionError"), _ref("ValidationErrors")]}),
         }
         responses["403"] = {
             "description": "Not allowed for you",
-            "content": _json_content({"oneOf": [_ref("ActionError"), _ref("Detail")]}),
+            "content": _content({"oneOf": [_ref("ActionError"), _ref("Detail")]}),
         }
-    for code in ("413", "429"):
-        if code in extra:
-            responses[code] = {"description": extra[code], "content": _json_content(_ref("Detail"))}
-    op["responses"] = responses
-    if public:
-        op["security"] = []
-    return op
+    for code, description in op.extra.items():
+        schema = _schema_of(op.out) if code == "503" else _ref("Detail")
+        responses[code] = {"description": description, "content": _content(schema)}
+    out["responses"] = responses
+    if op.public:
+        out["security"] = []
+    return out
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    """The whole OpenAPI 3.0 document (built once)."""
-    from api.routes import docs_agent_tools as agent_tools
-
+    """The whole OpenAPI 3.1 document (built once)."""
     paths: dict[str, dict[str, Any]] = {}
-    for spec in OPERATIONS + agent_tools.OPERATIONS:
-        method, path = spec[0], spec[1]
-        paths.setdefault(path, {})[method] = _operation(*spec)
-    agent_tools.adjust(paths)
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Support desk API",
             "version": "1.0.0",
@@ -1333,21 +462,10 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
         "servers": [{"url": "/"}],
-        "tags": [
-            {"name": "auth"},
-            {"name": "customer-requests"},
-            {"name": "attachments"},
-            {"name": "chats"},
-            {"name": "internal-communications"},
-            {"name": "users"},
-            {"name": "customer"},
-            {"name": "public"},
-            {"name": "service"},
-            *agent_tools.TAGS,
-        ],
+        "tags": [{"name": tag} for tag in TAGS],
         "paths": paths,
         "components": {
-            "schemas": {**SCHEMAS, **agent_tools.SCHEMAS},
+            "schemas": component_schemas(),
             "securitySchemes": {
                 "TokenAuth": {
                     "type": "apiKey",

@@ -15,19 +15,16 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import empty
 
-from api.http import authenticate, authenticate_staff, body, check_types, guard_ids, json
+from api.http import authenticate, authenticate_staff, guard_ids, json
 from api.routes.customer import own_request
+from api.schemas.base import validated
+from api.schemas.requests import MessageEdit
 from core import message_edits
-from core.errors import ValidationFailed
 from core.serializers import customer_message_data, message_data
 
 
 def _content(request: Request) -> str:
-    data = body(request)
-    check_types(data, ("content",))
-    if "content" not in data:
-        raise ValidationFailed({"content": ["Обязательное поле."]})
-    return data["content"]
+    return validated(request, MessageEdit).content
 
 
 async def staff_edit(request: Request, request_id: int, message_id: int):

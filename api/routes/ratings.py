@@ -5,32 +5,19 @@ current one). Answers the request as its customer sees it (customer_request_data
 
 from __future__ import annotations
 
-from typing import Any
-
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, check_types, guard_ids, int_from_text, json
+from api.http import authenticate, guard_ids, json
+from api.schemas.base import validated
+from api.schemas.customer import Rating
 from core import csat
-from core.errors import ValidationFailed
 from core.serializers import customer_request_data
-
-
-def rating_of(data: dict[str, Any]) -> Any:
-    """The `rating` field: an int, or its decimal text from a form; required."""
-    value = data.get("rating")
-    if value is None:
-        raise ValidationFailed({"rating": ["Обязательное поле."]})
-    if isinstance(value, str):
-        parsed = int_from_text(value.strip())
-        return parsed if parsed is not None else value
-    return value
 
 
 async def rate(request: Request, request_id: int):
     actor = await authenticate(request)
-    data = body(request)
-    check_types(data, ("comment",))
-    req = await csat.rate_request(actor, request_id, rating_of(data), data.get("comment"))
+    data = validated(request, Rating)
+    req = await csat.rate_request(actor, request_id, data.rating, data.comment)
     return json(customer_request_data(req))
 
 

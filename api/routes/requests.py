@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from pydantic_core import PydanticCustomError
 from sanic import Blueprint, Request
 from sanic.response import empty
 
 from api.http import (
-    PK_WRONG_TYPE,
     authenticate_staff,
     body,
-    check_id_ranges,
-    check_types,
     guard_ids,
     int_arg,
     json,
@@ -21,6 +19,8 @@ from api.http import (
     paginated,
     str_arg,
 )
+from api.schemas import requests as schemas
+from api.schemas.base import check, check_datetime, given, validated
 from core import requests as svc
 from core.errors import DomainError, ValidationFailed
 from core.serializers import message_data, request_data
@@ -28,52 +28,18 @@ from db.models import Source
 
 
 def parse_datetime(name: str, value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            # Stored and compared in UTC: 0001-01-01T00:00+01:00 has no UTC value.
-            return parsed.astimezone(UTC)
-        except (ValueError, OverflowError):
-            pass
-    raise ValidationFailed(
-        {name: ["Неправильный формат datetime. Используйте один из этих форматов: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}
-    )
-
-
-def parse_tags(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise ValidationFailed({"tags": ["Ожидался список строк."]})
-    return value
+    """A datetime query parameter (api.schemas.base.DateTimeIn's rules); 400 otherwise."""
+    try:
+        return check_datetime(value)
+    except PydanticCustomError as exc:
+        raise ValidationFailed({name: [exc.message()]}) from None
 
 
 def request_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
-    """Validate a create/update body into service arguments (DRF error shapes)."""
-    check_types(data, ("title", "description", "priority", "category", "status"))
-    errors: dict[str, list[str]] = {
-        name: ["Это поле не может быть null."]
-        for name in ("title", "description", "priority", "category", "status", "tags")
-        if name in data and data[name] is None
-    }
-    if not partial:
-        for name in ("title", "description"):
-            if name not in data:
-                errors[name] = ["Обязательное поле."]
-    if errors:
-        raise ValidationFailed(errors)
-    out: dict[str, Any] = {
-        k: data[k] for k in ("title", "description", "priority", "category", "status") if k in data
-    }
-    if "tags" in data:
-        out["tags"] = parse_tags(data["tags"])
-    if "estimated_resolution_time" in data:
-        out["estimated_resolution_time"] = parse_datetime(
-            "estimated_resolution_time", data["estimated_resolution_time"]
-        )
-    return out
+    """A create (POST), replace (PUT) or update (PATCH) body as service arguments: the
+    fields sent, checked by the body model the OpenAPI document shows."""
+    model = schemas.CustomerRequestUpdate if partial else schemas.CustomerRequestReplace
+    return given(check(model, data))
 
 
 def filters_from(request: Request) -> svc.RequestFilters:
@@ -110,13 +76,8 @@ def get_blueprint() -> Blueprint:
     @bp.post("/")
     async def create_request(request: Request):
         actor = await authenticate_staff(request)
-        data = body(request)
-        fields = request_changes(data, partial=False)
-        fields.pop("status", None)
-        customer_id = data.get("customer_id")
-        if customer_id is not None and (not isinstance(customer_id, int) or isinstance(customer_id, bool)):
-            raise ValidationFailed({"customer_id": [PK_WRONG_TYPE]})
-        check_id_ranges(data, ("customer_id",))
+        fields = given(validated(request, schemas.CustomerRequestCreate))
+        customer_id = fields.pop("customer_id", None)
         req = await svc.create_request(
             actor,
             title=fields.pop("title"),
@@ -178,11 +139,7 @@ def get_blueprint() -> Blueprint:
 
     @bp.post("/<request_id:int>/reassign/")
     async def reassign(request: Request, request_id: int):
-        data = body(request)
-        admin_id = data.get("admin_id")
-        if not isinstance(admin_id, int) or isinstance(admin_id, bool):
-            raise ValidationFailed({"admin_id": ["Обязательное поле (id администратора)."]})
-        check_id_ranges(data, ("admin_id",))
+        admin_id = validated(request, schemas.Reassign).admin_id
         return await action(
             request, request_id, lambda actor, rid: svc.reassign_request(actor, rid, admin_id)
         )
@@ -196,25 +153,13 @@ def get_blueprint() -> Blueprint:
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
         actor = await authenticate_staff(request)
-        data = body(request)
-        check_types(data, ("content", "message_type"))
-        is_internal = data.get("is_internal", False)
-        if isinstance(is_internal, str):
-            low = is_internal.strip().lower()
-            if low in ("true", "1", "on", "yes"):
-                is_internal = True
-            elif low in ("false", "0", "off", "no", ""):
-                is_internal = False
-        if not isinstance(is_internal, bool):
-            raise ValidationFailed({"is_internal": ["Значение должно быть булевым."]})
-        if "content" not in data:
-            raise ValidationFailed({"content": ["Обязательное поле."]})
+        data = validated(request, schemas.RequestMessageCreate)
         msg = await svc.post_message(
             actor,
             request_id,
-            data["content"],
-            is_internal=is_internal,
-            message_type=data.get("message_type", "text"),
+            data.content,
+            is_internal=data.is_internal,
+            message_type=data.message_type,
         )
         return json(message_data(msg), status=201)
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate_staff, body, guard_ids, json
+from api.http import authenticate_staff, guard_ids, json
+from api.schemas.base import validated
+from api.schemas.users import AccessChange
 from core import bans, users
-from core.errors import ValidationFailed
 from core.serializers import dt, user_data
 from db.models import User
 
@@ -31,17 +32,8 @@ def access_data(user: User) -> dict[str, Any]:
 
 async def update_user(request: Request, user_id: int):
     actor = await authenticate_staff(request)
-    data = body(request)
-    errors: dict[str, list[str]] = {}
-    if "is_active" in data and not isinstance(data["is_active"], bool):
-        errors["is_active"] = ["Значение должно быть булевым."]
-    if "role" in data and not isinstance(data["role"], str):
-        errors["role"] = ["Not a valid string."]
-    if errors:
-        raise ValidationFailed(errors)
-    user = await users.change_access(
-        actor, user_id, is_active=data.get("is_active"), role=data.get("role")
-    )
+    data = validated(request, AccessChange)
+    user = await users.change_access(actor, user_id, is_active=data.is_active, role=data.role)
     return json(access_data(user))
 
 

@@ -7,10 +7,11 @@ from sanic import Blueprint, Request
 from sanic.response import empty
 
 from api.http import MAX_BIG_ID, MAX_DB_ID, authenticate_staff, body, json, page_number, paginated
+from api.schemas.webhooks import DELIVERY_STATUSES
 from core import webhooks as svc
 from core.errors import ValidationFailed
 
-STATUSES = ("pending", "sending", "delivered", "failed")
+STATUSES = DELIVERY_STATUSES
 
 
 def _allow_private(request: Request) -> bool:
