@@ -26,14 +26,9 @@ def _settings_or_exit() -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
-    try:
-        from core.logging import setup_logging
-    except ImportError:
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-    else:
-        setup_logging(settings)
+    from core.logging import setup_logging
+
+    setup_logging(settings)
     # Tortoise logs every connect/shutdown at INFO: noise for an operator.
     logging.getLogger("tortoise").setLevel(logging.WARNING)
 
@@ -90,12 +85,9 @@ def _embed_components(app: Any, settings: Settings) -> None:
             started.append(await start_bot(settings))
             log.info("telegram bot started (%s mode)", settings.telegram_mode)
         if settings.scheduler_enabled:
-            try:
-                from scheduler.runtime import start_scheduler
-            except ImportError:  # pragma: no cover - while the scheduler is being built
-                log.warning("scheduler not available")
-            else:
-                started.append(await start_scheduler(settings))
+            from scheduler.runtime import start_scheduler
+
+            started.append(await start_scheduler(settings))
         if settings.mail_inbound_port:
             from mail.runtime import start_mail_inbound
 

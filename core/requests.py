@@ -1,7 +1,10 @@
-"""Request use cases: create, read, list, update, take, complete, close, reopen, reassign, messages.
+"""Request use cases: create, read, list, update, delete, take, complete, close, reopen,
+reassign, messages, stats.
 
-Every write is one transaction that also records its events (see core.events); every
-rule comes from core.permissions. Channels (REST, bot, scheduler, web form) call these.
+Every write is one transaction that also records its events (see core.events). Who may act
+comes from core.permissions; which status moves are allowed is decided here, in each use case
+(take, complete, close, reopen, reassign, and update_request for a director's `status`).
+Channels (REST, bot, scheduler, web form) call these.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ what is decided by core (require_staff, link_telegram's director rule, ...).
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 from aiogram import Router
@@ -69,16 +68,11 @@ async def on_mine(message: Message, actor: User | None, lang: str) -> None:
 
 
 async def _digest_text(lang: str) -> str | None:
-    """The scheduler's daily digest text, when that module is present."""
+    """The scheduler's daily digest text (None if it fails: /stats then renders its own)."""
+    from scheduler.digest import build_digest_text
+
     try:
-        from scheduler.digest import build_digest_text  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        result = build_digest_text(lang)
-        if inspect.isawaitable(result):
-            result = await result
-        return str(result) if result else None
+        return await build_digest_text(lang) or None
     except Exception:  # the digest is a nicety; /stats still answers without it
         log.exception("scheduler digest failed; rendering /stats directly")
         return None
