@@ -102,11 +102,6 @@ async def issue_token(user: User, *, origin: str = "login") -> str:
     return key
 
 
-# Earlier name, kept for callers that only need "a token for this user" (tests, benches):
-# with digests stored there is no key to get back, so it issues a new one.
-get_or_create_token = issue_token
-
-
 _TOKEN_USER_SQL = (
     'SELECT u.*, t."id" AS "__token_id", t."created" AS "__token_created" FROM "users" u '
     'JOIN "auth_tokens" t ON t."user_id" = u."id" WHERE t."digest" = $1'
