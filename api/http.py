@@ -241,12 +241,10 @@ def guard_ids(bp: Any) -> None:
 
 
 def _value_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg.exceptions as pg
+    from asyncpg.exceptions import _base as pg_base
+
     kinds: list[type[BaseException]] = [OverflowError]  # sqlite3: "Python int too large"
-    try:
-        import asyncpg.exceptions as pg
-        from asyncpg.exceptions import _base as pg_base
-    except ImportError:  # pragma: no cover (asyncpg ships with tortoise-orm[asyncpg])
-        return tuple(kinds)
     # PostgreSQL's class 22 (out of range, NUL or bad text, too long...) and asyncpg's own
     # "invalid input for query argument" (raised before the query is sent).
     return (*kinds, pg.DataError, pg_base.DataError)

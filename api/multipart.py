@@ -77,10 +77,6 @@ class MultipartParser:
         self._state = "preamble"
         self._seen = 0
 
-    @property
-    def finished(self) -> bool:
-        return self._state == "end"
-
     def feed(self, data: bytes) -> list[tuple[str, Any]]:
         if self._state == "end":
             return []  # the epilogue is ignored

@@ -73,17 +73,11 @@ def is_database_outage(exc: BaseException) -> bool:
 
 
 def _handled_classes() -> tuple[type[BaseException], ...]:
-    classes: list[type[BaseException]] = [OSError]
+    import asyncpg.exceptions as pg
     from tortoise.exceptions import DBConnectionError
 
-    classes.append(DBConnectionError)
-    try:
-        import asyncpg.exceptions as pg
-    except ImportError:  # pragma: no cover - asyncpg is a dependency of the PostgreSQL backend
-        return tuple(classes)
-    classes += [pg.PostgresConnectionError, pg.OperatorInterventionError,
-                pg.TooManyConnectionsError]
-    return tuple(classes)
+    return (OSError, DBConnectionError, pg.PostgresConnectionError,
+            pg.OperatorInterventionError, pg.TooManyConnectionsError)
 
 
 class _Counter:

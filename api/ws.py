@@ -85,7 +85,6 @@ REPLAY_SCAN_MAX = 20_000  # outbox rows scanned for a staff replay
 # of server work per resume frame. Past this many rows the page is told to reload over REST
 # (indexed and cheap) instead; a full bounded scan costs ~35 ms (tests/test_abuse_limits_ws.py).
 PUBLIC_REPLAY_SCAN_MAX = 500
-MAX_FRAME_BYTES = 64 * 1024  # default of WS_MAX_FRAME_BYTES
 FANOUT_SLICE = 500  # sockets written between two yields to the event loop
 _OPEN = State.OPEN
 MESSAGE_TYPES = (events.NEW_MESSAGE, events.MESSAGE_UPDATED, events.MESSAGE_DELETED)

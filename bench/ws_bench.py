@@ -129,14 +129,14 @@ async def _client_main(url, count, events, ready, go, results, timeout) -> None:
 async def prepare_database(url: str) -> tuple[str, int]:
     from tortoise import Tortoise
 
-    from core.users import create_user, get_or_create_token
+    from core.users import create_user, issue_token
     from db.setup import init_db, migrate_db
 
     await migrate_db(url)
     await init_db(url)
     admin = await create_user("bench_admin", None, role="admin", first_name="Bench")
     customer = await create_user("bench_customer", None, role="customer")
-    token = await get_or_create_token(admin)
+    token = await issue_token(admin)
     await Tortoise.close_connections()
     return token, customer.id
 

@@ -77,19 +77,10 @@ async def _wait_out_retry_after(make_request: Any, bot: Any, method: Any) -> Any
 
 
 def make_dispatcher(settings: Settings) -> Any:
-    """`bot.dispatcher.build_dispatcher(settings)`, or an empty Dispatcher if that module is
-    not there; `settings` is always in the workflow data."""
-    from aiogram import Dispatcher
+    """`bot.dispatcher.build_dispatcher(settings)` with `settings` in the workflow data."""
+    from bot.dispatcher import build_dispatcher
 
-    try:
-        from bot.dispatcher import build_dispatcher
-    except ModuleNotFoundError as exc:
-        if exc.name != "bot.dispatcher":
-            raise
-        log.warning("bot.dispatcher is missing: the bot answers no updates")
-        dp = Dispatcher()
-    else:
-        dp = build_dispatcher(settings)
+    dp = build_dispatcher(settings)
     dp["settings"] = settings
     return dp
 

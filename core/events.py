@@ -1,9 +1,14 @@
 """Domain events through a transactional outbox.
 
 A service writes its change and an `Event` row in one transaction (`record_event`), then
-calls `committed()`. The process's `OutboxRelay` (started by every process that changes data)
-claims unpublished rows with a conditional UPDATE, so each event is published exactly once
-whichever process claims it, and hands them to the event bus (in-process or Redis).
+calls `committed()`, which wakes this process's relay and log consumers at once. The
+`OutboxRelay` (core.bus) runs in the API, scheduler and mail processes, not in `helpdesk bot`
+alone nor in one-off CLI commands: their events wait for the next sweep (about a second) of
+a relay running elsewhere. A relay claims unpublished rows with a conditional UPDATE, so one
+process publishes each event to the bus (in-process or Redis); a claim whose holder died
+unconfirmed expires and the event is published again, and every bus drops event ids it has
+already delivered, so subscribers see each event once. Durable consumers (the Telegram relay,
+webhooks, e-mail) read the Event table themselves rather than the bus.
 A rolled-back change never has an Event row, so it is never announced.
 
 Event types: new_request, request_updated, new_message (topic "admin"; a request's events
@@ -19,7 +24,7 @@ changed; WebSocket hubs re-check that user's sockets).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -85,9 +90,6 @@ def committed() -> None:
             wake()
         except Exception:  # a broken listener must never break the service call
             log.exception("commit listener failed")
-
-
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def prune_events(before: datetime, consumers: list[str]) -> int:

@@ -99,7 +99,3 @@ def adopt_sanic_loggers() -> None:
             lg.removeHandler(h)
         lg.propagate = True
         lg.setLevel(logging.NOTSET)
-
-
-def is_configured() -> bool:
-    return _configured

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -118,10 +118,6 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
 
     @property
     def base_url(self) -> str:
@@ -404,6 +400,3 @@ def load_settings(env: dict[str, str] | None = None, dotenv: bool = True) -> Set
     if settings.smtp_url and not settings.mail_from:
         raise SettingsError("SMTP_URL needs MAIL_FROM (the address e-mail is sent from)")
     return settings
-
-
-SETTING_NAMES = [f.name for f in fields(Settings)]

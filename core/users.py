@@ -15,7 +15,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core import audit, events, login_throttle, runtime
-from core.errors import NotAuthenticated, NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
 from core.permissions import require_director
@@ -100,11 +100,6 @@ async def issue_token(user: User, *, origin: str = "login") -> str:
             details={"token_id": token.id, "origin": origin}, using_db=conn,
         )
     return key
-
-
-# Earlier name, kept for callers that only need "a token for this user" (tests, benches):
-# with digests stored there is no key to get back, so it issues a new one.
-get_or_create_token = issue_token
 
 
 _TOKEN_USER_SQL = (
@@ -285,13 +280,6 @@ async def check_credentials(username: str, password: str, *, address: str | None
         # Conditional: a password changed meanwhile is not overwritten.
         await User.filter(id=user.id, password=user.password).update(password=fresh)
     await audit.record("login", user, target=("user", user.id))
-    return user
-
-
-async def require_user(key: str | None) -> User:
-    user = await user_for_token(key or "")
-    if user is None:
-        raise NotAuthenticated("Недопустимый токен.")
     return user
 
 

@@ -121,10 +121,6 @@ class User(Model):
         name = f"{self.first_name} {self.last_name}".strip()
         return name or self.username
 
-    @property
-    def is_staff_member(self) -> bool:
-        return self.role in (Role.admin, Role.director)
-
     def __str__(self) -> str:
         return self.username
 

@@ -6,7 +6,7 @@ is unique, so exactly one insert wins on SQLite and PostgreSQL; the loser skips)
 
 The row's `expires_at` is a deadline while the work runs and is pushed far into the future
 when it finishes. A holder that crashed mid-job leaves an expired, unfinished lease behind;
-`claim_slot` lets another process take it over with a conditional UPDATE (again exactly
+`claim` lets another process take it over with a conditional UPDATE (again exactly
 one wins), so work that must not be lost (the daily digest) is finished by a survivor.
 """
 
@@ -69,11 +69,6 @@ async def claim(key: str, holder: str, now: datetime, ttl: timedelta) -> bool:
     if taken:
         log.warning("took over expired lease %s from %s", key, existing.holder)
     return bool(taken)
-
-
-async def claim_slot(job: str, slot: datetime, holder: str, now: datetime, ttl: timedelta) -> bool:
-    """Claim the fire slot of `job` at `slot` (see `claim`)."""
-    return await claim(slot_key(job, slot), holder, now, ttl)
 
 
 async def finish(key: str, holder: str, now: datetime) -> None:

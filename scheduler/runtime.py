@@ -279,12 +279,9 @@ async def run_scheduler(settings: Settings) -> None:
     await init_db(settings.database_url)
     events_rt = None
     try:
-        try:
-            from core.bus import start_events
-        except ImportError:  # pragma: no cover - events runtime not available
-            log.warning("core.bus not available: events are published by the API's relay")
-        else:
-            events_rt = await start_events(settings)
+        from core.bus import start_events
+
+        events_rt = await start_events(settings)
         rt = await start_scheduler(settings)
         metrics_server = await metrics.serve_metrics(settings)
         stop = asyncio.Event()

@@ -171,11 +171,6 @@ def summary_message(entries: list[tuple[int, dict[str, Any] | None]], lang: str 
     return "\n".join(lines), {"inline_keyboard": rows}
 
 
-def message_text(header_key: str, lang: str, content: str, **kwargs: Any) -> str:
-    """A relayed message: an HTML header line, then the escaped content."""
-    return f"{text(header_key, lang, **kwargs)}\n{html.escape(content)}"
-
-
 def notify_text(status: str, lang: str, request_id: int, title: str) -> str | None:
     key = {"in_progress": "notify_taken", "completed": "notify_completed", "closed": "notify_closed"}.get(status)
     if key is None:

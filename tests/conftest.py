@@ -214,10 +214,10 @@ async def api(settings):
 
 @pytest.fixture
 def token_for():
-    from core.users import get_or_create_token
+    from core.users import issue_token
 
     async def make(user) -> str:
-        return await get_or_create_token(user)
+        return await issue_token(user)
 
     return make
 

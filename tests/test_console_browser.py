@@ -49,7 +49,7 @@ async def desk(tmp_path_factory):
     from api.app import create_app
     from core import runtime
     from core.settings import Settings
-    from core.users import create_user, get_or_create_token
+    from core.users import create_user, issue_token
     from db.setup import close_db, init_db, migrate_db
     from tests.live import serve
 
@@ -67,7 +67,7 @@ async def desk(tmp_path_factory):
         "customer": await create_user("anna", PW, role="customer", first_name="Анна", last_name="Клиентова",
                                       email="anna@example.com"),
     }
-    tokens = {k: await get_or_create_token(u) for k, u in users.items()}
+    tokens = {k: await issue_token(u) for k, u in users.items()}
     try:
         async with serve(create_app(settings)) as base, async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)

@@ -76,7 +76,7 @@ async def test_two_running_schedulers_post_one_digest_for_a_slot(tg_settings):
 async def test_crashed_holders_digest_is_taken_over_after_its_lease_expires(tg_settings):
     clock = FixedClock(SLOT)
     # Another process claimed the slot and died before posting.
-    assert await lease.claim_slot("digest", SLOT, "dead-host:1:x", SLOT, timedelta(minutes=5))
+    assert await lease.claim(lease.slot_key("digest", SLOT), "dead-host:1:x", SLOT, timedelta(minutes=5))
     survivor = SchedulerRuntime(tg_settings, clock=clock)
     assert not await survivor.fire("digest", SLOT)
 
