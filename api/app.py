@@ -50,7 +50,9 @@ def render_domain_error(exc: DomainError):
 
 
 def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
-    """Build the API app. Every process (and every test) gets its own app instance."""
+    """Build the HTTP channel alone: REST, WebSocket, web form, console. Every process (and
+    every test) gets its own app instance. bootstrap.app.create_app adds the other parts a
+    desk process serves (webhooks, e-mail, the Telegram webhook, the jobs overview)."""
     global _app_counter
     _app_counter += 1
     app = Sanic(name or f"helpdesk{_app_counter}")
@@ -151,31 +153,16 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     for module in (canned, history, audit, ratings, staff_stats, export):
         app.blueprint(module.get_blueprint())
 
-    # Scheduler jobs overview (works whether or not this process runs the scheduler).
+    # Scheduler jobs overview (works whether or not this process runs the scheduler; the
+    # overview itself is handed in by bootstrap.app, as app.ctx.job_overview).
     from api.routes import scheduler as scheduler_routes
 
     app.blueprint(scheduler_routes.get_blueprint())
-
-    # Telegram webhook (only in webhook mode with a token: keeps aiogram out of the API otherwise).
-    if settings.telegram_mode == "webhook" and settings.telegram_bot_token:
-        from bot.webhook import get_blueprint as telegram_webhook_blueprint
-
-        app.blueprint(telegram_webhook_blueprint(settings))
 
     # Real-time: WebSocket routes, and the event bus + outbox relay started with the server.
     from api import ws
 
     ws.install(app)
-
-    # Outbound webhooks: the dispatcher (event log -> deliveries) and the sender.
-    from webhooks import runtime as webhooks_runtime
-
-    webhooks_runtime.install(app)
-
-    # E-mail out (the notifier and the sender), only when SMTP_URL is set.
-    from mail import runtime as mail_runtime
-
-    mail_runtime.install(app)
 
     # Customer web form and request pages, /health and /ready.
     from api import web

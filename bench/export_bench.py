@@ -40,7 +40,7 @@ PASSWORD = "bench-export-pass"
 
 SERVER_CODE = """
 import logging, os
-from api.app import create_app
+from bootstrap.app import create_app
 from core.settings import load_settings
 logging.basicConfig(level=logging.WARNING)
 app = create_app(load_settings(), name="helpdesk_export_bench")

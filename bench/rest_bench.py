@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.fill_pg          # once: 100,000 requests x 3 messages
     .venv/bin/python -m bench.rest_bench --duration 10
 
-Starts one API process (`api.app.create_app(load_settings())`, Sanic single process, access
+Starts one API process (`bootstrap.app.create_app(load_settings())`, Sanic single process, access
 log off) on a free 127.0.0.1 port against the bench database, then runs each scenario for
 `--duration` seconds with `--connections` concurrent keep-alive clients (after a short
 warm-up that is not measured). Client: `wrk` when installed (Debian package `wrk`; a Lua
@@ -45,7 +45,7 @@ DEFAULT_TARGET_MS = 20.0
 SERVER_CODE = """
 import logging, os, sys
 from sanic import Sanic
-from api.app import create_app
+from bootstrap.app import create_app
 from core.settings import load_settings
 logging.basicConfig(level=logging.WARNING)
 settings = load_settings()

@@ -17,7 +17,7 @@ log = logging.getLogger("helpdesk")
 
 def build_api(settings: Settings, *, embedded_components: bool) -> Any:
     """The API app; with `embedded_components` the bot and the scheduler run inside it."""
-    from api.app import create_app
+    from bootstrap.app import create_app
 
     app = create_app(settings, name="helpdesk")
     if embedded_components:

@@ -200,7 +200,7 @@ def free_port() -> int:
 @pytest.fixture
 async def api(settings):
     """A live API server on loopback and a client for it."""
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import Api, serve
 
     app = create_app(settings)

@@ -24,7 +24,7 @@ SERVER_CODE = """
 import os, sys
 sys.path.insert(0, os.environ["HELPDESK_ROOT"])
 from sanic import Sanic
-from api.app import create_app
+from bootstrap.app import create_app
 from core.settings import load_settings
 
 settings = load_settings(dotenv=False)

@@ -19,7 +19,7 @@ sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 @asynccontextmanager
 async def server(settings, sanic_proxies_count: int = 0, **overrides):
     """A live API server; `sanic_proxies_count` as SANIC_PROXIES_COUNT would set it."""
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     app = create_app(settings.with_overrides(**overrides))

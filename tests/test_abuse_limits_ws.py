@@ -22,7 +22,7 @@ sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 @asynccontextmanager
 async def server(settings, **overrides):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     async with serve(create_app(settings.with_overrides(**overrides))) as base:

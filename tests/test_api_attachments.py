@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from api.app import create_app
+from bootstrap.app import create_app
 from db.models import Event, RequestAttachment, RequestMessage
 from tests.api_helpers import ADMIN, CUSTOMER, chunked, multipart_parts, new_request
 from tests.live import Api, serve

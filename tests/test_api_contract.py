@@ -37,7 +37,7 @@ def shape(path: str) -> str:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_every_route_has_an_operation_and_every_operation_a_route(settings):
-    from api.app import create_app
+    from bootstrap.app import create_app
 
     app = create_app(settings.with_overrides(
         telegram_mode="webhook", telegram_bot_token="1:x", telegram_webhook_secret="s"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from api.app import create_app
+from bootstrap.app import create_app
 from core.settings import Settings
 
 

@@ -93,7 +93,7 @@ async def test_deleted_forum_topic_is_recreated_and_the_message_resent(
 async def test_webhook_rejects_a_wrong_secret_and_handles_a_retried_update_once(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):
-    from api.app import create_app
+    from bootstrap.app import create_app
 
     fake = fake_telegram
     settings = telegram_settings.with_overrides(

@@ -35,7 +35,7 @@ async def test_customer_submits_follows_live_and_replies_in_a_real_browser(
     need_browser()
     from playwright.async_api import async_playwright
 
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import Api, serve
 
     screenshots = os.environ.get("HELPDESK_SCREENSHOTS") == "1"
@@ -152,7 +152,7 @@ async def test_request_page_stays_live_by_polling_when_the_websocket_is_unavaila
     need_browser()
     from playwright.async_api import async_playwright
 
-    from api.app import create_app
+    from bootstrap.app import create_app
     from core.requests import post_message
     from tests.live import Api, serve
 

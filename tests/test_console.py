@@ -68,7 +68,7 @@ async def test_sign_in_gives_an_httponly_samesite_session_cookie_and_the_queue(a
 
 
 async def test_session_cookie_is_secure_when_public_url_is_https(settings, staff):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     admin, _, _ = staff

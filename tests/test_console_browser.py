@@ -46,7 +46,7 @@ async def desk(tmp_path_factory):
     from playwright.async_api import async_playwright
     from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-    from api.app import create_app
+    from bootstrap.app import create_app
     from core import runtime
     from core.settings import Settings
     from core.users import create_user, issue_token

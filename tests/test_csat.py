@@ -123,7 +123,7 @@ def _section_hidden(page: str) -> bool:
 async def test_web_page_asks_for_a_rating_once_completed_and_takes_it_without_javascript(
     settings, make_user
 ):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     admin = await make_user("admin")

@@ -24,7 +24,7 @@ async def test_customer_rates_from_the_page_with_the_script(settings, make_user)
     import httpx
     from playwright.async_api import async_playwright
 
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     admin = await make_user("admin")

@@ -147,7 +147,7 @@ async def test_channel_is_the_entry_points(settings, make_user):
 async def test_web_form_request_history_says_web(settings, make_user):
     import httpx
 
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     async with serve(create_app(settings)) as base:

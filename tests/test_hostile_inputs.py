@@ -179,7 +179,7 @@ async def test_websocket_huge_last_event_id_and_chat_id_close_with_4xxx(
 
 
 async def test_webhook_rejects_huge_update_ids_and_malformed_updates(settings, fake_telegram):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     s = settings.with_overrides(
@@ -213,7 +213,7 @@ async def test_database_refusals_are_400_and_real_bugs_stay_500_without_the_toke
     """The net behind the routes' own checks: a value the database driver refuses is the
     client's fault (400, one warning line); any other exception stays a 500 with its
     traceback logged, the caller's token blanked out."""
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     caplog.set_level(logging.INFO)

@@ -314,7 +314,7 @@ def webhook_headers(path: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def desk_server(telegram_settings, make_user, token_for):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     s = telegram_settings.with_overrides(
@@ -508,8 +508,8 @@ async def sweep_webhook(desk: Desk) -> None:
 async def test_every_route_is_in_the_sweep(settings):
     """The router has no HTTP route that neither the OpenAPI document nor EXTRA_ROUTES lists
     (sockets are swept separately)."""
-    from api.app import create_app
     from api.routes.docs import openapi_document
+    from bootstrap.app import create_app
 
     def shape(path: str) -> str:  # "/a/{id}/" and Sanic's "a/<id:int>" compare equal
         return re.sub(r"<[^>]*>|\{[^}]*\}", "{}", path).strip("/")

@@ -62,7 +62,7 @@ async def test_a_web_submission_with_an_accounts_email_never_reaches_that_accoun
 async def test_the_bot_lists_only_the_accounts_own_requests(
     telegram_settings, fake_telegram, make_user
 ):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     alice = await make_user("customer", username="alice", email="alice@example.com",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.app import create_app
+from bootstrap.app import create_app
 from core import login_throttle
 from core.security import hash_password, verify_password
 from db.models import LoginAttempt, User

@@ -171,7 +171,7 @@ FORM = {"name": "Анна Петрова", "email": "atomic@example.com", "title
 
 @pytest.fixture
 async def web(settings):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     async with serve(create_app(settings)) as base:

@@ -5,7 +5,7 @@ and a stop step that fails is logged without skipping the ones after it."""
 from __future__ import annotations
 
 import api.app as app_module
-from api.app import create_app
+from bootstrap.app import create_app
 from db.models import User
 from tests.live import serve
 

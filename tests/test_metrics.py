@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from prometheus_client import REGISTRY
 
-from api.app import create_app
+from bootstrap.app import create_app
 from core import metrics, runtime
 from core import requests as svc
 from db.models import Cursor, Event, TelegramOutbox, WebhookDelivery, WebhookSubscription

@@ -26,7 +26,7 @@ FORM = {
 @asynccontextmanager
 async def web_server(settings, **overrides):
     """A live API server with these setting overrides; yields an httpx client."""
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     app = create_app(settings.with_overrides(**overrides) if overrides else settings)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from api.app import create_app
+from bootstrap.app import create_app
 from core import requests as svc
 from core import runtime
 from core.settings import Settings

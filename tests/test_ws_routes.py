@@ -409,7 +409,7 @@ async def test_server_keeps_working_when_a_client_vanishes(api, make_user, token
 
 @sqlite_only
 async def test_clients_are_told_going_away_when_the_server_stops(settings, make_user, token_for):
-    from api.app import create_app
+    from bootstrap.app import create_app
     from tests.live import serve
 
     admin = await make_user("admin")

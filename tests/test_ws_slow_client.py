@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from api.app import create_app
 from api.ws import CLOSE_SLOW_CONSUMER
+from bootstrap.app import create_app
 from tests.live import serve
 from tests.wsutil import close_code, connect, recv_json
 

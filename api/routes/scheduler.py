@@ -26,11 +26,12 @@ def get_blueprint() -> Blueprint:
     async def list_jobs(request: Request):
         user = await authenticate(request)
         require_staff(user)
-        from scheduler.runtime import job_overview, running_here
-
+        overview = getattr(request.app.ctx, "job_overview", None)  # via bootstrap.app
+        if overview is None:  # an API app built without the scheduler wired in
+            return json({"detail": "Scheduler overview is not available here."}, status=503)
         settings = request.app.ctx.settings
         jobs: list[dict[str, Any]] = []
-        for job in await job_overview(settings):
+        for job in await overview.jobs(settings):
             last = job["last_run"]
             jobs.append(
                 {
@@ -52,7 +53,7 @@ def get_blueprint() -> Blueprint:
         return json(
             {
                 "enabled": settings.scheduler_enabled,
-                "running_in_this_process": running_here(),
+                "running_in_this_process": overview.running_here(),
                 "jobs": jobs,
             }
         )
