@@ -10,10 +10,11 @@ from urllib.parse import urlencode
 from sanic import Request
 from sanic.response import HTTPResponse, file
 
-from api.web.i18n import LANG_COOKIE, LANGUAGES, TEXTS, choose_language, client_texts, text
+from api.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, client_texts, text
 from api.web.public import MAX_FILES, public_request, request_for_key
 from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
+from core import i18n
 from core.errors import NotFound
 from core.texts import CATEGORY_LABELS
 from core.users import VerificationExpired, verify_email
@@ -25,7 +26,7 @@ def _base_context(request: Request, lang: str, page_title: str, **extra: Any) ->
     other = "en" if lang == "ru" else "ru"
     params = {k: v[0] for k, v in request.args.items() if k not in ("lang", "created", "rated")}
     params["lang"] = other
-    context: dict[str, Any] = {f"t_{k}": v for k, v in TEXTS[lang].items()}
+    context: dict[str, Any] = {f"t_{k}": v for k, v in i18n.group(lang, "web").items()}
     context.update(
         lang=lang,
         page_title=page_title,
