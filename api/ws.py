@@ -50,6 +50,7 @@ from core.serializers import (
     customer_message_data,
     customer_request_data,
 )
+from core.texts import t
 from core.users import TokenOwner, token_expired, token_owner
 from db.models import (
     AdminChat,
@@ -756,7 +757,7 @@ async def _post_chat_message(conn: Connection, text: Any) -> None:
 
     assert conn.user is not None and conn.key is not None
     if not isinstance(text, str):
-        await conn.send(error_frame("invalid", {"message": ["Ожидалась строка."]}))
+        await conn.send(error_frame("invalid", {"message": [t("err_not_string")]}))
         return
     if "\x00" in text:  # PostgreSQL cannot store it (the REST body check, api.http)
         await conn.send(error_frame("invalid", {"message": [NUL_NOT_ALLOWED]}))

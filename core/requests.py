@@ -20,7 +20,7 @@ from tortoise.expressions import F, Q, RawSQL
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from core import audit, events, history, runtime, staff_stats
+from core import audit, events, history, i18n, runtime, staff_stats
 from core.bans import require_not_banned
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_tags, check_text
@@ -109,7 +109,7 @@ def _validate_filters(f: RequestFilters) -> None:
         value = getattr(f, name)
         if value is not None and value not in enum.__members__:
             errors[name] = [
-                f"Выберите корректный вариант. {value} нет среди допустимых значений."
+                t("err_select_choice", value=value)
             ]
     if errors:
         raise ValidationFailed(errors)
@@ -358,7 +358,7 @@ async def list_requests(
     before the first or past the last. See docs/performance.md.
     """
     if page < 1:
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     conds = _conditions(actor, filters)
     offset = (page - 1) * page_size
     db = connections.get("default")
@@ -366,7 +366,7 @@ async def list_requests(
         qs = _filtered(actor, filters)
         total = await qs.count()
         if page > 1 and offset >= total:
-            raise NotFound("Неправильная страница")
+            raise NotFound(t("err_bad_page"))
         order = ("-created_at", "-id")
         if filters.unassigned_first:
             qs = qs.annotate(_assigned=RawSQL('"assigned_admin_id" IS NOT NULL'))
@@ -383,14 +383,14 @@ async def list_requests(
         total, rows = await _pg_small_page(db, where, offset, page_size, filters.unassigned_first)
         if total <= EXACT_COUNT_LIMIT:
             if page > 1 and offset >= total:
-                raise NotFound("Неправильная страница")
+                raise NotFound(t("err_bad_page"))
             return total, rows
         total, exact = await _pg_estimate(db, where), False
     else:
         total, exact = await _pg_count(db, where)
     if exact:
         if page > 1 and offset >= total:
-            raise NotFound("Неправильная страница")
+            raise NotFound(t("err_bad_page"))
         return total, await _pg_page(db, where, offset, page_size, filters.unassigned_first)
     # One row more than the page tells whether another page follows.
     rows = await _pg_page(db, where, offset, page_size + 1, filters.unassigned_first)
@@ -398,7 +398,7 @@ async def list_requests(
         return max(total, offset + len(rows)), rows[:page_size]
     if rows or page == 1:
         return offset + len(rows), rows
-    raise NotFound("Неправильная страница")
+    raise NotFound(t("err_bad_page"))
 
 
 async def create_request(
@@ -427,9 +427,9 @@ async def create_request(
     check_text(errors, "description", description, limits.content, lang)
     tags = check_tags(errors, tags, lang, limits)
     if priority not in Priority.__members__:
-        errors["priority"] = [f"Значения {priority} нет среди допустимых вариантов."]
+        errors["priority"] = [t("err_invalid_choice", value=priority)]
     if category not in Category.__members__:
-        errors["category"] = [f"Значения {category} нет среди допустимых вариантов."]
+        errors["category"] = [t("err_invalid_choice", value=category)]
     require_not_banned(actor)
     customer = actor
     if customer_id is not None and customer_id != actor.id:
@@ -437,7 +437,7 @@ async def create_request(
             raise PermissionDenied(t("err_no_permission", actor.language))
         found = await User.filter(id=customer_id).first()
         if found is None:
-            errors["customer_id"] = [f'Недопустимый первичный ключ "{customer_id}" - объект не существует.']
+            errors["customer_id"] = [t("err_pk_missing", value=customer_id)]
         else:
             customer = found
     if errors:
@@ -486,13 +486,13 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
     if "tags" in changes:
         changes = {**changes, "tags": check_tags(errors, changes["tags"], lang, limits)}
     if "priority" in changes and changes["priority"] not in Priority.__members__:
-        errors["priority"] = [f"Значения {changes['priority']} нет среди допустимых вариантов."]
+        errors["priority"] = [t("err_invalid_choice", value=changes['priority'])]
     if "category" in changes and changes["category"] not in Category.__members__:
-        errors["category"] = [f"Значения {changes['category']} нет среди допустимых вариантов."]
+        errors["category"] = [t("err_invalid_choice", value=changes['category'])]
     new_status = changes.get("status")
     if new_status is not None and new_status != req.status:
         if new_status not in Status.__members__:
-            errors["status"] = [f"Значения {new_status} нет среди допустимых вариантов."]
+            errors["status"] = [t("err_invalid_choice", value=new_status)]
         elif not is_director(actor):
             errors["status"] = [t("err_director_only", actor.language)]
     if errors:
@@ -582,7 +582,8 @@ async def _add_system_message(
         request_id=req.id,
         sender_id=actor.id,
         sender_type=SenderType.admin if is_staff(actor) else SenderType.customer,
-        content=content,
+        content=i18n.render(content, i18n.DEFAULT_LANGUAGE),  # each reader's: content_i18n
+        content_i18n=i18n.to_json(content),
         message_type=MessageType.system,
         is_internal=is_internal,
         using_db=conn,
@@ -798,7 +799,7 @@ async def post_message(
     errors: dict[str, list[str]] = {}
     check_text(errors, "content", content, current_limits().content, actor.language)
     if message_type not in (MessageType.text, MessageType.image, MessageType.file):
-        errors["message_type"] = [f"Значения {message_type} нет среди допустимых вариантов."]
+        errors["message_type"] = [t("err_invalid_choice", value=message_type)]
     if errors:
         raise ValidationFailed(errors)
     async with in_transaction() as conn:

@@ -329,7 +329,7 @@ async def list_deliveries(actor: User, subscription_id: int, page: int,
         qs = qs.filter(status=status)
     total = await qs.count()
     if page > 1 and (page - 1) * PAGE_SIZE >= total:
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     rows = await qs.order_by("-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     return total, rows
 

@@ -10,6 +10,7 @@ from api.http import PK_WRONG_TYPE, authenticate_staff, body, check_id_ranges, g
 from core import chats as svc
 from core.errors import ValidationFailed
 from core.serializers import chat_message_data
+from core.texts import t
 
 
 def _is_int(value: Any) -> bool:
@@ -20,17 +21,17 @@ def chat_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
     """Validate a create/update body (DRF error shapes)."""
     errors: dict[str, list[str]] = {}
     if not partial and "name" not in data:
-        errors["name"] = ["Обязательное поле."]
+        errors["name"] = [t("err_required_field")]
     for name in ("name", "chat_type"):
         if name in data and not isinstance(data[name], str):
             errors[name] = ["Not a valid string."]
     if "is_active" in data and not isinstance(data["is_active"], bool):
-        errors["is_active"] = ["Значение должно быть булевым."]
+        errors["is_active"] = [t("err_not_bool")]
     if "participant_ids" in data and (
         not isinstance(data["participant_ids"], list)
         or not all(_is_int(i) for i in data["participant_ids"])
     ):
-        errors["participant_ids"] = ["Ожидался список идентификаторов."]
+        errors["participant_ids"] = [t("err_id_list")]
     if errors:
         raise ValidationFailed(errors)
     check_id_ranges(data, lists=("participant_ids",))
@@ -84,7 +85,7 @@ def get_blueprint() -> Blueprint:
         data = body(request)
         errors: dict[str, list[str]] = {}
         if "content" not in data:
-            errors["content"] = ["Обязательное поле."]
+            errors["content"] = [t("err_required_field")]
         elif not isinstance(data["content"], str):
             errors["content"] = ["Not a valid string."]
         if "message_type" in data and not isinstance(data["message_type"], str):
@@ -126,7 +127,7 @@ def get_blueprint() -> Blueprint:
         data = body(request)
         user_id = data.get("user_id")
         if not _is_int(user_id):
-            raise ValidationFailed({"user_id": ["Обязательное поле (id участника)."]})
+            raise ValidationFailed({"user_id": [t("err_required_member")]})
         check_id_ranges(data, ("user_id",))
         await svc.remove_participant(actor, chat_id, user_id)
         return json({"status": "removed"})

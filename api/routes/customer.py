@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, body, check_types, guard_ids, json, page_number, paginated
+from api.http import (
+    authenticate,
+    body,
+    check_types,
+    guard_ids,
+    json,
+    page_number,
+    paginated,
+    request_language,
+)
 from api.routes.attachments import list_response, upload_response
 from api.routes.requests import filters_from, parse_tags
 from core import requests as svc
@@ -52,7 +61,7 @@ def get_blueprint() -> Blueprint:
         actor = await authenticate(request)
         data = body(request)
         check_types(data, ("title", "description", "priority", "category"))
-        errors = {n: ["Обязательное поле."] for n in ("title", "description") if n not in data}
+        errors = {n: [t("err_required_field")] for n in ("title", "description") if n not in data}
         if errors:
             raise ValidationFailed(errors)
         extra = {k: data[k] for k in ("priority", "category") if k in data}
@@ -77,7 +86,7 @@ def get_blueprint() -> Blueprint:
         actor = await authenticate(request)
         await own_request(actor, request_id)
         rows = await svc.list_messages(actor, request_id)
-        return json([customer_message_data(m) for m in rows if not m.is_internal])
+        return json([customer_message_data(m, lang=request_language(request)) for m in rows if not m.is_internal])
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
@@ -86,7 +95,7 @@ def get_blueprint() -> Blueprint:
         data = body(request)
         check_types(data, ("content", "message_type"))
         if "content" not in data:
-            raise ValidationFailed({"content": ["Обязательное поле."]})
+            raise ValidationFailed({"content": [t("err_required_field")]})
         msg = await svc.post_message(
             actor, request_id, data["content"], message_type=data.get("message_type", "text")
         )

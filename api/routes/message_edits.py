@@ -20,13 +20,14 @@ from api.routes.customer import own_request
 from core import message_edits
 from core.errors import ValidationFailed
 from core.serializers import customer_message_data, message_data
+from core.texts import t
 
 
 def _content(request: Request) -> str:
     data = body(request)
     check_types(data, ("content",))
     if "content" not in data:
-        raise ValidationFailed({"content": ["Обязательное поле."]})
+        raise ValidationFailed({"content": [t("err_required_field")]})
     return data["content"]
 
 

@@ -13,13 +13,14 @@ from api.http import authenticate, body, check_types, guard_ids, int_from_text, 
 from core import csat
 from core.errors import ValidationFailed
 from core.serializers import customer_request_data
+from core.texts import t
 
 
 def rating_of(data: dict[str, Any]) -> Any:
     """The `rating` field: an int, or its decimal text from a form; required."""
     value = data.get("rating")
     if value is None:
-        raise ValidationFailed({"rating": ["Обязательное поле."]})
+        raise ValidationFailed({"rating": [t("err_required_field")]})
     if isinstance(value, str):
         parsed = int_from_text(value.strip())
         return parsed if parsed is not None else value

@@ -19,11 +19,13 @@ from api.http import (
     json,
     page_number,
     paginated,
+    request_language,
     str_arg,
 )
 from core import requests as svc
 from core.errors import DomainError, ValidationFailed
 from core.serializers import message_data, request_data
+from core.texts import t
 from db.models import Source
 
 
@@ -40,13 +42,13 @@ def parse_datetime(name: str, value: Any) -> datetime | None:
         except (ValueError, OverflowError):
             pass
     raise ValidationFailed(
-        {name: ["Неправильный формат datetime. Используйте один из этих форматов: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."]}
+        {name: [t("err_datetime")]}
     )
 
 
 def parse_tags(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise ValidationFailed({"tags": ["Ожидался список строк."]})
+        raise ValidationFailed({"tags": [t("err_tags_type")]})
     return value
 
 
@@ -54,14 +56,14 @@ def request_changes(data: dict[str, Any], partial: bool) -> dict[str, Any]:
     """Validate a create/update body into service arguments (DRF error shapes)."""
     check_types(data, ("title", "description", "priority", "category", "status"))
     errors: dict[str, list[str]] = {
-        name: ["Это поле не может быть null."]
+        name: [t("err_not_null")]
         for name in ("title", "description", "priority", "category", "status", "tags")
         if name in data and data[name] is None
     }
     if not partial:
         for name in ("title", "description"):
             if name not in data:
-                errors[name] = ["Обязательное поле."]
+                errors[name] = [t("err_required_field")]
     if errors:
         raise ValidationFailed(errors)
     out: dict[str, Any] = {
@@ -181,7 +183,7 @@ def get_blueprint() -> Blueprint:
         data = body(request)
         admin_id = data.get("admin_id")
         if not isinstance(admin_id, int) or isinstance(admin_id, bool):
-            raise ValidationFailed({"admin_id": ["Обязательное поле (id администратора)."]})
+            raise ValidationFailed({"admin_id": [t("err_required_admin")]})
         check_id_ranges(data, ("admin_id",))
         return await action(
             request, request_id, lambda actor, rid: svc.reassign_request(actor, rid, admin_id)
@@ -191,7 +193,7 @@ def get_blueprint() -> Blueprint:
     async def messages(request: Request, request_id: int):
         actor = await authenticate_staff(request)
         rows = await svc.list_messages(actor, request_id)
-        return json([message_data(m) for m in rows])
+        return json([message_data(m, lang=request_language(request)) for m in rows])
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
@@ -206,9 +208,9 @@ def get_blueprint() -> Blueprint:
             elif low in ("false", "0", "off", "no", ""):
                 is_internal = False
         if not isinstance(is_internal, bool):
-            raise ValidationFailed({"is_internal": ["Значение должно быть булевым."]})
+            raise ValidationFailed({"is_internal": [t("err_not_bool")]})
         if "content" not in data:
-            raise ValidationFailed({"content": ["Обязательное поле."]})
+            raise ValidationFailed({"content": [t("err_required_field")]})
         msg = await svc.post_message(
             actor,
             request_id,

@@ -16,6 +16,7 @@ from api.http import authenticate_staff, body, guard_ids, json
 from core import bans, users
 from core.errors import ValidationFailed
 from core.serializers import dt, user_data
+from core.texts import t
 from db.models import User
 
 
@@ -34,7 +35,7 @@ async def update_user(request: Request, user_id: int):
     data = body(request)
     errors: dict[str, list[str]] = {}
     if "is_active" in data and not isinstance(data["is_active"], bool):
-        errors["is_active"] = ["Значение должно быть булевым."]
+        errors["is_active"] = [t("err_not_bool")]
     if "role" in data and not isinstance(data["role"], str):
         errors["role"] = ["Not a valid string."]
     if errors:

@@ -29,6 +29,7 @@ from api.web.public import (
 )
 from core import message_edits
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from core.texts import t
 from db.models import RequestAttachment
 
 
@@ -63,7 +64,7 @@ async def _run(request: Request, key: str, message_id: int, edit: bool) -> HTTPR
     lang = choose_language(request, request.app.ctx.settings.language)
     req = await request_for_key(key)
     if not is_row_id(message_id):
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     if (refused := await rate_limited(request, "reply", lang)) is not None:
         return refused
     customer = _acting_customer(req, lang)

@@ -16,7 +16,7 @@ from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
 from core import i18n
 from core.errors import NotFound
-from core.texts import CATEGORY_LABELS
+from core.texts import CATEGORY_LABELS, t
 from core.users import VerificationExpired, verify_email
 from db.models import Category, Status
 
@@ -59,7 +59,7 @@ async def static_file(request: Request, name: str) -> HTTPResponse:
     """`/static/web/<name>`: one of STATIC_FILES, revalidated by Last-Modified; 404 otherwise."""
     path = STATIC_FILES.get(name)
     if path is None:
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if mime.startswith("text/") or mime == "application/javascript":
         mime += "; charset=utf-8"
