@@ -27,6 +27,9 @@ from babel import Locale
 from babel.messages.pofile import read_po
 
 LANGUAGES = ("ru", "en")
+# The field of a system message's event payload that carries its to_json() form (the
+# WebSocket relay renders it per reader and drops it; webhooks drop it).
+EVENT_FIELD = "content_i18n"
 DEFAULT_LANGUAGE = "ru"
 LOCALES_DIR = Path(__file__).parent / "locales"
 

@@ -589,7 +589,8 @@ async def _add_system_message(
         using_db=conn,
     )
     await count_message(conn, req.id, msg)
-    await events.record_event(events.NEW_MESSAGE, message_data(msg, actor), using_db=conn)
+    data = {**message_data(msg, actor), i18n.EVENT_FIELD: msg.content_i18n}
+    await events.record_event(events.NEW_MESSAGE, data, using_db=conn)
     return msg
 
 

@@ -235,3 +235,34 @@ def test_stored_text_keeps_translated_parameters() -> None:
         "detail": ["Статус запроса изменен на «Выполнен» пользователем Ann"]
     }
     assert i18n.from_json({"key": "core.no_such_key", "params": {}}) is None
+
+
+async def test_system_message_frame_is_in_each_sockets_language(api, make_user, token_for):
+    """The admin socket renders a system message per reader; the stored event (and so a
+    webhook) carries no translation field."""
+    from core import requests as svc
+    from core.webhooks import webhook_event
+    from db.models import Event
+    from tests.wsutil import connect, recv_until
+
+    customer = await make_user("customer")
+    taker = await make_user("admin", first_name="Иван", last_name="")
+    en_admin, ru_admin = await make_user("admin", language="en"), await make_user("admin")
+    req = await svc.create_request(customer, title="VPN", description="down")
+    notify = "/ws/admin/notifications/"
+    async with await connect(api.base, notify, await token_for(en_admin)) as en_ws, \
+            await connect(api.base, notify, await token_for(ru_admin)) as ru_ws:
+        r = await api.post(f"{ADMIN}{req.id}/take/", await token_for(taker))
+        assert r.status_code == 200, r.text
+
+        def system(f):
+            return f["type"] == "new_message" and f["data"]["message_type"] == "system"
+
+        en_frame = await recv_until(en_ws, system)
+        ru_frame = await recv_until(ru_ws, system)
+    assert en_frame["data"]["content"] == "Request taken by admin Иван"
+    assert ru_frame["data"]["content"] == "Запрос взят в работу администратором Иван"
+    assert i18n.EVENT_FIELD not in en_frame["data"] and i18n.EVENT_FIELD not in ru_frame["data"]
+    event = await Event.filter(type="new_message").order_by("-id").first()
+    hooked = webhook_event(event)
+    assert hooked is not None and i18n.EVENT_FIELD not in hooked[1]
