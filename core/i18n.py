@@ -200,7 +200,11 @@ class PluralText:
 def group(locale: str | None, prefix: str) -> dict[str, Any]:
     """Every text of the group `prefix` ("web", "console"...) without the prefix, in
     `locale`: what templates and page scripts read (plural entries as PluralText)."""
-    lang = lang_of(locale)
+    return dict(_group(lang_of(locale), prefix))
+
+
+@cache
+def _group(lang: str, prefix: str) -> dict[str, Any]:
     start = prefix + "."
     table: dict[str, Any] = {}
     for key in catalog(DEFAULT_LANGUAGE):
