@@ -130,7 +130,7 @@ def _clean(actor: User, data: dict[str, Any], partial: bool) -> dict[str, Any]:
             out["content"] = data["content"]
     if "language" in data:
         if data["language"] not in LANGUAGES:
-            errors["language"] = [t("err_invalid_choice", value=data['language'])]
+            errors["language"] = [t("err_invalid_choice", value=data["language"])]
         else:
             out["language"] = data["language"]
     elif not partial:

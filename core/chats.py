@@ -125,7 +125,7 @@ async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> Adm
     if "name" in changes:
         check_text(errors, "name", changes["name"], current_limits().chat_name, actor.language)
     if "chat_type" in changes and changes["chat_type"] not in ChatType.__members__:
-        errors["chat_type"] = [t("err_invalid_choice", value=changes['chat_type'])]
+        errors["chat_type"] = [t("err_invalid_choice", value=changes["chat_type"])]
     if errors:
         raise ValidationFailed(errors)
     allowed = {k: v for k, v in changes.items() if k in ("name", "chat_type", "is_active")}

@@ -35,9 +35,9 @@ def _validate(data: dict[str, Any], partial: bool, lang: str | None) -> dict[str
             continue
         check_text(errors, name, data[name], limit, lang)
     if "priority" in data and data["priority"] not in CommPriority.__members__:
-        errors["priority"] = [t("err_invalid_choice", value=data['priority'])]
+        errors["priority"] = [t("err_invalid_choice", value=data["priority"])]
     if "status" in data and data["status"] not in CommStatus.__members__:
-        errors["status"] = [t("err_invalid_choice", value=data['status'])]
+        errors["status"] = [t("err_invalid_choice", value=data["status"])]
     if "participants" in data and (
         not isinstance(data["participants"], list)
         or not all(isinstance(i, int) and not isinstance(i, bool) for i in data["participants"])

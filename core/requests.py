@@ -486,9 +486,9 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
     if "tags" in changes:
         changes = {**changes, "tags": check_tags(errors, changes["tags"], lang, limits)}
     if "priority" in changes and changes["priority"] not in Priority.__members__:
-        errors["priority"] = [t("err_invalid_choice", value=changes['priority'])]
+        errors["priority"] = [t("err_invalid_choice", value=changes["priority"])]
     if "category" in changes and changes["category"] not in Category.__members__:
-        errors["category"] = [t("err_invalid_choice", value=changes['category'])]
+        errors["category"] = [t("err_invalid_choice", value=changes["category"])]
     new_status = changes.get("status")
     if new_status is not None and new_status != req.status:
         if new_status not in Status.__members__:
