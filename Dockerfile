@@ -12,18 +12,20 @@ WORKDIR /app
 
 # Dependencies first (cached while only the code changes), then the package itself.
 COPY pyproject.toml README.md ./
-RUN mkdir -p api bot core db scheduler webhooks mail \
-    && touch api/__init__.py bot/__init__.py core/__init__.py db/__init__.py scheduler/__init__.py \
-       webhooks/__init__.py mail/__init__.py \
+RUN mkdir -p api bootstrap bot core db scheduler telegram_delivery webhooks mail \
+    && touch api/__init__.py bootstrap/__init__.py bot/__init__.py core/__init__.py db/__init__.py \
+       scheduler/__init__.py telegram_delivery/__init__.py webhooks/__init__.py mail/__init__.py \
     && pip install . \
     && pip uninstall -y helpdesk \
-    && rm -rf api bot core db scheduler webhooks mail build *.egg-info
+    && rm -rf api bootstrap bot core db scheduler telegram_delivery webhooks mail build *.egg-info
 
 COPY api ./api
+COPY bootstrap ./bootstrap
 COPY bot ./bot
 COPY core ./core
 COPY db ./db
 COPY scheduler ./scheduler
+COPY telegram_delivery ./telegram_delivery
 COPY webhooks ./webhooks
 COPY mail ./mail
 RUN pip install --no-deps . && rm -rf build *.egg-info

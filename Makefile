@@ -19,11 +19,11 @@ run: install
 
 ## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium
 test: install
-	$(BIN)/ruff check api bot core db scheduler webhooks mail tests bench
+	$(BIN)/ruff check api bootstrap bot core db scheduler telegram_delivery webhooks mail tests bench
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check api bot core db scheduler webhooks mail tests bench
+	$(BIN)/ruff check api bootstrap bot core db scheduler telegram_delivery webhooks mail tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -22,6 +22,7 @@ from core.errors import (
     ValidationFailed,
 )
 from core.settings import Settings
+from core.shutdown import guarded
 from core.texts import t
 from db.setup import close_db, init_db
 
@@ -64,20 +65,18 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     app.ctx.settings = settings
     runtime.configure(settings)
 
+    # Sanic listeners: `before_server_start` ones run in the order they are registered (the
+    # database first, as here, then what install() below adds: events, webhooks, mail, web,
+    # the embedded bot and scheduler); `after_server_stop` ones in reverse order (so the
+    # database closes last). Each stop step is `guarded`: one failing never skips the rest.
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
         runtime.configure(app.ctx.settings)
         await init_db(app.ctx.settings.database_url)
-        for hook in getattr(app.ctx, "startup_hooks", []):
-            await hook(app)
 
     @app.after_server_stop
+    @guarded
     async def close_resources(app: Sanic) -> None:
-        for hook in reversed(getattr(app.ctx, "shutdown_hooks", [])):
-            try:
-                await hook(app)
-            except Exception:
-                log.exception("shutdown hook failed")
         await close_db()
 
     @app.exception(DomainError)

@@ -39,7 +39,6 @@ def install(app: Sanic) -> None:
     app.register_middleware(_started, "request", priority=1000)
     app.register_middleware(_answered, "response", priority=1000)
 
+    @app.after_server_stop
     async def worker_stopped(app: Sanic) -> None:
         metrics.process_exited()
-
-    app.ctx.shutdown_hooks = [*getattr(app.ctx, "shutdown_hooks", []), worker_stopped]

@@ -22,7 +22,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import re
 import time
 from typing import Any
 
@@ -45,11 +44,13 @@ from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
 from core.ratelimit import DEFAULT_PREFIX, MemoryRateLimiter, RateLimiter, build_rate_limiter
+from core.security import is_access_key
 from core.serializers import (
     customer_attachment_data,
     customer_message_data,
     customer_request_data,
 )
+from core.shutdown import guarded
 from core.texts import t
 from core.users import TokenOwner, token_expired, token_owner
 from db.models import (
@@ -77,8 +78,6 @@ CLOSE_SLOW_CONSUMER = 4408  # the client did not read fast enough; its send queu
 # Abuse limits (settings WS_*; docs/deploy.md "Abuse limits"). A frame over
 # WS_MAX_FRAME_BYTES is closed by the websockets library itself with 1009 (message too big).
 CLOSE_RATE_LIMITED = 4429  # too many frames, resumes or sockets; the reason says which
-# What a request page key can look like (core.security.new_access_key); checked before any query.
-ACCESS_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 SEND_QUEUE_MAX = 256  # frames waiting for one client
 REPLAY_MAX = 1000  # events replayed on resume; beyond it the client must reload
@@ -886,7 +885,7 @@ async def chat_socket(request: Request, ws: Any, chat_id: int) -> None:
 
 async def public_request_socket(request: Request, ws: Any, access_key: str) -> None:
     req = None
-    if ACCESS_KEY_RE.fullmatch(access_key):
+    if is_access_key(access_key):  # checked before any query
         req = await CustomerRequest.filter(access_key=access_key).only("id").first()
     if req is None:
         await ws.close(CLOSE_NOT_FOUND, "unknown request")
@@ -931,6 +930,7 @@ def install(app: Sanic) -> None:
     )
     app.blueprint(get_blueprint())
 
+    @app.before_server_start
     async def start(app: Sanic) -> None:
         runtime: EventsRuntime = await start_events(app.ctx.settings)
         app.ctx.events_runtime = runtime
@@ -942,6 +942,8 @@ def install(app: Sanic) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(app.ctx.ws_hub.close_all(), timeout=3.0)
 
+    @app.after_server_stop
+    @guarded
     async def stop(app: Sanic) -> None:
         unsubscribe = getattr(app.ctx, "ws_unsubscribe", None)
         if unsubscribe:
@@ -949,10 +951,3 @@ def install(app: Sanic) -> None:
         runtime = getattr(app.ctx, "events_runtime", None)
         if runtime is not None:
             await runtime.stop()
-
-    if not hasattr(app.ctx, "startup_hooks"):
-        app.ctx.startup_hooks = []
-    if not hasattr(app.ctx, "shutdown_hooks"):
-        app.ctx.shutdown_hooks = []
-    app.ctx.startup_hooks.append(start)
-    app.ctx.shutdown_hooks.append(stop)

@@ -43,8 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.budget import Rate  # noqa: E402
 from core.settings import Settings, _telegram_rate  # noqa: E402
+from telegram_delivery.budget import Rate  # noqa: E402
 
 ADMIN_TG = 900_001
 FIRST_CUSTOMER_TG = 10_001
@@ -242,7 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def rt_stats() -> dict[str, int]:
-    from bot.sender import stats_snapshot
+    from telegram_delivery.sender import stats_snapshot
 
     return {k: v for k, v in stats_snapshot().items() if k.startswith("sent_class_")}
 

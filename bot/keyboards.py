@@ -18,6 +18,12 @@ class RequestAction(CallbackData, prefix="req"):
     id: int
 
 
+def request_callback(action: str, request_id: int) -> str:
+    """A request button's callback data, `req:<action>:<id>`: the one spelling, used by the
+    cards, the summaries, /queue and the scheduler's reminders; `RequestAction` parses it."""
+    return RequestAction(action=action, id=request_id).pack()
+
+
 class LanguageChoice(CallbackData, prefix="lang"):
     code: str
 
@@ -50,7 +56,7 @@ def category_keyboard(lang: str) -> InlineKeyboardMarkup:
 def take_button(request_id: int, lang: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(
         text=f"{plain('btn_take', lang)} #{request_id}",
-        callback_data=RequestAction(action="take", id=request_id).pack(),
+        callback_data=request_callback("take", request_id),
     )
 
 
@@ -115,7 +121,7 @@ def canned_keyboard(items: list, request_id: int) -> InlineKeyboardMarkup | None
 
 
 class RateRequest(CallbackData, prefix="rate"):
-    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as bot.cards builds
+    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as telegram_delivery.cards builds
     the survey buttons the relay sends with the "completed" notice)."""
 
     id: int

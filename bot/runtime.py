@@ -40,7 +40,7 @@ def make_bot(settings: Settings, *, wait_out_429: bool = False, budget: Any = No
 
     `wait_out_429`: the bot that answers updates retries a call refused with 429 after
     `retry_after` (bounded), so a reply is not lost when the chat is over its limit.
-    `budget` (bot.budget): every call that writes into a chat is counted in it, so the
+    `budget` (telegram_delivery.budget): every call that writes into a chat is counted in it, so the
     outbox's sender leaves the room direct answers used."""
     from aiogram import Bot
     from aiogram.client.default import DefaultBotProperties
@@ -51,7 +51,7 @@ def make_bot(settings: Settings, *, wait_out_429: bool = False, budget: Any = No
         raise RuntimeError("TELEGRAM_BOT_TOKEN is not set")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
     if budget is not None:
-        from bot.budget import counting_middleware
+        from telegram_delivery.budget import counting_middleware
 
         session.middleware(counting_middleware(budget))
     if wait_out_429:
@@ -176,10 +176,10 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     limits come from the settings.
     """
     global _current
-    from bot.budget import build_budget
-    from bot.metrics import metered_stats
-    from bot.relay import Relay
-    from bot.sender import Sender, SenderLimits
+    from telegram_delivery.budget import build_budget
+    from telegram_delivery.metrics import metered_stats
+    from telegram_delivery.relay import Relay
+    from telegram_delivery.sender import Sender, SenderLimits
 
     check_start(settings)
     # One budget for everything this process sends (shared through Redis with REDIS_URL).

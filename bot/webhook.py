@@ -74,7 +74,7 @@ def get_blueprint(settings: Settings) -> Blueprint:
             budget = None
             if settings.redis_url:
                 # Replies sent from this replica count in the budget every process shares.
-                from bot.budget import build_budget
+                from telegram_delivery.budget import build_budget
 
                 budget = state["budget"] = build_budget(settings)
             state["bot"] = make_bot(settings, wait_out_429=True, budget=budget)

@@ -2,10 +2,10 @@
 
 Files live under MEDIA_ROOT/request_attachments/<request_id>/<random>_<safe name>; the
 database keeps the path relative to MEDIA_ROOT. A channel (REST upload, bot media) writes
-the bytes first, then calls `record_attachment`, which in ONE transaction creates the
-RequestAttachment, (usually) its thread message of type image/file, bumps the request's
-last_message_at/messages_count and records a `new_message` event, exactly like
-core.requests.post_message. Permission rules are the ones of post_message.
+the bytes first, then calls `record_attachment`, which in ONE transaction adds the
+message of type image/file with its RequestAttachment rows to the thread through
+core.thread.append (the thread's one writer: counters, first response, `new_message`
+event). Permission rules are the thread's (core.thread.check_can_post).
 """
 
 from __future__ import annotations
@@ -22,23 +22,20 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core import events, runtime, staff_stats
-from core.bans import require_not_banned
-from core.errors import Conflict, NotFound, ValidationFailed
+from core import events, runtime, thread
+from core.errors import NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
-from core.permissions import can_see_internal, is_staff, require_manage_request
-from core.requests import count_message, get_request
-from core.serializers import attachment_data, message_data
+from core.permissions import can_see_internal, is_staff
+from core.requests import get_request
+from core.serializers import attachment_data
 from core.texts import t
 from db.models import (
     CustomerRequest,
     MessageType,
     RequestAttachment,
     RequestMessage,
-    SenderType,
     Source,
-    Status,
     User,
 )
 
@@ -175,15 +172,7 @@ async def check_can_attach(
     own request (else NotFound), not once it is closed, not while banned. Call before
     reading an upload."""
     req = await get_request(actor, request_id)
-    if is_staff(actor):
-        if not is_internal:
-            require_manage_request(actor, req)
-    else:
-        if req.customer_id != actor.id:
-            raise NotFound(t("err_not_found", actor.language))
-        require_not_banned(actor)
-        if req.status == Status.closed:
-            raise Conflict(t("err_closed", actor.language))
+    thread.check_can_post(actor, req, is_internal=is_internal)
     return req
 
 
@@ -243,15 +232,7 @@ async def record_attachment(
             {"message": [t("err_pk_missing", value=message_id)]}
         )
     stored = _checked(actor, [StoredFile(name, stored_path, size, content_type)], caption)[0]
-    return await RequestAttachment.create(
-        request_id=req.id,
-        message_id=target.id,
-        name=stored.name,
-        file=stored.stored_path,
-        size=stored.size,
-        content_type=stored.content_type,
-        uploaded_by_id=actor.id,
-    )
+    return await thread.add_file(req, target, actor, stored)
 
 
 def _checked(actor: User, files: list[StoredFile], caption: str | None) -> list[StoredFile]:
@@ -293,6 +274,28 @@ async def record_files(
     if not is_staff(actor):
         is_internal = False
     req = await check_can_attach(actor, request_id, is_internal=is_internal)
+    async with in_transaction() as conn:
+        atts = await attach_in(
+            conn, actor, req, files, caption=caption, is_internal=is_internal, source=source
+        )
+    events.committed()
+    return atts
+
+
+async def attach_in(
+    conn: Any,
+    actor: User,
+    req: CustomerRequest,
+    files: list[StoredFile],
+    *,
+    caption: str | None = None,
+    is_internal: bool = False,
+    source: Source = Source.api,
+) -> list[RequestAttachment]:
+    """`record_files` for a request the caller has loaded and checked (check_can_attach),
+    in the caller's transaction `conn`: the checks of the files and caption, then one
+    message through core.thread.append. Used by the web form, whose create and reply
+    are one transaction each."""
     files = _checked(actor, files, caption)
     first = files[0]
     message_type = (
@@ -303,37 +306,10 @@ async def record_files(
         if caption and caption.strip()
         else t("attachment_added", actor.language, name=first.name)
     )
-    async with in_transaction() as conn:
-        msg = await RequestMessage.create(
-            request_id=req.id,
-            sender_id=actor.id,
-            sender_type=SenderType.admin if is_staff(actor) else SenderType.customer,
-            content=text,
-            message_type=message_type,
-            is_internal=bool(is_internal),
-            source=source,
-            using_db=conn,
-        )
-        atts = []
-        for f in files:
-            atts.append(await RequestAttachment.create(
-                request_id=req.id,
-                message_id=msg.id,
-                name=f.name,
-                file=f.stored_path,
-                size=f.size,
-                content_type=f.content_type,
-                uploaded_by_id=actor.id,
-                using_db=conn,
-            ))
-        await count_message(conn, req.id, msg)
-        await staff_stats.note_first_response(conn, req, msg)
-        await events.record_event(
-            events.NEW_MESSAGE,
-            {**message_data(msg, actor), "attachments": [serialize(a) for a in atts]},
-            using_db=conn,
-        )
-    events.committed()
+    _, atts = await thread.append(
+        conn, req, actor, text, message_type=message_type,
+        is_internal=bool(is_internal) and is_staff(actor), source=source, files=files,
+    )
     return atts
 
 

@@ -10,8 +10,11 @@ change, so it is not hidden.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 # Exceptions that mean "a service is unreachable", not "our code is wrong".
 _OUTAGE_NAMES = (
@@ -82,3 +85,33 @@ class LoopHealth:
             self._state = kind
         delay = min(self.cap, self.base * (2 ** min(self.failures - 1, 10)))
         return delay * random.uniform(0.8, 1.2)
+
+
+async def run_loop(
+    one_pass: Callable[[], Awaitable[float]],
+    *,
+    health: LoopHealth,
+    wake: asyncio.Event,
+    stopping: Callable[[], bool],
+) -> None:
+    """The loop of every background worker (outbox senders, relays, event-log consumers).
+
+    Until `stopping()`: clear `wake`, run `one_pass` (which returns the seconds until the
+    next pass is useful; 0 runs the next one at once), then wait that long or until `wake`
+    is set. A failed pass is recorded in `health`, which logs state changes and says how
+    long to back off; a wake-up does not cut that back-off short. `wake` is cleared before
+    the pass, so work signalled during it is not lost.
+    """
+    while not stopping():
+        wake.clear()
+        try:
+            delay = await one_pass()
+            health.ok()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await asyncio.sleep(health.failed(exc))
+            continue
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=delay)

@@ -13,10 +13,14 @@ from typing import Any
 
 from core.texts import t
 
+# Widths of the columns that bound a limit (db.models: CustomerRequest.title is
+# CharField(max_length=TITLE_MAX)); a setting may lower a limit, never raise it past these.
+TITLE_MAX = 200
+
 
 @dataclass(frozen=True)
 class Limits:
-    title: int = 200  # LIMIT_TITLE: a request's title
+    title: int = TITLE_MAX  # LIMIT_TITLE: a request's title
     content: int = 10_000  # LIMIT_CONTENT: a request's description, a thread message
     chat_message: int = 4_000  # LIMIT_CHAT_MESSAGE: an admin-chat message
     subject: int = 200  # LIMIT_SUBJECT: an internal communication's subject
@@ -43,7 +47,7 @@ ENV_NAMES = {
     "json_body_bytes": "LIMIT_JSON_BODY_BYTES",
 }
 # A setting may lower a limit; raising past the column's width would fail in the database.
-CEILINGS = {"title": 200, "name": 150, "tag_length": 200}
+CEILINGS = {"title": TITLE_MAX, "name": 150, "tag_length": 200}
 
 
 def current() -> Limits:

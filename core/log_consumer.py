@@ -1,6 +1,6 @@
 """A durable consumer of the event log (db.models.Event) with its own cursor: the shape the
 webhooks' dispatcher and the e-mail notifier share (the Telegram relay is the older,
-richer sibling in bot/relay.py).
+richer sibling in telegram_delivery/relay.py).
 
 - Position: a `Cursor` row named by the consumer; events are read in id order, `batch` at a
   time, and the cursor only moves forward (several processes may run the same consumer).
@@ -25,7 +25,7 @@ from tortoise import connections
 from tortoise.functions import Max
 
 from core import events
-from core.backoff import LoopHealth
+from core.backoff import LoopHealth, run_loop
 from db.models import Cursor, Event
 
 
@@ -85,21 +85,10 @@ class EventLogConsumer:
                 await self._task
 
     async def run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            delay = self.poll_interval
-            try:
-                if await self.process_once() >= self.batch:
-                    delay = 0.0
-                self.health.ok()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await asyncio.sleep(self.health.failed(exc))
-                continue
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        return 0.0 if await self.process_once() >= self.batch else self.poll_interval
 
     # --- one pass -------------------------------------------------------------------------
     async def _cursor(self) -> Cursor:

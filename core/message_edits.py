@@ -11,7 +11,7 @@ Each change is one transaction: the message row, one history row (`message_edite
 `message_deleted`, old and new text with the message id) and one event (`message_updated`
 / `message_deleted`, the message's REST JSON). The event reaches the WebSockets (public
 page: never for internal notes) and the Telegram relay, which edits or deletes every
-Telegram copy of the message (bot.relay). A deletion is soft: the row stays with
+Telegram copy of the message (telegram_delivery.relay). A deletion is soft: the row stays with
 `is_deleted`, its text is kept in the row and in the history, and it is shown nowhere.
 """
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from functools import cache
 
@@ -98,6 +99,19 @@ def token_digest(key: str) -> str:
     return hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
+ACCESS_KEY_BYTES = 32
+# token_urlsafe(n) is n bytes in unpadded base64url: ceil(4n / 3) characters (43 for 32).
+ACCESS_KEY_LENGTH = -(-4 * ACCESS_KEY_BYTES // 3)
+# What a request page key looks like; the web routes and the page's socket check a key
+# against it before any query.
+ACCESS_KEY_RE = re.compile(rf"[A-Za-z0-9_-]{{{ACCESS_KEY_LENGTH}}}")
+
+
 def new_access_key() -> str:
-    """Key of a customer's private web page: 256 bits, URL-safe."""
-    return secrets.token_urlsafe(32)
+    """Key of a customer's private web page: 256 bits, URL-safe (ACCESS_KEY_RE)."""
+    return secrets.token_urlsafe(ACCESS_KEY_BYTES)
+
+
+def is_access_key(value: object) -> bool:
+    """Whether `value` has the shape of a page key (new_access_key)."""
+    return isinstance(value, str) and ACCESS_KEY_RE.fullmatch(value) is not None

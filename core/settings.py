@@ -42,13 +42,13 @@ class Settings:
     telegram_webhook_secret: str | None = None
     telegram_webhook_url: str | None = None
     # Telegram's limits (messages per seconds), shared by every process through Redis when
-    # REDIS_URL is set (bot.budget). Edits, topic changes and files count like messages.
+    # REDIS_URL is set (telegram_delivery.budget). Edits, topic changes and files count like messages.
     telegram_group_rate: tuple[int, float] = (20, 60.0)  # per group
     telegram_private_rate: tuple[int, float] = (1, 1.0)  # per private chat
     telegram_global_rate: tuple[int, float] = (30, 1.0)  # the whole bot
     # A burst: more new-request cards pending for a group than this are folded into
     # summaries (a Take button per request); their own cards follow later only with
-    # TELEGRAM_CARDS_AFTER_SUMMARY (bot/sender.py says why it is off by default).
+    # TELEGRAM_CARDS_AFTER_SUMMARY (telegram_delivery/sender.py says why it is off by default).
     telegram_summary_after: int = 10
     telegram_cards_after_summary: bool = False
     # Scheduler

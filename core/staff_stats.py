@@ -51,8 +51,11 @@ async def note_first_response(conn: BaseDBAsyncClient, req: CustomerRequest, msg
     )
 
 
-def _today_start(now: datetime, tz: str) -> datetime:
-    local = now.astimezone(ZoneInfo(tz))
+def today_start(tz: str, now: datetime | None = None) -> datetime:
+    """Where "today" began: local midnight in zone `tz` of `now` (default: the current
+    time), in UTC. The one boundary of every "completed today" (the desk's stats and
+    each admin's)."""
+    local = now.astimezone(ZoneInfo(tz)) if now is not None else datetime.now(ZoneInfo(tz))
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
@@ -104,9 +107,8 @@ async def _medians(week_start: datetime) -> dict[int, float]:
 async def admin_stats(now: datetime | None = None, tz: str | None = None) -> list[dict[str, Any]]:
     """Every active admin and director (and anyone else with figures), busiest first."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    today_start = _today_start(now, tz or runtime.settings().tz)
     week_start = now - WINDOW
-    counts = await _counts(today_start, week_start)
+    counts = await _counts(today_start(tz or runtime.settings().tz, now), week_start)
     medians = await _medians(week_start)
     known = set(counts) | set(medians)
     people = await User.filter(

@@ -420,16 +420,19 @@ async def web_contact_for_email(email: str, name: str, language: str | None = No
     first, _, last = name.strip().partition(" ")
     for _ in range(5):
         try:
-            return await User.create(
-                username=f"web-{secrets.token_hex(8)}",
-                email=email,
-                email_verified=False,
-                is_web_contact=True,
-                first_name=first[:150],
-                last_name=last[:150],
-                role=Role.customer,
-                language=language if language in ("ru", "en") else runtime.settings().language,
-            )
+            # A savepoint when the caller has a transaction open (the web form's create),
+            # so a collision leaves that transaction usable for the next try.
+            async with in_transaction():
+                return await User.create(
+                    username=f"web-{secrets.token_hex(8)}",
+                    email=email,
+                    email_verified=False,
+                    is_web_contact=True,
+                    first_name=first[:150],
+                    last_name=last[:150],
+                    role=Role.customer,
+                    language=language if language in ("ru", "en") else runtime.settings().language,
+                )
         except IntegrityError:  # a username collision: 64 random bits, practically never
             continue
     raise ValidationFailed({"email": [t("err_user_create")]})

@@ -375,7 +375,7 @@ class TelegramOutbox(Model):
     last_error = fields.TextField(null=True)
     result = fields.JSONField(null=True)
     request_id = fields.IntField(null=True)
-    # Budget order (bot.outbox.Priority): 1 conversation, 2 new requests, 3 edits, 4 reminders
+    # Budget order (telegram_delivery.outbox.Priority): 1 conversation, 2 new requests, 3 edits, 4 reminders
     # and digests; lower goes first.
     priority = fields.SmallIntField(default=2, db_default=2)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -16,6 +16,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from core.shutdown import guarded
 from mail.notifier import MailNotifier
 from mail.sender import MailSender
 
@@ -41,19 +42,19 @@ async def start_mail(settings: Any) -> MailRuntime:
 
 
 def install(app: Any) -> None:
+    @app.before_server_start
     async def start(app: Any) -> None:
         settings = app.ctx.settings
         if settings.mail_enabled and (settings.extra or {}).get("mail", True):
             app.ctx.mail_runtime = await start_mail(settings)
 
+    @app.after_server_stop
+    @guarded
     async def stop(app: Any) -> None:
         runtime = getattr(app.ctx, "mail_runtime", None)
         if runtime is not None:
             app.ctx.mail_runtime = None
             await runtime.stop()
-
-    app.ctx.startup_hooks = [*getattr(app.ctx, "startup_hooks", []), start]
-    app.ctx.shutdown_hooks = [*getattr(app.ctx, "shutdown_hooks", []), stop]
 
 
 @dataclass

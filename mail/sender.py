@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from tortoise.expressions import Q
 
 from core import metrics
-from core.backoff import LoopHealth
+from core.backoff import LoopHealth, run_loop
 from db.models import MailOutbox
 from mail.notifier import thread_id
 
@@ -112,19 +112,10 @@ class MailSender:
                 await self._task
 
     async def run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                busy = await self.drain_once()
-                self.health.ok()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await asyncio.sleep(self.health.failed(exc))
-                continue
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        return 0.0 if await self.drain_once() else self.poll_interval
 
     async def drain_once(self) -> int:
         """Send what is due (up to 20 rows); returns how many were tried."""

@@ -12,6 +12,8 @@ from typing import Protocol
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
+from core.clock import as_utc
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -39,13 +41,6 @@ class FixedClock:
     def advance(self, **delta: float) -> datetime:
         self._at += timedelta(**delta)
         return self._at
-
-
-def as_utc(value: datetime) -> datetime:
-    """A timezone-aware UTC datetime (naive values are taken as UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def slot_iso(slot: datetime) -> str:

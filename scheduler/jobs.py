@@ -9,7 +9,7 @@
 - housekeeping: old fire-slot leases, events and delivered Telegram rows are deleted; the
   audit log after AUDIT_RETENTION_DAYS.
 
-Jobs write to the Telegram delivery queue (bot.outbox); the bot's sender delivers.
+Jobs write to the Telegram delivery queue (telegram_delivery.outbox); the bot's sender delivers.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from core import requests as svc
+from core.clock import as_utc
+from core.digest import build_digest, mark_digest_posted, render_digest
+from core.notice_texts import format_age, short, st
 from core.settings import Settings
 from core.texts import PRIORITY_LABELS, lang_of
 from db.models import CustomerRequest, ReminderLog, Role, Status, User
 from scheduler import lease
-from scheduler.clock import as_utc, cron_trigger, slot_iso
-from scheduler.digest import build_digest, mark_digest_posted, render_digest
-from scheduler.texts import format_age, short, st
+from scheduler.clock import cron_trigger, slot_iso
 
 log = logging.getLogger("helpdesk.scheduler")
 
@@ -84,7 +85,9 @@ async def send_text(
     """Queue a Telegram message through the bot's delivery queue (idempotent per dedup_key),
     in the budget's last class: reminders and digests wait for conversations, new requests
     and card edits."""
-    from bot import outbox  # imported late: the bot package is heavy and optional here
+    from telegram_delivery import (
+        outbox,  # imported late: the bot package is heavy and optional here
+    )
 
     return await outbox.send_text(
         chat_id, text, dedup_key=dedup_key, request_id=request_id, reply_markup=reply_markup,
@@ -95,8 +98,10 @@ async def send_text(
 def take_buttons(request_ids: list[int], lang: str) -> dict[str, Any]:
     """Inline "Take #id" buttons; callback data `req:take:<id>` is the request cards' format,
     handled by the bot's card buttons wherever they appear."""
+    from bot.keyboards import request_callback  # the format's one spelling
+
     buttons = [
-        {"text": f"{st('btn_take', lang)} #{rid}", "callback_data": f"req:take:{rid}"}
+        {"text": f"{st('btn_take', lang)} #{rid}", "callback_data": request_callback("take", rid)}
         for rid in request_ids[:MAX_TAKE_BUTTONS]
     ]
     return {"inline_keyboard": [buttons[i : i + 3] for i in range(0, len(buttons), 3)]}
@@ -127,19 +132,18 @@ async def queue_digest_chart(settings: Settings, now: datetime, slot: datetime) 
     the legend in the caption. The row carries the numbers; the bot's sender draws the
     PNG when it sends (core.png: no file to share between the scheduler's and the bot's
     containers). Dedup key `digest:<slot>:chart`: once per slot, like the text."""
-    from bot.outbox import enqueue
     from core.charts import legend_text
     from core.reports import days_payload, requests_per_day
+    from telegram_delivery.contract import Chart, Delivery, Kind
+    from telegram_delivery.outbox import enqueue
 
     days = await requests_per_day(7, now=now, tz=settings.tz)
     lang = lang_of(settings.language)
     return await enqueue(
         settings.telegram_admin_chat_id,
         "sendPhoto",
-        {
-            "caption": st("digest_chart", lang, legend=legend_text(lang, days)),
-            "_meta": {"kind": "digest_chart", "chart": {"days": days_payload(days), "lang": lang}},
-        },
+        {"caption": st("digest_chart", lang, legend=legend_text(lang, days))},
+        delivery=Delivery(kind=Kind.DIGEST_CHART, chart=Chart(days_payload(days), lang)),
         dedup_key=f"digest:{slot_iso(slot)}:chart",
     )
 
@@ -418,13 +422,13 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     event log and the Telegram queue from growing forever (30 days), and drop login attempt
     counters whose window has passed and expired staff console sessions. The audit log has
     its own, longer retention (AUDIT_RETENTION_DAYS, a year by default)."""
-    from bot.outbox import prune_delivered
-    from bot.relay import CURSOR_NAME as RELAY_CURSOR
     from core import audit, login_throttle
     from core.console_sessions import prune_sessions
     from core.events import prune_events
     from db.models import InboundMail, MailOutbox, WebhookDelivery
     from mail.notifier import CURSOR_NAME as MAIL_CURSOR
+    from telegram_delivery.outbox import prune_delivered
+    from telegram_delivery.relay import CURSOR_NAME as RELAY_CURSOR
     from webhooks.dispatcher import CURSOR_NAME as WEBHOOKS_CURSOR
 
     cutoff = as_utc(now) - LOG_RETENTION

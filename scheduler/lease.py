@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
+from core.clock import as_utc
 from db.models import JobLease
-from scheduler.clock import as_utc, slot_iso
+from scheduler.clock import slot_iso
 
 log = logging.getLogger("helpdesk.scheduler")
 

@@ -223,10 +223,10 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
 async def test_two_senders_draining_one_queue_send_every_row_once(
     telegram_settings, fake_telegram: FakeTelegram
 ):
-    from bot.budget import Rate, Rates
-    from bot.outbox import send_text
     from bot.runtime import make_bot
-    from bot.sender import Sender, SenderLimits
+    from telegram_delivery.budget import Rate, Rates
+    from telegram_delivery.outbox import send_text
+    from telegram_delivery.sender import Sender, SenderLimits
 
     chats = [100 + n for n in range(40)]
     for chat in chats:
@@ -258,9 +258,9 @@ async def test_a_row_left_sending_by_a_dead_sender_is_retried_after_its_lease(
 ):
     from datetime import UTC, datetime, timedelta
 
-    from bot.outbox import send_text
     from bot.runtime import make_bot
-    from bot.sender import Sender
+    from telegram_delivery.outbox import send_text
+    from telegram_delivery.sender import Sender
 
     await send_text(4242, "orphan", dedup_key="orphan")
     await TelegramOutbox.filter(dedup_key="orphan").update(

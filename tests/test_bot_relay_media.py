@@ -6,10 +6,10 @@ import asyncio
 
 import httpx
 
-from bot.relay import Relay
 from bot.runtime import start_bot
 from core import requests as svc
 from db.models import Event, RequestAttachment, TelegramOutbox, TelegramThread, User
+from telegram_delivery.relay import Relay
 from tests.bot_handlers_support import card_for, running_bot
 from tests.fake_telegram import FakeTelegram
 from tests.live import serve

@@ -136,9 +136,12 @@ async def test_director_status_change_is_recorded_in_the_thread(settings, make_u
     customer = await make_user("customer")
     boss = await make_user("director", first_name="Olga", last_name="K")
     req = await svc.create_request(customer, title="t", description="d")
+    await svc.reassign_request(boss, req.id, boss.id)
     await svc.update_request(boss, req.id, {"status": "completed"})
-    texts = [m.content for m in await RequestMessage.filter(request_id=req.id, message_type="system")]
-    assert texts == ["Статус запроса изменен на «Выполнен» пользователем Olga K"]
+    texts = [m.content for m in await RequestMessage.filter(request_id=req.id, message_type="system")
+             .order_by("id")]
+    assert texts[1:] == ["Статус запроса изменен на «Выполнен» пользователем Olga K"]
+    assert (await CustomerRequest.get(id=req.id)).completed_at is not None
 
 
 async def test_admin_cannot_set_status_directly(settings, make_user):

@@ -81,7 +81,7 @@ async def test_only_the_customer_rates_only_a_completed_request_with_1_to_5(api,
 async def test_stats_and_digest_show_the_average_and_the_number_of_ratings(
     api, make_user, token_for, settings
 ):
-    from scheduler.digest import build_digest_text
+    from core.digest import build_digest_text
 
     admin = await make_user("admin")
     ta = await token_for(admin)

@@ -54,7 +54,7 @@ class Topology:
 
     def cli(self, *args: str) -> str:
         r = subprocess.run(
-            [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=self.env,
+            [sys.executable, "-m", "bootstrap.cli", *args], cwd=ROOT, env=self.env,
             capture_output=True, text=True, timeout=120,
         )
         assert r.returncode == 0, r.stderr
@@ -63,7 +63,7 @@ class Topology:
     def start(self, name: str, *args: str, **env: str) -> None:
         log = open(self.tmp / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env={**self.env, **env},
+            [sys.executable, "-m", "bootstrap.cli", *args], cwd=ROOT, env={**self.env, **env},
             stdout=log, stderr=subprocess.STDOUT,
         )
 

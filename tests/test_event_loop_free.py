@@ -13,9 +13,9 @@ import time
 
 import httpx
 
-from bot.outbox import tg_len
 from bot.runtime import start_bot
 from db.models import RequestMessage, TelegramOutbox
+from telegram_delivery.outbox import tg_len
 from tests.api_helpers import ADMIN, CUSTOMER, post_raw
 from tests.fake_telegram import FakeTelegram
 

@@ -83,7 +83,7 @@ async def test_migrations_match_the_models(db_url):
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": f"sqlite://{tmp_path}/cli.sqlite3", "HELPDESK_ENV_FILE": "/nonexistent"}
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env, capture_output=True,
+        [sys.executable, "-m", "bootstrap.cli", *args], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=120,
     )
 
@@ -107,7 +107,7 @@ def test_cli_createuser_token_and_seed_demo(tmp_path):
 
 def test_cli_refuses_bad_configuration_clearly(tmp_path):
     env = {**os.environ, "PORT": "not-a-port", "HELPDESK_ENV_FILE": "/nonexistent"}
-    r = subprocess.run([sys.executable, "-m", "core.cli", "migrate"], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, "-m", "bootstrap.cli", "migrate"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "PORT must be an integer" in r.stderr
 
@@ -115,7 +115,7 @@ def test_cli_refuses_bad_configuration_clearly(tmp_path):
 async def test_seed_demo_creates_the_seed_data(settings):
     import random
 
-    from core.cli import seed_demo_data
+    from bootstrap.commands import seed_demo_data
     from db.models import CustomerRequest, RequestMessage, User
 
     await seed_demo_data(random.Random(1))

@@ -26,7 +26,7 @@ def documented_variables() -> set[str]:
 
 
 def cli_commands() -> set[str]:
-    source = (ROOT / "core" / "cli.py").read_text(encoding="utf-8")
+    source = (ROOT / "bootstrap" / "cli.py").read_text(encoding="utf-8")
     return set(re.findall(r'sub\.add_parser\(\s*"([a-z-]+)"', source))
 
 

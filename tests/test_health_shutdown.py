@@ -47,7 +47,7 @@ async def test_sigterm_lets_an_in_flight_upload_finish_then_exits_cleanly(tmp_pa
     for name in ("REDIS_URL", "TELEGRAM_BOT_TOKEN"):
         env.pop(name, None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from core.cli import main; raise SystemExit(main(['api']))",
+        sys.executable, "-c", "from bootstrap.cli import main; raise SystemExit(main(['api']))",
         cwd=Path(__file__).resolve().parent.parent, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )

@@ -398,7 +398,7 @@ async def test_helpdesk_mail_command_receives_replies(db_url, mail_settings, mak
            "MAIL_INBOUND_PORT": str(port), "HELPDESK_ENV_FILE": "/nonexistent",
            "LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "mail"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "bootstrap.cli", "mail"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         await asyncio.to_thread(wait_port, port, 60, proc)
@@ -432,7 +432,7 @@ def test_helpdesk_run_starts_the_listener_when_mail_inbound_port_is_set(tmp_path
            "MEDIA_ROOT": str(tmp_path / "media")}
     for name in ("REDIS_URL", "TELEGRAM_BOT_TOKEN", "SMTP_URL", "WORKERS"):
         env.pop(name, None)
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "run"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "bootstrap.cli", "run"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_port(api_port, 60, proc)

@@ -1,5 +1,5 @@
 """Edits and deletions over REST and the WebSockets, mirrored to every Telegram copy
-(core.message_edits, api.routes.message_edits, api.ws, bot.relay, bot.sender)."""
+(core.message_edits, api.routes.message_edits, api.ws, telegram_delivery.relay, telegram_delivery.sender)."""
 
 from __future__ import annotations
 

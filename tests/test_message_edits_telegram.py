@@ -1,4 +1,4 @@
-"""Edits and deletions stay in sync with Telegram (core.message_edits, bot.relay,
+"""Edits and deletions stay in sync with Telegram (core.message_edits, telegram_delivery.relay,
 bot.handlers.message_edits), over the wire against the fake Bot API."""
 
 from __future__ import annotations

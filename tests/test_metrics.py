@@ -212,7 +212,7 @@ def test_counts_add_up_across_api_worker_processes(tmp_path):
         "HELPDESK_ENV_FILE": "/nonexistent", "MIGRATE_ON_START": "0",
     }
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "api"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "bootstrap.cli", "api"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_port(port, 60, proc)

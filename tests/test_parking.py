@@ -17,14 +17,15 @@ import time
 
 from tortoise.transactions import in_transaction
 
-from bot.outbox import enqueue
-from bot.relay import Relay
+from bootstrap.commands import parked_command
 from bot.runtime import start_bot
-from bot.sender import Sender, SenderLimits
 from core import events
 from core import requests as svc
-from core.cli import parked_command
 from db.models import Cursor, Event, MessageType, ParkedEvent, RequestMessage, TelegramOutbox
+from telegram_delivery.contract import Delivery, Kind
+from telegram_delivery.outbox import enqueue
+from telegram_delivery.relay import Relay
+from telegram_delivery.sender import Sender, SenderLimits
 from tests.fake_telegram import FakeTelegram
 
 
@@ -52,7 +53,7 @@ async def test_a_poisoned_event_is_parked_and_the_relay_moves_on(
     bad = await poisoned_event(req.id)
     later = await svc.create_request(customer, title="After the poison", description="d")
     relay = Relay(telegram_settings, retry_base=0.05)
-    caplog.set_level(logging.INFO, logger="helpdesk.bot.relay")
+    caplog.set_level(logging.INFO, logger="helpdesk.telegram_delivery.relay")
 
     async def parked() -> bool:
         return await ParkedEvent.filter(event_id=bad.id, status="parked").exists()
@@ -123,8 +124,8 @@ async def test_an_outbox_row_that_keeps_failing_is_parked_with_a_note(
     req = await svc.create_request(customer, title="Poisoned row", description="d")
     chat = fake_telegram.admin_chat_id
     # A payload no Bot API call can be built from (a text that is not a string).
-    await enqueue(chat, "sendMessage", {"text": {"not": "a string"}, "_meta": {"kind": "notify"}},
-                  dedup_key="poison:1", request_id=req.id)
+    await enqueue(chat, "sendMessage", {"text": {"not": "a string"}},
+                  delivery=Delivery(kind=Kind.NOTIFY), dedup_key="poison:1", request_id=req.id)
     await enqueue(chat, "sendMessage", {"text": "after the poison"}, dedup_key="poison:2",
                   request_id=req.id)
     rt = await start_bot(settings, updates=False, sender_overrides={"backoff_base": 0.05})
@@ -165,7 +166,7 @@ async def test_relay_backs_off_in_an_outage_with_one_line_per_state_change(
         return await real()
 
     relay.process_once = flaky  # type: ignore[method-assign]
-    caplog.set_level(logging.INFO, logger="helpdesk.bot.relay")
+    caplog.set_level(logging.INFO, logger="helpdesk.telegram_delivery.relay")
     task = asyncio.create_task(relay.run())
     try:
         deadline = time.monotonic() + 10
@@ -180,7 +181,7 @@ async def test_relay_backs_off_in_an_outage_with_one_line_per_state_change(
     assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
     assert gaps[-1] > 0.5  # 0.05 * 2**4 = 0.8 s, with jitter
     print(f"\nrelay outage: delays between failed passes {[round(g, 2) for g in gaps]} s")
-    lines = [r for r in caplog.records if r.name == "helpdesk.bot.relay" and r.levelno >= logging.WARNING]
+    lines = [r for r in caplog.records if r.name == "helpdesk.telegram_delivery.relay" and r.levelno >= logging.WARNING]
     assert [r.getMessage().split(":")[1].strip()[:20] for r in lines] == [
         "cannot reach a servi", "recovered after 5 fa",
     ], [r.getMessage() for r in lines]
@@ -202,7 +203,7 @@ async def test_an_outage_while_handling_an_event_never_parks_it(telegram_setting
         await real(ev)
 
     relay.handle = handle  # type: ignore[method-assign]
-    caplog.set_level(logging.INFO, logger="helpdesk.bot.relay")
+    caplog.set_level(logging.INFO, logger="helpdesk.telegram_delivery.relay")
     task = asyncio.create_task(relay.run())
     try:
         deadline = time.monotonic() + 10
@@ -232,7 +233,7 @@ async def test_sender_backs_off_in_an_outage_with_one_line_per_state_change(
         return 0.05
 
     sender.drain_once = failing  # type: ignore[method-assign]
-    caplog.set_level(logging.INFO, logger="helpdesk.bot.sender")
+    caplog.set_level(logging.INFO, logger="helpdesk.telegram_delivery.sender")
     sender.start()
     try:
         deadline = time.monotonic() + 10

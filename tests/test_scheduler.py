@@ -13,6 +13,7 @@ import pytest
 
 from core import requests as svc
 from core import runtime
+from core.digest import build_digest, build_digest_text, last_digest_time
 from db.models import (
     CustomerRequest,
     Event,
@@ -22,7 +23,6 @@ from db.models import (
     TelegramOutbox,
 )
 from scheduler.clock import FixedClock
-from scheduler.digest import build_digest, build_digest_text, last_digest_time
 from scheduler.jobs import run_auto_close, run_digest, run_reminders
 from scheduler.runtime import SchedulerRuntime
 

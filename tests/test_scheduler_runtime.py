@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core import runtime
+from core.clock import as_utc
 from db.models import JobLease, TelegramOutbox
 
 # The digest's chart photo is its own queue row (tests/test_digest_chart.py); these tests
 # count the digests themselves.
 from scheduler import lease
-from scheduler.clock import FixedClock, as_utc
+from scheduler.clock import FixedClock
 from scheduler.runtime import SchedulerRuntime, describe_jobs, start_scheduler
 
 ADMIN_CHAT = -1001234567890

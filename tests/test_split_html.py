@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.outbox import _is_extender, split_html, tg_len
+from telegram_delivery.outbox import _is_extender, split_html, tg_len
 
 TAG_RE = re.compile(r"<(/?)([a-z-]+)[^>]*>")
 

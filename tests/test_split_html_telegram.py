@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.outbox import MIN_SPLIT_LIMIT, split_html, tg_len
+from telegram_delivery.outbox import MIN_SPLIT_LIMIT, split_html, tg_len
 from tests.fake_telegram import TelegramError, parse_telegram_html
 from tests.test_split_html import ATOMS, TAGS, html
 

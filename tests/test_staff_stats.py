@@ -112,7 +112,7 @@ async def test_stats_admins_costs_the_same_queries_at_any_table_size(api, make_u
 async def test_digest_and_telegram_stats_show_the_same_staff_figures(
     telegram_settings, fake_telegram, make_user
 ):
-    from scheduler.digest import build_digest
+    from core.digest import build_digest
     from tests.bot_handlers_support import reply_containing, running_bot
 
     customer = await make_user("customer")

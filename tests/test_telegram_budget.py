@@ -12,14 +12,14 @@ import uuid
 
 import pytest
 
-from bot.budget import Rate, Rates, build_budget
-from bot.outbox import send_text
-from bot.relay import Relay
 from bot.runtime import make_bot
 from core import requests as svc
 from core.settings import SettingsError, load_settings
 from db.models import CustomerRequest, TelegramOutbox
 from scheduler.jobs import send_text as scheduler_send_text
+from telegram_delivery.budget import Rate, Rates, build_budget
+from telegram_delivery.outbox import send_text
+from telegram_delivery.relay import Relay
 from tests.bot_handlers_support import answer_for, buttons_of, card_for, running_bot
 from tests.conftest import REDIS_TEST_URL, RUN_ID, need_service, redis_available
 from tests.fake_telegram import Call, FakeTelegram
@@ -66,7 +66,7 @@ async def test_two_senders_on_separate_connections_stay_inside_the_shared_limits
     """Two senders (two processes' worth: each its own Redis connection, Bot session and
     budget object) drain one queue: together they keep the group to 5 a second and the
     whole bot to 8 a second. Budgets per process would let 10 and 16 through."""
-    from bot.sender import Sender, SenderLimits
+    from telegram_delivery.sender import Sender, SenderLimits
 
     need_service("Redis", redis_available())
     fake = fake_telegram

@@ -3,10 +3,10 @@ metrics, the `helpdesk parked` listing, and a command that sends it again."""
 
 from __future__ import annotations
 
-from bot.sender import STATS, queue_depth, stats_snapshot
+from bootstrap.commands import parked_command
 from core import requests as svc
-from core.cli import parked_command
 from db.models import MessageType, RequestMessage, TelegramOutbox
+from telegram_delivery.sender import STATS, queue_depth, stats_snapshot
 from tests.bot_handlers_support import eventually, running_bot
 from tests.fake_telegram import FakeTelegram
 
@@ -49,7 +49,7 @@ async def test_housekeeping_keeps_failed_and_queued_rows_and_drops_finished_ones
     `ignored`) are pruned; failed rows stay for `helpdesk parked`, queued ones for sending."""
     from datetime import UTC, datetime, timedelta
 
-    from bot.outbox import prune_delivered
+    from telegram_delivery.outbox import prune_delivered
 
     for status in ("sent", "merged", "ignored", "failed", "pending"):
         await TelegramOutbox.create(dedup_key=f"prune:{status}", chat_id=1, method="sendMessage",

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.outbox import TEXT_LIMIT, enqueue, tg_len
-from bot.relay import Relay
 from bot.runtime import start_bot
 from core import requests as svc
 from db.models import TelegramOutbox
+from telegram_delivery.contract import Delivery, Kind
+from telegram_delivery.outbox import TEXT_LIMIT, enqueue, tg_len
+from telegram_delivery.relay import Relay
 from tests.fake_telegram import Call, FakeTelegram
 
 HUGE = ("😀 <b>&amp;</b> текст " * 700)[:10_000]  # 10,000 characters, ~25,000 UTF-16 units escaped
@@ -88,7 +89,7 @@ async def test_a_caption_over_1024_characters_follows_the_same_rule(telegram_set
     fake_chat = 4242
     created = await enqueue(
         fake_chat, "sendDocument",
-        {"caption": HUGE, "_meta": {"kind": "thread", "request_id": 77}},
+        {"caption": HUGE}, delivery=Delivery(kind=Kind.THREAD, request_id=77),
         dedup_key="t:caption", request_id=77,
     )
     assert created

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.commands import link_telegram_command
 from bot.runtime import start_bot
 from bot.setup_check import check_telegram, render
 from core import requests as svc
-from core.cli import link_telegram_command
 from core.settings import SettingsError, load_settings
 from db.models import AuditEntry, CustomerRequest, User
 from tests.bot_handlers_support import answer_for, card_for, reply_containing, running_bot
@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """`python -m core.cli ARGS` in its own process (the fake Bot API keeps serving here)."""
+    """`python -m bootstrap.cli ARGS` in its own process (the fake Bot API keeps serving here)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "core.cli", *args, cwd=ROOT,
+        sys.executable, "-m", "bootstrap.cli", *args, cwd=ROOT,
         env={**os.environ, "HELPDESK_ENV_FILE": "/nonexistent", "PYTHONPATH": str(ROOT), **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )

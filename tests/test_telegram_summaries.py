@@ -11,9 +11,9 @@ import asyncio
 import time
 from collections import Counter
 
-from bot.outbox import tg_len
 from core import requests as svc
 from db.models import CustomerRequest, TelegramOutbox, TelegramThread
+from telegram_delivery.outbox import tg_len
 from tests.bot_handlers_support import answer_for, buttons_of, eventually, running_bot
 from tests.fake_telegram import Call, FakeTelegram
 
@@ -127,7 +127,7 @@ async def test_summaries_split_by_text_length_and_cards_can_follow_later(
 def test_a_summary_fits_one_message_whatever_happens_to_its_requests():
     """Packed by their open lines, summaries stay within 4,096 characters and 100 buttons
     when every request is later taken by someone with a long name, or deleted."""
-    from bot.cards import summary_chunks, summary_message
+    from telegram_delivery.cards import summary_chunks, summary_message
     from tests.fake_telegram import parse_telegram_html
 
     for title in ("x", "Заказ & <оплата> " * 20, "😀" * 200):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.shutdown import guarded
 from webhooks.dispatcher import Dispatcher
 from webhooks.sender import WebhookSender
 
@@ -39,15 +40,15 @@ def enabled(settings: Any) -> bool:
 def install(app: Any) -> None:
     """Run the dispatcher and the sender for as long as the server runs."""
 
+    @app.before_server_start
     async def start(app: Any) -> None:
         if enabled(app.ctx.settings):
             app.ctx.webhooks_runtime = await start_webhooks(app.ctx.settings)
 
+    @app.after_server_stop
+    @guarded
     async def stop(app: Any) -> None:
         runtime = getattr(app.ctx, "webhooks_runtime", None)
         if runtime is not None:
             app.ctx.webhooks_runtime = None
             await runtime.stop()
-
-    app.ctx.startup_hooks = [*getattr(app.ctx, "startup_hooks", []), start]
-    app.ctx.shutdown_hooks = [*getattr(app.ctx, "shutdown_hooks", []), stop]

@@ -47,7 +47,7 @@ from tortoise.expressions import Q
 from tortoise.functions import Min
 
 from core import metrics
-from core.backoff import LoopHealth, is_outage
+from core.backoff import LoopHealth, is_outage, run_loop
 from core.targets import TargetRefused, check_target, guarded_resolver
 from core.webhooks import ATTEMPT_LOG_MAX, RetryPolicy, headers_for
 from db.models import WebhookDelivery, WebhookSubscription
@@ -202,18 +202,10 @@ class WebhookSender:
             self._session = None
 
     async def run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                delay = await self.pass_once()
-                self.health.ok()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await asyncio.sleep(self.health.failed(exc))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        return max(0.01, await self.pass_once())
 
     def _http(self) -> Any:
         if self._session is None:

@@ -15,6 +15,7 @@ from sanic import Blueprint, Request
 from sanic.response import html, redirect
 
 from api.http import json
+from core.limits import TITLE_MAX
 
 STATIC = Path(__file__).with_name("docs_page.html")
 
@@ -80,7 +81,7 @@ SCHEMAS: dict[str, Any] = {
     "CustomerRequest": _obj(
         {
             "id": INT,
-            "title": {"type": "string", "maxLength": 200},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
             "description": STR,
             "status": STATUS,
             "priority": PRIORITY,
@@ -103,7 +104,7 @@ SCHEMAS: dict[str, Any] = {
     "OwnRequest": _obj(
         {
             "id": INT,
-            "title": {"type": "string", "maxLength": 200},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
             "description": STR,
             "status": STATUS,
             "priority": PRIORITY,
@@ -154,7 +155,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "CustomerRequestCreate": _obj(
         {
-            "title": {"type": "string", "maxLength": 200},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
             "description": STR,
             "priority": PRIORITY,
             "category": CATEGORY,
@@ -175,19 +176,19 @@ SCHEMAS: dict[str, Any] = {
     ),
     "CustomerRequestUpdate": _obj(
         {
-            "title": {"type": "string", "maxLength": 200},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
             "description": STR,
             "priority": PRIORITY,
             "category": CATEGORY,
             "tags": _list(STR),
             "estimated_resolution_time": DT_NULL,
-            "status": {**STATUS, "description": "Directors only; others use take/complete."},
+            "status": {**STATUS, "description": "Directors only, along the moves of the lifecycle table (in_progress -> completed or open, completed -> closed or in_progress, closed -> in_progress; an unassigned request reopens to open); others use take/complete. A move outside the table is a 400 on `status` naming the allowed statuses."},
         },
         example={"priority": "urgent"},
     ),
     "CustomerRequestCreateOwn": _obj(
         {
-            "title": {"type": "string", "maxLength": 200},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
             "description": STR,
             "priority": PRIORITY,
             "category": CATEGORY,
@@ -430,7 +431,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "name": STR,
             "email": {"type": "string", "format": "email"},
-            "title": {"type": "string", "maxLength": 200},
+            "title": {"type": "string", "maxLength": TITLE_MAX},
             "description": STR,
             "category": CATEGORY,
             "attachments": _list({"type": "string", "format": "binary"}),

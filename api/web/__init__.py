@@ -19,6 +19,7 @@ from api.web import edits, pages, public, rating
 from api.web.render import SECURITY_HEADERS
 from core.logging import adopt_sanic_loggers, setup_logging
 from core.ratelimit import DEFAULT_PREFIX, build_rate_limiter
+from core.shutdown import guarded
 
 log = logging.getLogger("helpdesk.web")
 
@@ -71,14 +72,6 @@ def get_blueprint() -> Blueprint:
     return bp
 
 
-def _hooks(app: Sanic, name: str) -> list:
-    hooks = getattr(app.ctx, name, None)
-    if hooks is None:
-        hooks = []
-        setattr(app.ctx, name, hooks)
-    return hooks
-
-
 def install(app: Sanic) -> None:
     """Add the web channel and /health, /ready to `app` (called once by create_app)."""
     settings = app.ctx.settings
@@ -87,6 +80,7 @@ def install(app: Sanic) -> None:
     app.blueprint(health.get_blueprint())
     app.blueprint(get_blueprint())
 
+    @app.before_server_start
     async def start_web(app: Sanic) -> None:
         # Sanic workers are fresh processes: configure logging in each (JSON in production),
         # which also routes Sanic's own loggers through it. Tests keep pytest's logging.
@@ -104,6 +98,8 @@ def install(app: Sanic) -> None:
                 prefix=settings.extra.get("ratelimit_prefix", DEFAULT_PREFIX),
             )
 
+    @app.after_server_stop
+    @guarded
     async def stop_web(app: Sanic) -> None:
         client = app.ctx.web_redis
         app.ctx.web_redis = None
@@ -115,6 +111,3 @@ def install(app: Sanic) -> None:
         # With several workers the main process serves nothing but still logs (Sanic's
         # handlers came back when the app was built): one format there too.
         adopt_sanic_loggers()
-
-    _hooks(app, "startup_hooks").append(start_web)
-    _hooks(app, "shutdown_hooks").insert(0, stop_web)

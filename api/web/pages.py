@@ -16,6 +16,7 @@ from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
 from core import i18n
 from core.errors import NotFound
+from core.limits import current as current_limits
 from core.texts import CATEGORY_LABELS, t
 from core.users import VerificationExpired, verify_email
 from db.models import Category, Status
@@ -82,8 +83,11 @@ async def form_page(request: Request) -> HTTPResponse:
     )
     data = client_texts(lang, max_upload_bytes=settings.max_upload_bytes,
                         max_upload_mb=settings.max_upload_mb, max_files=MAX_FILES)
+    limits = current_limits()  # the form's maxlengths are the limits the server checks
     body = render("form.html", **_base_context(request, lang, text("form_heading", lang),
-                                               category_options=options))
+                                               category_options=options, max_name=limits.name,
+                                               max_email=limits.email, max_title=limits.title,
+                                               max_content=limits.content))
     full = render(
         "layout.html",
         **_base_context(request, lang, text("form_heading", lang), content=body,
@@ -132,6 +136,7 @@ async def request_page(request: Request, key: str) -> HTTPResponse:
         created_hidden="" if created else " hidden",
         reply_hidden=" hidden" if closed else "",
         closed_hidden="" if closed else " hidden",
+        max_content=current_limits().content,
         **rating_context(req, lang, just_rated=request.args.get("rated") == "1"),
     )
     body = render("request.html", **ctx)

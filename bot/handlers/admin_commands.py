@@ -6,7 +6,6 @@ what is decided by core (require_staff, link_telegram's director rule, ...).
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 from aiogram import Router
@@ -20,6 +19,7 @@ from bot.keyboards import mine_keyboard, queue_keyboard
 from bot.texts import tr
 from core.bans import ban_customer, unban_customer
 from core.chats import bind_telegram_chat
+from core.digest import build_digest_text
 from core.permissions import is_staff, require_staff
 from core.requests import RequestFilters, list_requests, post_message, reassign_request, stats
 from core.users import link_telegram
@@ -69,18 +69,11 @@ async def on_mine(message: Message, actor: User | None, lang: str) -> None:
 
 
 async def _digest_text(lang: str) -> str | None:
-    """The scheduler's daily digest text, when that module is present."""
+    """The daily digest's text (core/digest.py), the same the scheduler posts."""
     try:
-        from scheduler.digest import build_digest_text  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    try:
-        result = build_digest_text(lang)
-        if inspect.isawaitable(result):
-            result = await result
-        return str(result) if result else None
+        return await build_digest_text(lang) or None
     except Exception:  # the digest is a nicety; /stats still answers without it
-        log.exception("scheduler digest failed; rendering /stats directly")
+        log.exception("digest failed; rendering /stats directly")
         return None
 
 

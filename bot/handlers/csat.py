@@ -14,12 +14,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot import cards
 from bot.keyboards import RateRequest
 from bot.middlewares import CallbackReply, CustomerRateLimit
 from bot.texts import plain, tr
 from core import csat
 from db.models import User
+from telegram_delivery import cards
 
 
 class RatingComment(StatesGroup):

@@ -16,10 +16,10 @@ from tortoise.functions import Count
 
 from core import requests as svc
 from core import runtime, staff_stats
+from core.clock import as_utc
+from core.notice_texts import format_age, short, st
 from core.texts import PRIORITY_LABELS, lang_of
 from db.models import Cursor, CustomerRequest, Status
-from scheduler.clock import as_utc
-from scheduler.texts import format_age, short, st
 
 # Cursor row holding the fire slot (unix seconds) of the last posted digest.
 DIGEST_CURSOR = "scheduler:digest"

@@ -1,16 +1,16 @@
-"""The Telegram sender's in-memory counters (bot.sender.SenderStats), mirrored to
+"""The Telegram sender's in-memory counters (telegram_delivery.sender.SenderStats), mirrored to
 Prometheus (`helpdesk_telegram_calls_total{outcome}`) as they are counted.
 
 `metered_stats()` is a drop-in SenderStats: every `stats.sent += 1` in the sender also
-counts in the metric, so bot/sender.py needs no change beyond using it.
+counts in the metric, so telegram_delivery/sender.py needs no change beyond using it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.sender import SenderStats
 from core import metrics
+from telegram_delivery.sender import SenderStats
 
 OUTCOMES = {
     "sent": "sent",

@@ -1,5 +1,5 @@
 """The relay: a durable consumer of the event log (db.models.Event) that turns domain events
-into Telegram messages in the delivery queue (bot.outbox).
+into Telegram messages in the delivery queue (telegram_delivery.outbox).
 
 - Position: a `Cursor` row ("telegram-relay"). Events are read in id order. Because ids are
   assigned at INSERT while transactions commit in any order (PostgreSQL), each pass also
@@ -44,15 +44,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from bot import cards
-from bot.outbox import CAPTION_LIMIT, TEXT_LIMIT, Priority, cut_note, enqueue, split_html, tg_len
 from core import events
-from core.backoff import LoopHealth, is_outage
+from core.backoff import LoopHealth, is_outage, run_loop
 from db.models import (
     AdminChat,
     Cursor,
@@ -68,8 +67,19 @@ from db.models import (
     TelegramThread,
     User,
 )
+from telegram_delivery import cards
+from telegram_delivery.contract import CopyTarget, Delivery, Kind, MessageLink, Upload, delivery_of
+from telegram_delivery.outbox import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    Priority,
+    cut_note,
+    enqueue,
+    split_html,
+    tg_len,
+)
 
-log = logging.getLogger("helpdesk.bot.relay")
+log = logging.getLogger("helpdesk.telegram_delivery.relay")
 
 CURSOR_NAME = "telegram-relay"
 TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.CHAT_MESSAGE,
@@ -150,28 +160,19 @@ class Relay:
                 await self._task
 
     async def run(self) -> None:
-        while not self._stopping:
-            delay = self.poll_interval
-            self._wake.clear()
-            self._postponed = False
-            try:
-                if await self.process_once():
-                    delay = 0.01
-                if self._postponed:
-                    delay = min(delay, 0.2)
-                if self._retry_at:
-                    due = min(self._retry_at.values()) - time.monotonic()
-                    delay = min(delay, max(0.01, due))
-                self.health.ok()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Database gone (or a bug in the pass itself): one log line per state
-                # change and a growing delay, not a traceback a second.
-                await asyncio.sleep(self.health.failed(exc))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        delay = self.poll_interval
+        self._postponed = False
+        if await self.process_once():
+            delay = 0.01
+        if self._postponed:
+            delay = min(delay, 0.2)
+        if self._retry_at:
+            due = min(self._retry_at.values()) - time.monotonic()
+            delay = min(delay, max(0.01, due))
+        return delay
 
     # --- one pass -----------------------------------------------------------------------
     async def process_once(self) -> int:
@@ -361,11 +362,11 @@ class Relay:
         elif ev.type == events.MESSAGE_DELETED:
             await self.on_message_deleted(ev, data)
 
-    async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], *, dedup_key: str,
-                       request_id: int | None = None, more: str | None = None,
+    async def _enqueue(self, chat_id: int, method: str, payload: dict[str, Any], delivery: Delivery,
+                       *, dedup_key: str, request_id: int | None = None, more: str | None = None,
                        priority: int | None = None) -> bool:
-        created = await enqueue(chat_id, method, payload, dedup_key=dedup_key, request_id=request_id,
-                                more=more, priority=priority)
+        created = await enqueue(chat_id, method, payload, delivery=delivery, dedup_key=dedup_key,
+                                request_id=request_id, more=more, priority=priority)
         if created:
             self.enqueued += 1
         return created
@@ -377,17 +378,15 @@ class Relay:
         if chat in self.forum_chats:
             await self._enqueue(
                 chat, "createForumTopic",
-                {"name": cards.topic_name(data, self.group_lang), "_meta": {"kind": "topic", "request_id": rid}},
+                {"name": cards.topic_name(data, self.group_lang)},
+                Delivery(kind=Kind.TOPIC, request_id=rid),
                 dedup_key=f"{prefix}:{rid}:topic", request_id=rid,
             )
         await self._enqueue(
             chat, "sendMessage",
-            {
-                "text": cards.card_text(data),
-                "reply_markup": cards.card_keyboard(data),
-                "_meta": {"kind": "card", "render_card": True, "request_id": rid, "thread_of": rid,
-                          "mergeable": mergeable},
-            },
+            {"text": cards.card_text(data), "reply_markup": cards.card_keyboard(data)},
+            Delivery(kind=Kind.CARD, render_card=True, request_id=rid, thread_of=rid,
+                     mergeable=mergeable),
             dedup_key=f"{prefix}:{rid}:card", request_id=rid,
         )
 
@@ -414,7 +413,7 @@ class Relay:
                 chat_id=chat, status="pending", dedup_key__in=keys, priority=Priority.BACKGROUND,
             ).update(priority=Priority.NEW_REQUEST)
             return
-        from bot.sender import load_request_data
+        from telegram_delivery.lookups import load_request_data
 
         data = await load_request_data(request_id)
         if data is not None:
@@ -446,14 +445,13 @@ class Relay:
             return
         body = cards.notify_text(status, customer.language, rid, str(data.get("title", "")))
         if body:
-            payload: dict[str, Any] = {
-                "text": body, "_meta": {"kind": "notify", "request_id": rid, "link": {"request_id": rid}},
-            }
+            payload: dict[str, Any] = {"text": body}
             if status == "completed":  # the satisfaction survey (core.csat)
                 payload["text"] = cards.survey_text(body, customer.language)
                 payload["reply_markup"] = cards.rating_keyboard(rid, data.get("rating"))
             await self._enqueue(
                 customer.telegram_id, "sendMessage", payload,
+                Delivery(kind=Kind.NOTIFY, request_id=rid, link=MessageLink(request_id=rid)),
                 dedup_key=f"ev:{ev.id}:notify", request_id=rid,
             )
 
@@ -466,7 +464,7 @@ class Relay:
         if card_alive:
             await self._enqueue(
                 chat, "editMessageText",
-                {"_meta": {"kind": "card_edit", "render_card": True, "request_id": rid}},
+                {}, Delivery(kind=Kind.CARD_EDIT, render_card=True, request_id=rid),
                 dedup_key=f"ev:{ev.id}:edit", request_id=rid,
             )
         thread = await TelegramThread.filter(request_id=rid).first()
@@ -475,7 +473,7 @@ class Relay:
             summaries |= await self._summaries_listing(rid)
         for mid in sorted(summaries):
             await self._enqueue(
-                chat, "editMessageText", {"_meta": {"kind": "summary_edit", "summary": mid}},
+                chat, "editMessageText", {}, Delivery(kind=Kind.SUMMARY_EDIT, summary=mid),
                 dedup_key=f"ev:{ev.id}:sumedit:{mid}",
             )
         if data.get("deleted"):
@@ -485,10 +483,9 @@ class Relay:
             dedup_key__in=[f"new:{rid}:topic", f"thread:{rid}:topic"],
         ).exists()
         if (thread is not None and thread.topic_id) or topic_queued:
-            meta = {"request_id": rid}
-            await self._enqueue(chat, "editForumTopic", {"_meta": {"kind": "topic_edit", **meta}},
+            await self._enqueue(chat, "editForumTopic", {}, Delivery(kind=Kind.TOPIC_EDIT, request_id=rid),
                                 dedup_key=f"ev:{ev.id}:topicname", request_id=rid)
-            await self._enqueue(chat, "closeForumTopic", {"_meta": {"kind": "topic_state", **meta}},
+            await self._enqueue(chat, "closeForumTopic", {}, Delivery(kind=Kind.TOPIC_STATE, request_id=rid),
                                 dedup_key=f"ev:{ev.id}:topicstate", request_id=rid)
         if str(data.get("status")) == "in_progress":
             # Taken from a summary: whoever took it gets the card (and topic) to work in.
@@ -500,8 +497,7 @@ class Relay:
         for row in await TelegramOutbox.filter(
             chat_id=self.admin_chat, status="sent", dedup_key__startswith="summary:",
         ).order_by("-id").limit(500):
-            meta = (row.payload or {}).get("_meta") or {}
-            if request_id in (meta.get("requests") or []) and (row.result or {}).get("message_id"):
+            if request_id in delivery_of(row.payload).requests and (row.result or {}).get("message_id"):
                 found.add(int(row.result["message_id"]))
         return found
 
@@ -559,12 +555,11 @@ class Relay:
     async def _relay(self, ev: Event, msg: RequestMessage, chat_id: int, header: str, lang: str,
                      name: str, purpose: str, *, thread: bool, links: list[TelegramMessageLink]) -> None:
         rid = msg.request_id
-        meta: dict[str, Any] = {
-            "kind": "thread" if thread else "customer", "request_id": rid,
-            "link": {"request_id": rid, "request_message_id": msg.id},
-        }
-        if thread:
-            meta["thread_of"] = rid
+        delivery = Delivery(
+            kind=Kind.THREAD if thread else Kind.CUSTOMER, request_id=rid,
+            thread_of=rid if thread else None,
+            link=MessageLink(request_id=rid, request_message_id=msg.id),
+        )
         head = cards.text(header, lang, name=name, id=rid)
         key = f"ev:{ev.id}:{purpose}"
         more = cut_note(rid, lang)
@@ -573,14 +568,12 @@ class Relay:
             # Media that came from Telegram: copy the original messages (an album part by
             # part); the first one carries the header and the caption.
             for n, src in enumerate(sources, start=1):
-                payload: dict[str, Any] = {
-                    "from_chat_id": src.chat_id, "message_id": src.message_id,
-                    "_meta": _with_kind(meta, "caption" if n == 1 else "media"),
-                }
+                payload: dict[str, Any] = {"from_chat_id": src.chat_id, "message_id": src.message_id}
                 if n == 1:
                     payload["caption"] = _caption_of(msg, head)
                     payload["parse_mode"] = "HTML"
                 await self._enqueue(chat_id, "copyMessage", payload,
+                                    delivery.with_link(kind="caption" if n == 1 else "media"),
                                     dedup_key=key if n == 1 else f"{key}:{n}", request_id=rid, more=more)
             return
         attachments = await RequestAttachment.filter(message_id=msg.id).order_by("id")
@@ -596,7 +589,7 @@ class Relay:
         # With files, the header and the text ride on the first file's caption when they fit.
         text_in_caption = bool(files) and len(body) <= 1024
         if not text_in_caption and (content or not files):
-            await self._enqueue(chat_id, "sendMessage", {"text": body, "_meta": _with_kind(meta, "text")},
+            await self._enqueue(chat_id, "sendMessage", {"text": body}, delivery.with_link(kind="text"),
                                 dedup_key=key, request_id=rid, more=more)
         for n, (att, path) in enumerate(files, start=1):
             is_photo = att.content_type in ("image/jpeg", "image/png", "image/webp") \
@@ -608,9 +601,8 @@ class Relay:
                 caption, kind = cards.text("relay_attachment", lang, name=att.name), "media"
             await self._enqueue(
                 chat_id, method,
-                {"caption": caption,
-                 "_meta": {**_with_kind(meta, kind),
-                           "upload": {"field": fieldname, "path": str(path), "name": att.name}}},
+                {"caption": caption},
+                replace(delivery.with_link(kind=kind), upload=Upload(fieldname, str(path), att.name)),
                 dedup_key=f"{key}:att{att.id}", request_id=rid, more=more,
             )
 
@@ -641,7 +633,7 @@ class Relay:
         parts it had is cut at the last one with the "full text on request #N" note; parts a
         shorter text no longer needs are deleted), and the caption of copied or uploaded
         media. The text is the one of this event; older pending edits of the same copy
-        collapse into the newest at send time (bot.sender)."""
+        collapse into the newest at send time (telegram_delivery.sender)."""
         msg = await RequestMessage.filter(id=data.get("id")).select_related("request__customer", "sender").first()
         if msg is None or msg.is_deleted or msg.message_type == MessageType.system:
             return
@@ -684,15 +676,13 @@ class Relay:
 
     async def _change_copy(self, ev: Event, link: TelegramMessageLink, method: str,
                            params: dict[str, Any]) -> None:
-        from bot.sender import copy_change_key
+        from telegram_delivery.lookups import copy_change_key
 
         what = "d" if method == "deleteMessage" else "e"
-        payload = {
-            **params, "message_id": link.message_id,
-            "_meta": {"kind": "copy_change", "request_id": link.request_id,
-                      "target": {"chat_id": link.chat_id, "message_id": link.message_id}},
-        }
-        await self._enqueue(link.chat_id, method, payload,
+        payload = {**params, "message_id": link.message_id}
+        delivery = Delivery(kind=Kind.COPY_CHANGE, request_id=link.request_id,
+                            target=CopyTarget(link.chat_id, link.message_id))
+        await self._enqueue(link.chat_id, method, payload, delivery,
                             dedup_key=copy_change_key(link.chat_id, link.message_id, ev.id, what),
                             request_id=link.request_id)
 
@@ -707,14 +697,10 @@ class Relay:
         body = f"<b>{cards.text('chat_relay', self.group_lang, name=data.get('sender', ''))}</b>\n{_escape(str(data.get('message', '')))}"
         await self._enqueue(
             chat.telegram_chat_id, "sendMessage",
-            {"text": body, "_meta": {"kind": "chat", "link": {"chat_message_id": data.get("id")}}},
+            {"text": body},
+            Delivery(kind=Kind.CHAT, link=MessageLink(chat_message_id=data.get("id"))),
             dedup_key=f"ev:{ev.id}:chat",
         )
-
-
-def _with_kind(meta: dict[str, Any], kind: str) -> dict[str, Any]:
-    """`meta` with the kind of copy its message link records ("text", "caption", "media")."""
-    return {**meta, "link": {**meta["link"], "kind": kind}}
 
 
 def _escape(value: str) -> str:

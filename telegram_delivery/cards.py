@@ -1,7 +1,8 @@
 """What the delivery side posts: request cards (text + inline keyboard JSON), burst summaries,
 customer notifications and relayed messages. Pure functions; no aiogram import.
 
-Callback data agreed with the handlers: `req:take:<id>`, `req:done:<id>`, `req:open:<id>`.
+Callback data agreed with the handlers: `req:take:<id>`, `req:done:<id>`, `req:open:<id>`
+(bot.keyboards.request_callback).
 Texts are the `bot.` group of the one catalog, core/locales/<lang>.po (Russian default, English).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from bot.keyboards import request_callback
 from bot.texts import lang_of, plain
 from bot.texts import tr as text
 from core.texts import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS
@@ -59,10 +61,10 @@ def card_keyboard(req: dict[str, Any], lang: str = "ru") -> dict[str, Any]:
     row: list[dict[str, str]] = []
     status = str(req.get("status"))
     if status == "open" and not req.get("assigned_admin"):
-        row.append({"text": plain("card_btn_take", lang), "callback_data": f"req:take:{rid}"})
+        row.append({"text": plain("card_btn_take", lang), "callback_data": request_callback("take", rid)})
     if status == "in_progress":
-        row.append({"text": plain("card_btn_done", lang), "callback_data": f"req:done:{rid}"})
-    row.append({"text": plain("card_btn_thread", lang), "callback_data": f"req:open:{rid}"})
+        row.append({"text": plain("card_btn_done", lang), "callback_data": request_callback("done", rid)})
+    row.append({"text": plain("card_btn_thread", lang), "callback_data": request_callback("open", rid)})
     return {"inline_keyboard": [row]}
 
 
@@ -106,7 +108,7 @@ def _summary_head(count: int, lang: str) -> str:
 def summary_chunks(items: list[tuple[int, str]], lang: str = "ru") -> list[list[int]]:
     """Split (request id, title) pairs into summaries that fit one message each, whatever
     happens to the requests later: oldest first, each within the text and button limits."""
-    from bot.outbox import tg_len
+    from telegram_delivery.outbox import tg_len
 
     lang = lang_of(lang)
     head = tg_len(_summary_head(99_999, lang)) + 2  # the longest count: stable as it grows
@@ -148,7 +150,7 @@ def summary_message(entries: list[tuple[int, dict[str, Any] | None]], lang: str 
     """A summary's text and keyboard from the requests' current state: a "Take #N" button
     (callback `req:take:<id>`, the card's own) for every request still open and unassigned.
     Always within 4,096 characters for entries packed by `summary_chunks`."""
-    from bot.outbox import tg_len
+    from telegram_delivery.outbox import tg_len
 
     lang = lang_of(lang)
     lines = [_summary_head(len(entries), lang), ""]
@@ -160,7 +162,7 @@ def summary_message(entries: list[tuple[int, dict[str, Any] | None]], lang: str 
             line = f"<s>#{rid}</s>"  # handled: by number only, so the list still fits
         lines.append(line)
         if takeable:
-            buttons.append({"text": f"{plain('card_btn_take', lang)} #{rid}", "callback_data": f"req:take:{rid}"})
+            buttons.append({"text": f"{plain('card_btn_take', lang)} #{rid}", "callback_data": request_callback("take", rid)})
     if not buttons:
         lines.append("")
         lines.append(text("summary_all_taken", lang))

@@ -1,32 +1,17 @@
 """The persistent Telegram delivery queue (db.models.TelegramOutbox).
 
-Every outgoing Bot API call is a row; `bot.sender` drains the rows within Telegram's limits.
+Every outgoing Bot API call is a row; `telegram_delivery.sender` drains the rows within Telegram's limits.
 Enqueueing is idempotent: `dedup_key` is unique, so a relay that re-reads an event (after
 a restart, or in its trailing re-scan window) can never queue a message twice.
 
-A payload is the Bot API method's parameters plus an optional `_meta` dict the sender
-interprets and strips before the call:
-    kind           "card" | "card_edit" | "topic" | "thread" | "customer" | "notify" | "chat" |
-                   "summary" | "summary_edit" | "topic_edit" | "topic_state"
-    request_id     the request the row belongs to
-    thread_of      put the message into this request's thread at send time (forum topic,
-                   or a reply to its card)
-    render_card    render the request card from the database at send time (text+keyboard)
-    mergeable      a new-request card the burst handling may fold into a summary
-    link           TelegramMessageLink fields to store for the sent message(s), with the
-                   copy's `kind` ("text" | "caption" | "media") and `part` (set here for
-                   each part of a split text)
-    target         an edit or deletion of a copy (bot.relay): {"chat_id", "message_id"};
-                   pending ones of one message collapse into the newest at send time
-    upload         {"field": "document"|"photo", "path": absolute path, "name": file name}
-    requests       (summary) the request ids the summary lists
-    summary        (summary_edit) the summary's message id
-    chart          {"days": core.reports.days_payload(...), "lang"}: draw the per-day chart
-                   (core.charts, core.png) at send time and send it as the `photo`
+A row is the Bot API method's parameters plus a typed `contract.Delivery`: what the
+sender does around the call (render the card at send time, send into a request's thread,
+record the copies, upload a file, draw a chart); see telegram_delivery/contract.py.
 
 Every row has a priority class (`Priority`, the budget order): the sender serves a chat's
 lower class first, round robin per customer inside a class.
-Public API: `enqueue`, `send_text`, `split_html`, `Priority`, `priority_of`.
+Public API: `enqueue`, `send_text`, `split_html`, `Priority`, `priority_of`; the
+`Delivery` of a row comes from telegram_delivery.contract.
 """
 
 from __future__ import annotations
@@ -38,6 +23,7 @@ from enum import IntEnum
 from typing import Any
 
 from db.models import TelegramOutbox
+from telegram_delivery.contract import Delivery, Kind, pack
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -59,22 +45,22 @@ class Priority(IntEnum):
 
 
 _CLASS_OF_KIND = {
-    "thread": Priority.CONVERSATION, "customer": Priority.CONVERSATION,
-    "notify": Priority.CONVERSATION, "chat": Priority.CONVERSATION,
-    "card": Priority.NEW_REQUEST, "topic": Priority.NEW_REQUEST, "summary": Priority.NEW_REQUEST,
-    "card_edit": Priority.EDIT, "summary_edit": Priority.EDIT, "topic_edit": Priority.EDIT,
-    "topic_state": Priority.EDIT,
-    # Edits and deletions of relayed copies of a thread message (bot.relay, message_updated
-    # and message_deleted): edits of what is already there, like card edits.
-    "copy_change": Priority.EDIT,
-    "digest_chart": Priority.BACKGROUND,
+    Kind.THREAD: Priority.CONVERSATION, Kind.CUSTOMER: Priority.CONVERSATION,
+    Kind.NOTIFY: Priority.CONVERSATION, Kind.CHAT: Priority.CONVERSATION,
+    Kind.CARD: Priority.NEW_REQUEST, Kind.TOPIC: Priority.NEW_REQUEST, Kind.SUMMARY: Priority.NEW_REQUEST,
+    Kind.CARD_EDIT: Priority.EDIT, Kind.SUMMARY_EDIT: Priority.EDIT, Kind.TOPIC_EDIT: Priority.EDIT,
+    Kind.TOPIC_STATE: Priority.EDIT,
+    # Edits and deletions of relayed copies of a thread message (telegram_delivery.relay,
+    # message_updated and message_deleted): edits of what is already there, like card edits.
+    Kind.COPY_CHANGE: Priority.EDIT,
+    Kind.DIGEST_CHART: Priority.BACKGROUND,
 }
 
 
-def priority_of(payload: dict[str, Any]) -> Priority:
-    """The class of a payload by its `_meta.kind` (NEW_REQUEST when it has none)."""
-    kind = (payload.get("_meta") or {}).get("kind")
-    return _CLASS_OF_KIND.get(str(kind), Priority.NEW_REQUEST)
+def priority_of(delivery: Delivery | None) -> Priority:
+    """The class of a row by its delivery's kind (NEW_REQUEST when it has none)."""
+    kind = delivery.kind if delivery is not None else None
+    return _CLASS_OF_KIND.get(kind, Priority.NEW_REQUEST) if kind else Priority.NEW_REQUEST
 
 
 def tg_len(text: str) -> int:
@@ -89,14 +75,16 @@ async def enqueue(
     payload: dict[str, Any],
     *,
     dedup_key: str,
+    delivery: Delivery | None = None,
     request_id: int | None = None,
     using_db: Any = None,
     more: str | None = None,
     max_parts: int = MAX_PARTS,
     priority: int | None = None,
 ) -> bool:
-    """Queue one Bot API call for `chat_id` in budget class `priority` (default: by the
-    payload's kind, `priority_of`). Returns False when `dedup_key` is already queued
+    """Queue one Bot API call (`method` with the parameters `payload`) for `chat_id`, with
+    what the sender does around it (`delivery`), in budget class `priority` (default: by
+    the delivery's kind, `priority_of`). Returns False when `dedup_key` is already queued
     (whatever its state), True when this call queued it.
 
     Guarantees: at most one row per dedup_key, safe under concurrent callers on SQLite and
@@ -108,7 +96,8 @@ async def enqueue(
     """
     payload = dict(payload)
     payload["chat_id"] = chat_id
-    prio = int(priority if priority is not None else priority_of(payload))
+    delivery = delivery or Delivery()
+    prio = int(priority if priority is not None else priority_of(delivery))
     if method == "sendMessage" and tg_len(str(payload.get("text", ""))) > TEXT_LIMIT:
         note = more if more is not None else cut_note(request_id)
         parts = split_html(str(payload["text"]), TEXT_LIMIT, max_parts=max(1, max_parts), more=note)
@@ -116,41 +105,31 @@ async def enqueue(
         created_first = False
         for n, part in enumerate(parts, start=1):
             p = dict(payload, text=part)
-            _link_part(p, n)
             if n < len(parts):
                 # Buttons belong under the last part.
                 p.pop("reply_markup", None)
             key = dedup_key if n == 1 else f"{dedup_key}#{n}"
-            created = await _insert(chat_id, method, p, key, request_id, using_db, prio)
+            # Each part records its own message link (edits go part by part).
+            created = await _insert(chat_id, method, pack(p, delivery.with_link(part=n)), key,
+                                    request_id, using_db, prio)
             if first:
                 created_first, first = created, False
         return created_first
     if method in CAPTIONED_METHODS and tg_len(str(payload.get("caption") or "")) > CAPTION_LIMIT:
         caption = str(payload.pop("caption"))
-        meta = payload.get("_meta") or {}
-        if meta.get("link"):  # the file goes without the text; the text follows it
-            payload["_meta"] = meta = {**meta, "link": {**meta["link"], "kind": "media"}}
-        created = await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
-        follow: dict[str, Any] = {"text": caption, "chat_id": chat_id}
+        # The file goes without the text; the text follows it.
+        created = await _insert(chat_id, method, pack(payload, delivery.with_link(kind="media")),
+                                dedup_key, request_id, using_db, prio)
+        follow: dict[str, Any] = {"text": caption}
         if "message_thread_id" in payload:
             follow["message_thread_id"] = payload["message_thread_id"]
-        follow_meta = {k: v for k, v in meta.items() if k in ("kind", "request_id", "thread_of", "link")}
-        if follow_meta.get("link"):
-            follow_meta["link"] = {**follow_meta["link"], "kind": "text"}
-        if follow_meta:
-            follow["_meta"] = follow_meta
+        follows = Delivery(kind=delivery.kind, request_id=delivery.request_id,
+                           thread_of=delivery.thread_of, link=delivery.link).with_link(kind="text")
         await enqueue(chat_id, "sendMessage", follow, dedup_key=f"{dedup_key}:caption",
-                      request_id=request_id, using_db=using_db, more=more,
+                      delivery=follows, request_id=request_id, using_db=using_db, more=more,
                       max_parts=max(1, max_parts - 1), priority=prio)
         return created
-    return await _insert(chat_id, method, payload, dedup_key, request_id, using_db, prio)
-
-
-def _link_part(payload: dict[str, Any], n: int) -> None:
-    """Number the TelegramMessageLink of part `n` of a split message (edits go part by part)."""
-    meta = payload.get("_meta")
-    if isinstance(meta, dict) and isinstance(meta.get("link"), dict):
-        payload["_meta"] = {**meta, "link": {**meta["link"], "part": n}}
+    return await _insert(chat_id, method, pack(payload, delivery), dedup_key, request_id, using_db, prio)
 
 
 def cut_note(request_id: int | None, lang: str | None = None) -> str:

@@ -38,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("helpdesk.bot.budget")
+log = logging.getLogger("helpdesk.telegram_delivery.budget")
 
 DEFAULT_PREFIX = "helpdesk:ratelimit:"
 

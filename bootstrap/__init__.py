@@ -1,0 +1,1 @@
+"""The `helpdesk` command line and the process bootstrap (outside the domain)."""

@@ -1,0 +1,203 @@
+"""The one writer of a request's thread.
+
+`append` is the only code that adds a message (text, system, or with files) to a
+request's thread: in the caller's transaction it creates the message row, its attachment
+rows, bumps the request's last_message_at and message counts, remembers the first staff
+reply (core.staff_stats) and records the `new_message` event. Every channel reaches it
+through a use case: `post_message` (REST, console, bot, mail, canned replies),
+core.attachments (uploads, bot media, web-form files), core.lifecycle (the system message
+of every status move) and `add_internal_system_note` (the relay's and sender's notes).
+
+`add_file` is the one other way in: a file joining an existing message.
+`check_can_post` is the one rule of who may add to a thread (post_message's and every
+upload's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from core import events, i18n, staff_stats
+from core.bans import require_not_banned
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.limits import check_text
+from core.limits import current as current_limits
+from core.permissions import is_staff, require_manage_request
+from core.serializers import message_data
+from core.texts import t
+from db.models import (
+    CustomerRequest,
+    MessageType,
+    RequestAttachment,
+    RequestMessage,
+    SenderType,
+    Source,
+    Status,
+    User,
+)
+
+if TYPE_CHECKING:
+    from core.attachments import StoredFile
+
+POSTABLE_TYPES = (MessageType.text, MessageType.image, MessageType.file)
+
+
+def check_can_post(actor: User, req: CustomerRequest, *, is_internal: bool = False) -> bool:
+    """Raise unless `actor` may add to the thread of `req`; returns whether what it adds
+    is internal. Staff: internal notes on any request, replies under CanManageRequest.
+    A customer: own request only (NotFound), never internal, not while banned, not once
+    the request is closed."""
+    if is_staff(actor):
+        if not is_internal:
+            require_manage_request(actor, req)
+        return bool(is_internal)
+    if req.customer_id != actor.id:
+        raise NotFound(t("err_not_found", actor.language))
+    require_not_banned(actor)
+    if req.status == Status.closed:
+        raise Conflict(t("err_closed", actor.language))
+    return False
+
+
+async def append(
+    conn: Any,
+    req: CustomerRequest,
+    author: User,
+    content: str,
+    *,
+    message_type: str = MessageType.text,
+    is_internal: bool = False,
+    source: Source = Source.api,
+    files: Sequence[StoredFile] = (),
+) -> tuple[RequestMessage, list[RequestAttachment]]:
+    """Add one message (with `files`, already in storage and checked) to the thread of
+    `req`, in the caller's transaction `conn`. No permission check: callers decide.
+    Event: new_message (the message's JSON, plus `attachments` when there are files).
+    A system message keeps `content` in Russian and its catalog key and params in
+    `content_i18n` (core.i18n), so each reader sees it in their own language."""
+    system = message_type == MessageType.system
+    msg = await RequestMessage.create(
+        request_id=req.id,
+        sender_id=author.id,
+        sender_type=SenderType.admin if is_staff(author) else SenderType.customer,
+        content=i18n.render(content, i18n.DEFAULT_LANGUAGE) if system else content,
+        content_i18n=i18n.to_json(content) if system else None,
+        message_type=message_type,
+        is_internal=bool(is_internal),
+        source=source,
+        using_db=conn,
+    )
+    atts: list[RequestAttachment] = []
+    for f in files:
+        atts.append(await RequestAttachment.create(
+            request_id=req.id,
+            message_id=msg.id,
+            name=f.name,
+            file=f.stored_path,
+            size=f.size,
+            content_type=f.content_type,
+            uploaded_by_id=author.id,
+            using_db=conn,
+        ))
+    counts: dict[str, Any] = {
+        "last_message_at": msg.created_at, "messages_count": F("messages_count") + 1,
+    }
+    if not msg.is_internal:
+        counts["public_messages_count"] = F("public_messages_count") + 1
+    await CustomerRequest.filter(id=req.id).using_db(conn).update(**counts)
+    await staff_stats.note_first_response(conn, req, msg)
+    data = message_data(msg, author)
+    if msg.content_i18n:  # the admin socket renders it per reader; webhooks drop it
+        data[i18n.EVENT_FIELD] = msg.content_i18n
+    if atts:
+        from core.attachments import serialize
+
+        data["attachments"] = [serialize(a) for a in atts]
+    await events.record_event(events.NEW_MESSAGE, data, using_db=conn)
+    msg.sender = author
+    return msg, atts
+
+
+async def add_file(
+    req: CustomerRequest, message: RequestMessage, author: User, file: StoredFile
+) -> RequestAttachment:
+    """A file (in storage, checked) joining an existing message of the thread of `req`:
+    no new message, so no counters and no event (the REST upload's `message` field)."""
+    return await RequestAttachment.create(
+        request_id=req.id,
+        message_id=message.id,
+        name=file.name,
+        file=file.stored_path,
+        size=file.size,
+        content_type=file.content_type,
+        uploaded_by_id=author.id,
+    )
+
+
+async def post_message(
+    actor: User,
+    request_id: int,
+    content: str,
+    *,
+    is_internal: bool = False,
+    message_type: str = MessageType.text,
+    source: Source = Source.api,
+) -> RequestMessage:
+    """Add a message to a request's thread (one transaction, see `append`).
+
+    Staff: CanManageRequest; sender_type admin; may mark it internal (never shown to the
+    customer). Customer: own request only, never internal, not once it is closed, not
+    while banned (PermissionDenied, core.bans).
+    Event: new_message (with `is_internal`, so channels can keep notes private).
+    """
+    from core.requests import get_request
+
+    req = await get_request(actor, request_id)
+    is_internal = check_can_post(actor, req, is_internal=is_internal)
+    check_message(actor, content, message_type)
+    async with in_transaction() as conn:
+        msg, _ = await append(
+            conn, req, actor, content, message_type=message_type, is_internal=is_internal,
+            source=source,
+        )
+    events.committed()
+    return msg
+
+
+def check_message(actor: User, content: str, message_type: str = MessageType.text) -> None:
+    """ValidationFailed unless `content` is an acceptable message text of a postable type."""
+    errors: dict[str, list[str]] = {}
+    check_text(errors, "content", content, current_limits().content, actor.language)
+    if message_type not in POSTABLE_TYPES:
+        errors["message_type"] = [t("err_invalid_choice", value=message_type)]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+async def add_system_message(
+    conn: Any, req: CustomerRequest, author: User, content: str, *, is_internal: bool = False,
+) -> RequestMessage:
+    """A system message (a move, a note of the desk) in the caller's transaction."""
+    msg, _ = await append(
+        conn, req, author, content, message_type=MessageType.system, is_internal=is_internal,
+    )
+    return msg
+
+
+async def add_internal_system_note(request_id: int, content: str) -> RequestMessage | None:
+    """A system message only staff see (is_internal), for what the desk itself noticed
+    (a Telegram delivery that failed, an event set aside). Written on behalf of the
+    assignee, else the customer, like the auto-close message. None if the request is gone.
+    Event: new_message (system, internal: no channel relays it to the customer)."""
+    req = await CustomerRequest.filter(id=request_id).select_related("assigned_admin", "customer").first()
+    if req is None:
+        return None
+    author = req.assigned_admin or req.customer
+    async with in_transaction() as conn:
+        msg = await add_system_message(conn, req, author, content, is_internal=True)
+    events.committed()
+    return msg
