@@ -89,9 +89,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     async def sanic_error(request: Request, exc: SanicException):
         status = getattr(exc, "status_code", 500) or 500
         messages = {
-            404: "Не найдено.",
-            405: f'Метод "{request.method}" не разрешен.',
-            413: f"Файл слишком большой. Максимум {settings.max_upload_mb} МБ.",
+            404: t("err_not_found"),
+            405: t("err_method", method=request.method),
+            413: t("err_file_too_large", mb=settings.max_upload_mb),
         }
         if status == 413 and not is_file_body(request):
             messages[413] = t("err_body_too_large", None, max=settings.limits.json_body_bytes)
@@ -112,7 +112,7 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
             "unhandled error on %s %s\n%s",
             request.method, request.path, redact_credentials(request, traceback.format_exc()),
         )
-        return json({"detail": "Внутренняя ошибка сервера."}, status=500)
+        return json({"detail": t("err_internal")}, status=500)
 
     # Database unreachable: 503 with a clear body, not a 500 (others go to `unexpected`).
     from api import outage

@@ -11,7 +11,9 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from api.multipart import load_form
+from core import i18n
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
+from core.texts import t
 from core.users import token_owner
 from db.models import User
 
@@ -24,11 +26,11 @@ MAX_BIG_ID = 2**63 - 1
 # More pages than rows any table can hold; OFFSET stays inside PostgreSQL's bigint.
 MAX_PAGE = MAX_DB_ID
 
-NOT_A_NUMBER = "Введите правильное число."
-PK_WRONG_TYPE = "Некорректный тип. Ожидалось значение первичного ключа."
-BAD_PAGE = "Неправильная страница"
-INVALID_INPUT = "Некорректные данные в запросе."
-NUL_NOT_ALLOWED = "Символы NULL не допускаются."
+NOT_A_NUMBER = t("err_number")
+PK_WRONG_TYPE = t("err_pk_type")
+BAD_PAGE = t("err_bad_page")
+INVALID_INPUT = t("err_invalid_input")
+NUL_NOT_ALLOWED = t("err_nul")
 # ASCII digits only: int() would also take "1_000", " 7 " and other scripts' digits, and
 # raises for texts over 4,300 digits; 30 digits are more than any id needs.
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
@@ -40,7 +42,7 @@ def int_from_text(raw: str) -> int | None:
 
 
 def pk_does_not_exist(value: Any) -> str:
-    return f'Недопустимый первичный ключ "{value}" - объект не существует.'
+    return t("err_pk_missing", value=value)
 
 
 def is_row_id(value: Any) -> bool:
@@ -70,8 +72,32 @@ def check_id_ranges(
 
 
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    """A JSON response. An error's texts (core.i18n.Text: every domain error and validation
+    message) are rendered in the caller's language (request_language)."""
+    if status >= 400:
+        body = i18n.render(body, request_language(_current_request()))
     return HTTPResponse(
         orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _current_request() -> Request | None:
+    try:
+        return Request.get_current()
+    except Exception:  # outside a request (a test calling a helper directly)
+        return None
+
+
+def request_language(request: Request | None) -> str:
+    """The language of a REST answer: the signed-in caller's setting (User.language), else
+    the `Accept-Language` header, else Russian."""
+    if request is None:
+        return i18n.DEFAULT_LANGUAGE
+    user = getattr(request.ctx, "user", None)
+    if user is not None and getattr(user, "language", None) in i18n.LANGUAGES:
+        return user.language
+    return i18n.parse_accept_language(request.headers.get("accept-language")) or (
+        i18n.DEFAULT_LANGUAGE
     )
 
 
@@ -88,7 +114,7 @@ def token_from(request: Request, *, allow_query: bool = False) -> str | None:
     return None
 
 
-TOKEN_IN_QUERY = "Токен принимается только в заголовке Authorization."
+TOKEN_IN_QUERY = t("err_token_in_query")
 
 
 async def authenticate(request: Request) -> User:
@@ -102,10 +128,10 @@ async def authenticate(request: Request) -> User:
     if not key:
         if request.args.get("token"):
             raise NotAuthenticated(TOKEN_IN_QUERY)
-        raise NotAuthenticated("Учетные данные не были предоставлены.")
+        raise NotAuthenticated(t("err_no_credentials"))
     owner = await token_owner(key)
     if owner is None:
-        raise NotAuthenticated("Недопустимый токен.")
+        raise NotAuthenticated(t("err_bad_token"))
     request.ctx.user = owner.user
     request.ctx.token_id = owner.token_id
     return owner.user
@@ -134,8 +160,7 @@ def body(request: Request) -> dict[str, Any]:
     data = parse_json(raw)
     if not isinstance(data, dict):
         raise ValidationFailed(
-            {"non_field_errors": ["Недопустимые данные. Ожидался dictionary, но был получен "
-                                  f"{type(data).__name__}."]}
+            {"non_field_errors": [t("err_not_dict", type=type(data).__name__)]}
         )
     reject_null_characters(data)
     return data
@@ -192,7 +217,7 @@ def int_arg(
 
 
 def page_number(request: Request) -> int:
-    """`?page=` as 1.., or -1 for `last`; 404 "Неправильная страница" for anything else."""
+    """`?page=` as 1.., or -1 for `last`; 404 t("err_bad_page") for anything else."""
     raw = request.args.get("page")
     if raw in (None, ""):
         return 1
@@ -236,7 +261,7 @@ def guard_ids(bp: Any) -> None:
     async def _ids_in_range(request: Request):
         for value in (request.match_info or {}).values():
             if isinstance(value, int) and not 0 <= value <= MAX_DB_ID:
-                return json({"detail": "Не найдено."}, status=404)
+                return json({"detail": t("err_not_found")}, status=404)
         return None
 
 

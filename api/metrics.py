@@ -13,11 +13,12 @@ from sanic.response import HTTPResponse
 
 from api.http import json
 from core import metrics
+from core.texts import t
 
 
 async def metrics_page(request: Request) -> HTTPResponse:
     if not metrics.authorized(request.headers.get("authorization"), request.app.ctx.settings.metrics_token):
-        return json({"detail": "Недопустимый токен."}, status=401, headers={"WWW-Authenticate": "Bearer"})
+        return json({"detail": t("err_bad_token")}, status=401, headers={"WWW-Authenticate": "Bearer"})
     return HTTPResponse(await metrics.render(), content_type=metrics.CONTENT_TYPE)
 
 

@@ -222,12 +222,13 @@ def load_form(request: Any) -> None:
     from sanic.request import RequestParameters
 
     from core.errors import ValidationFailed
+    from core.texts import t
 
     if request.parsed_form is not None:
         return
     try:
         fields, files = parse_form_body(request.headers.get("content-type"), request.body or b"")
     except MultipartError as exc:
-        raise ValidationFailed({"detail": [f"Ошибка разбора multipart: {exc}."]}) from None
+        raise ValidationFailed({"detail": [t("err_multipart", error=exc)]}) from None
     request.parsed_form = RequestParameters(fields)
     request.parsed_files = RequestParameters(files)

@@ -29,14 +29,16 @@ from sanic.response import HTTPResponse
 from sanic.response import html as html_response
 
 from api.http import json
+from core import i18n
+from core.texts import t
 
 log = logging.getLogger("helpdesk.api")
 
 RETRY_AFTER = 5
 CLOSE_TRY_AGAIN = 1013  # WebSocket "Try Again Later"
 LOG_EVERY = 60.0
-DETAIL = "Сервис временно недоступен: нет связи с базой данных. Повторите попытку позже."
-DETAIL_EN = "Service temporarily unavailable: the database cannot be reached. Try again later."
+DETAIL = t("err_db_unavailable")  # in the caller's language in JSON (api.http.json)
+DETAIL_EN = i18n.t("en", "core.err_db_unavailable")
 
 _DB_MODULES = ("asyncpg", "tortoise", "aiosqlite", "sqlite3", "psycopg")
 _DB_OUTAGE_NAMES = {
@@ -116,7 +118,7 @@ def unavailable_response(request: Request) -> HTTPResponse:
             '<!DOCTYPE html><html lang="ru"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             "<title>503</title></head><body>"
-            f"<h1>Сервис временно недоступен</h1><p>{html.escape(DETAIL)}</p>"
+            f"<h1>{html.escape(t('unavailable_heading'))}</h1><p>{html.escape(DETAIL)}</p>"
             f'<p lang="en">{html.escape(DETAIL_EN)}</p></body></html>'
         )
         return html_response(page, status=503, headers=headers)

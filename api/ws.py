@@ -39,7 +39,7 @@ from api.http import (
     token_from,
 )
 from api.outage import CLOSE_TRY_AGAIN
-from core import events, metrics
+from core import events, i18n, metrics
 from core.bus import EventsRuntime, start_events
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
 from core.permissions import is_staff
@@ -51,6 +51,7 @@ from core.serializers import (
     customer_request_data,
 )
 from core.shutdown import guarded
+from core.texts import t
 from core.users import TokenOwner, token_expired, token_owner
 from db.models import (
     AdminChat,
@@ -100,11 +101,22 @@ def dumps(frame: dict[str, Any]) -> str:
 # --- frames ----------------------------------------------------------------------------------
 
 
-def admin_frame(message: dict[str, Any]) -> dict[str, Any] | None:
-    """The seed's AdminNotificationConsumer frame: the REST JSON of the change in `data`."""
+def admin_frame(message: dict[str, Any], lang: str | None = None) -> dict[str, Any] | None:
+    """The seed's AdminNotificationConsumer frame: the REST JSON of the change in `data`;
+    a system message's text in `lang`, the reader's language (core.i18n.EVENT_FIELD)."""
     if message.get("topic") != events.ADMIN_TOPIC or message.get("type") not in ADMIN_TYPES:
         return None
-    return {"type": message["type"], "data": message["data"], "event_id": message["id"]}
+    data = message["data"]
+    if isinstance(data, dict) and i18n.EVENT_FIELD in data:
+        text = i18n.from_json(data[i18n.EVENT_FIELD])
+        data = {k: v for k, v in data.items() if k != i18n.EVENT_FIELD}
+        if text is not None and lang:
+            data["content"] = text.in_language(lang)
+    return {"type": message["type"], "data": data, "event_id": message["id"]}
+
+
+def _reader_language(conn: Connection) -> str:
+    return i18n.lang_of(conn.user.language if conn.user is not None else None)
 
 
 def chat_ws_frame(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -413,8 +425,15 @@ class Hub:
         if topic == events.ADMIN_TOPIC:
             if self.admin and (frame := admin_frame(message)):
                 started = time.perf_counter()
-                text = dumps(frame)
-                await self._fan_out(list(self.admin), event_id, text)
+                if i18n.EVENT_FIELD in (message.get("data") or {}):
+                    # A system message: one frame per reader language.
+                    readers: dict[str, list[Connection]] = {}
+                    for conn in self.admin:
+                        readers.setdefault(_reader_language(conn), []).append(conn)
+                    for lang, conns in readers.items():
+                        await self._fan_out(conns, event_id, dumps(admin_frame(message, lang)))
+                else:
+                    await self._fan_out(list(self.admin), event_id, dumps(frame))
                 if fanout_log.isEnabledFor(logging.DEBUG):
                     fanout_log.debug(
                         "fan-out event=%s sockets=%d ms=%.2f",
@@ -558,8 +577,10 @@ async def _frames_for(
 ) -> list[tuple[int, dict[str, Any]]]:
     if conn.kind == "public":
         return await public_frames(messages, conn.key or 0, conn.access_key)
-    build = admin_frame if conn.kind == "admin" else chat_ws_frame
-    return [(m["id"], f) for m in messages if (f := build(m)) is not None]
+    if conn.kind == "admin":
+        lang = _reader_language(conn)
+        return [(m["id"], f) for m in messages if (f := admin_frame(m, lang)) is not None]
+    return [(m["id"], f) for m in messages if (f := chat_ws_frame(m)) is not None]
 
 
 async def replay(conn: Connection, after: int) -> None:
@@ -754,7 +775,7 @@ async def _post_chat_message(conn: Connection, text: Any) -> None:
 
     assert conn.user is not None and conn.key is not None
     if not isinstance(text, str):
-        await conn.send(error_frame("invalid", {"message": ["Ожидалась строка."]}))
+        await conn.send(error_frame("invalid", {"message": [t("err_not_string")]}))
         return
     if "\x00" in text:  # PostgreSQL cannot store it (the REST body check, api.http)
         await conn.send(error_frame("invalid", {"message": [NUL_NOT_ALLOWED]}))

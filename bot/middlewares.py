@@ -23,6 +23,7 @@ from aiogram.types import User as TgUser
 from tortoise.exceptions import IntegrityError
 
 from bot.texts import lang_of, plain, tr
+from core import i18n
 from core.errors import DomainError, ValidationFailed
 from core.ratelimit import DEFAULT_PREFIX, RateLimiter, build_rate_limiter
 from core.users import customer_for_telegram
@@ -103,11 +104,12 @@ class ActorMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
-def describe_error(exc: DomainError) -> str:
-    """A domain error as one line for a person (field errors joined)."""
+def describe_error(exc: DomainError, lang: str | None = None) -> str:
+    """A domain error as one line for a person (field errors joined), in `lang` (the
+    user's language) when its texts are catalog texts (core.i18n.Text)."""
     if isinstance(exc, ValidationFailed):
-        return "; ".join(" ".join(v) for v in exc.errors.values())
-    return exc.message
+        return "; ".join(" ".join(i18n.render(v, lang)) for v in exc.errors.values())
+    return i18n.render(exc.message, lang)
 
 
 @dataclass
@@ -137,7 +139,7 @@ class CallbackGuard(BaseMiddleware):
         try:
             return await handler(event, data)
         except DomainError as exc:
-            reply.alert(describe_error(exc))
+            reply.alert(describe_error(exc, data.get("lang")))
         except Exception:
             log.exception("callback query %r failed", event.data)
             reply.alert(plain("error_generic", data.get("lang")))
@@ -158,8 +160,9 @@ class MessageGuard(BaseMiddleware):
         try:
             return await handler(event, data)
         except DomainError as exc:
-            await _safe_reply(event, tr("bad_input", data.get("lang"), details=describe_error(exc))
-                              if isinstance(exc, ValidationFailed) else _escaped(describe_error(exc)))
+            await _safe_reply(event, tr("bad_input", data.get("lang"), details=describe_error(exc, data.get("lang")))
+                              if isinstance(exc, ValidationFailed)
+                              else _escaped(describe_error(exc, data.get("lang"))))
         except Exception:
             log.exception("message handler failed (chat %s)", event.chat.id)
             await _safe_reply(event, tr("error_generic", data.get("lang")))

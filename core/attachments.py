@@ -29,7 +29,7 @@ from core.limits import current as current_limits
 from core.permissions import can_see_internal, is_staff
 from core.requests import get_request
 from core.serializers import attachment_data
-from core.texts import lang_of, t
+from core.texts import t
 from db.models import (
     CustomerRequest,
     MessageType,
@@ -46,14 +46,11 @@ _CONTENT_TYPE_RE = re.compile(
 )
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ()\[\]+,@=]+", re.UNICODE)
 
-_CAPTIONS = {"ru": "Вложение: {name}", "en": "Attachment: {name}"}
-
-
 class FileTooLarge(ValidationFailed):
     """The file is over MAX_UPLOAD_MB (REST answers 413, the bot tells the user)."""
 
     def __init__(self, limit_mb: int) -> None:
-        super().__init__({"file": [f"Файл слишком большой. Максимум {limit_mb} МБ."]})
+        super().__init__({"file": [t("err_file_too_large", mb=limit_mb)]})
         self.limit_mb = limit_mb
 
 
@@ -232,7 +229,7 @@ async def record_attachment(
     )
     if target is None:
         raise ValidationFailed(
-            {"message": [f'Недопустимый первичный ключ "{message_id}" - объект не существует.']}
+            {"message": [t("err_pk_missing", value=message_id)]}
         )
     stored = _checked(actor, [StoredFile(name, stored_path, size, content_type)], caption)[0]
     return await thread.add_file(req, target, actor, stored)
@@ -242,7 +239,7 @@ def _checked(actor: User, files: list[StoredFile], caption: str | None) -> list[
     """The files with clean names and content types; ValidationFailed / FileTooLarge."""
     for f in files:
         if resolve_stored(f.stored_path) is None:
-            raise ValidationFailed({"file": ["Недопустимый путь файла."]})
+            raise ValidationFailed({"file": [t("err_file_path")]})
     caption_errors: dict[str, list[str]] = {}
     check_text(caption_errors, "caption", caption, current_limits().content, actor.language,
                required=False)
@@ -273,7 +270,7 @@ async def record_files(
     every attachment. Permission as `check_can_attach`; the caller deletes the files if
     this raises."""
     if not files:
-        raise ValidationFailed({"file": ["Файл не был отправлен."]})
+        raise ValidationFailed({"file": [t("err_no_file")]})
     if not is_staff(actor):
         is_internal = False
     req = await check_can_attach(actor, request_id, is_internal=is_internal)
@@ -307,7 +304,7 @@ async def attach_in(
     text = (
         caption
         if caption and caption.strip()
-        else _CAPTIONS[lang_of(actor.language)].format(name=first.name)
+        else t("attachment_added", actor.language, name=first.name)
     )
     _, atts = await thread.append(
         conn, req, actor, text, message_type=message_type,

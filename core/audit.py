@@ -21,6 +21,7 @@ from core import origin
 from core.errors import NotFound, ValidationFailed
 from core.permissions import require_director
 from core.serializers import dt
+from core.texts import t
 from db.models import AuditEntry, CustomerRequest, RequestHistory, User
 
 PAGE_SIZE = 20
@@ -99,7 +100,7 @@ async def list_entries(
     require_director(actor)
     if filters.action is not None and filters.action not in ACTIONS:
         raise ValidationFailed(
-            {"action": [f"Значения {filters.action} нет среди допустимых вариантов: {', '.join(ACTIONS)}."]}
+            {"action": [t("err_invalid_choice_of", value=filters.action, names=", ".join(ACTIONS))]}
         )
     qs = AuditEntry.all()
     if filters.actor is not None:
@@ -113,7 +114,7 @@ async def list_entries(
     total = await qs.count()
     offset = (page - 1) * page_size
     if page < 1 or (page > 1 and offset >= total):
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     rows = await qs.order_by("-id").offset(offset).limit(page_size)
     return total, list(rows)
 

@@ -81,7 +81,7 @@ async def list_canned(
     require_staff(actor)
     f = filters or CannedFilters()
     if f.language is not None and f.language not in LANGUAGES:
-        raise ValidationFailed({"language": [f"Значения {f.language[:20]} нет среди допустимых вариантов."]})
+        raise ValidationFailed({"language": [t("err_invalid_choice", value=f.language[:20])]})
     qs = CannedResponse.filter(_visible(actor))
     if f.language:
         qs = qs.filter(language=f.language)
@@ -93,7 +93,7 @@ async def list_canned(
     total = await qs.count()
     offset = (page - 1) * page_size
     if page < 1 or (page > 1 and offset >= total):
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     rows = await qs.order_by("shortcut", "language", "id").offset(offset).limit(page_size).select_related(
         "created_by"
     )
@@ -130,14 +130,14 @@ def _clean(actor: User, data: dict[str, Any], partial: bool) -> dict[str, Any]:
             out["content"] = data["content"]
     if "language" in data:
         if data["language"] not in LANGUAGES:
-            errors["language"] = [f"Значения {data['language']} нет среди допустимых вариантов."]
+            errors["language"] = [t("err_invalid_choice", value=data["language"])]
         else:
             out["language"] = data["language"]
     elif not partial:
         out["language"] = lang_of(actor.language)
     if "is_shared" in data:
         if not isinstance(data["is_shared"], bool):
-            errors["is_shared"] = ["Значение должно быть булевым."]
+            errors["is_shared"] = [t("err_not_bool")]
         else:
             out["is_shared"] = data["is_shared"]
     elif not partial:

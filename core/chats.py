@@ -95,12 +95,12 @@ async def create_chat(
     errors: dict[str, list[str]] = {}
     check_text(errors, "name", name, current_limits().chat_name, actor.language)
     if chat_type not in ChatType.__members__:
-        errors["chat_type"] = [f"Значения {chat_type} нет среди допустимых вариантов."]
+        errors["chat_type"] = [t("err_invalid_choice", value=chat_type)]
     others: list[User] = []
     if participant_ids:
         others = await User.filter(id__in=participant_ids, is_active=True, role__in=["admin", "director"])
         if len(others) != len(set(participant_ids)):
-            errors["participant_ids"] = ["Участниками могут быть только активные администраторы."]
+            errors["participant_ids"] = [t("err_chat_staff_only")]
     if errors:
         raise ValidationFailed(errors)
     async with in_transaction() as conn:
@@ -125,7 +125,7 @@ async def update_chat(actor: User, chat_id: int, changes: dict[str, Any]) -> Adm
     if "name" in changes:
         check_text(errors, "name", changes["name"], current_limits().chat_name, actor.language)
     if "chat_type" in changes and changes["chat_type"] not in ChatType.__members__:
-        errors["chat_type"] = [f"Значения {changes['chat_type']} нет среди допустимых вариантов."]
+        errors["chat_type"] = [t("err_invalid_choice", value=changes["chat_type"])]
     if errors:
         raise ValidationFailed(errors)
     allowed = {k: v for k, v in changes.items() if k in ("name", "chat_type", "is_active")}
@@ -163,9 +163,9 @@ async def post_chat_message(
     errors: dict[str, list[str]] = {}
     check_text(errors, "content", content, current_limits().chat_message, actor.language)
     if message_type not in (MessageType.text, MessageType.image, MessageType.file):
-        errors["message_type"] = [f"Значения {message_type} нет среди допустимых вариантов."]
+        errors["message_type"] = [t("err_invalid_choice", value=message_type)]
     if reply_to_id is not None and not await ChatMessage.filter(id=reply_to_id, chat_id=chat.id).exists():
-        errors["reply_to"] = [f'Недопустимый первичный ключ "{reply_to_id}" - объект не существует.']
+        errors["reply_to"] = [t("err_pk_missing", value=reply_to_id)]
     if errors:
         raise ValidationFailed(errors)
     async with in_transaction() as conn:

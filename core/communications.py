@@ -31,22 +31,22 @@ def _validate(data: dict[str, Any], partial: bool, lang: str | None) -> dict[str
     for name, limit in limits.items():
         if name not in data:
             if not partial:
-                errors[name] = ["Обязательное поле."]
+                errors[name] = [t("err_required_field")]
             continue
         check_text(errors, name, data[name], limit, lang)
     if "priority" in data and data["priority"] not in CommPriority.__members__:
-        errors["priority"] = [f"Значения {data['priority']} нет среди допустимых вариантов."]
+        errors["priority"] = [t("err_invalid_choice", value=data["priority"])]
     if "status" in data and data["status"] not in CommStatus.__members__:
-        errors["status"] = [f"Значения {data['status']} нет среди допустимых вариантов."]
+        errors["status"] = [t("err_invalid_choice", value=data["status"])]
     if "participants" in data and (
         not isinstance(data["participants"], list)
         or not all(isinstance(i, int) and not isinstance(i, bool) for i in data["participants"])
     ):
-        errors["participants"] = ["Ожидался список идентификаторов."]
+        errors["participants"] = [t("err_id_list")]
     if "request" in data and data["request"] is not None and (
         not isinstance(data["request"], int) or isinstance(data["request"], bool)
     ):
-        errors["request"] = ["Некорректный тип. Ожидалось значение первичного ключа."]
+        errors["request"] = [t("err_pk_type")]
     return errors
 
 
@@ -64,7 +64,7 @@ async def list_communications(
 ) -> tuple[int, list[dict[str, Any]]]:
     require_staff(actor)
     if status is not None and status not in CommStatus.__members__:
-        raise ValidationFailed({"status": [f"Значения {status} нет среди допустимых вариантов."]})
+        raise ValidationFailed({"status": [t("err_invalid_choice", value=status)]})
     base = InternalCommunication.all()
     if not is_director(actor):
         base = base.filter(Q(sender_id=actor.id) | Q(participants__id=actor.id)).distinct()
@@ -72,7 +72,7 @@ async def list_communications(
         base = base.filter(status=status)
     total = await base.count()
     if page < 1 or (page > 1 and (page - 1) * PAGE_SIZE >= total):
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     rows = await base.order_by("-created_at", "-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     parts = await _participant_ids([r.id for r in rows])
     return total, [communication_data(r, parts[r.id]) for r in rows]
@@ -94,7 +94,7 @@ async def create_communication(actor: User, data: dict[str, Any]) -> dict[str, A
     errors = _validate(data, partial=False, lang=actor.language)
     request_id = data.get("request")
     if not errors and request_id is not None and not await CustomerRequest.filter(id=request_id).exists():
-        errors["request"] = [f'Недопустимый первичный ключ "{request_id}" - объект не существует.']
+        errors["request"] = [t("err_pk_missing", value=request_id)]
     participant_ids = data.get("participants") or []
     users: list[User] = []
     if not errors and participant_ids:
@@ -127,7 +127,7 @@ async def _staff_participants(
     """The users for `ids` if every one exists and is active staff; an error otherwise."""
     users = await User.filter(id__in=ids)
     if len(users) != len(set(ids)):
-        errors["participants"] = ["Некоторые пользователи не существуют."]
+        errors["participants"] = [t("err_users_missing")]
     elif not all(is_staff(u) for u in users):
         errors["participants"] = [t("err_comm_staff_only", lang)]
     return users

@@ -18,6 +18,7 @@ from core import origin
 from core.errors import NotFound
 from core.permissions import require_staff
 from core.serializers import dt
+from core.texts import t
 from db.models import CustomerRequest, RequestHistory, User
 
 PAGE_SIZE = 20
@@ -149,6 +150,6 @@ async def list_history(
     total = await qs.count()
     offset = (page - 1) * page_size
     if page < 1 or (page > 1 and offset >= total):
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     rows = await qs.order_by("id").offset(offset).limit(page_size)
     return total, list(rows)

@@ -73,18 +73,8 @@ def check_text(
 
 
 def too_long(limit: int, lang: str | None) -> str:
-    return t("err_too_long", lang, max=limit, chars=chars(limit, lang))
-
-
-def chars(n: int, lang: str | None) -> str:
-    """The word "characters" agreeing with `n` (Russian has three forms)."""
-    if (lang or "ru") == "en":
-        return "character" if n == 1 else "characters"
-    if n % 10 == 1 and n % 100 != 11:
-        return "символ"
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return "символа"
-    return "символов"
+    """"At most `limit` characters", the noun agreeing with the number (core.i18n plurals)."""
+    return t("err_too_long", lang, n=limit)
 
 
 def check_tags(errors: dict[str, list[str]], value: Any, lang: str | None,
@@ -98,7 +88,7 @@ def check_tags(errors: dict[str, list[str]], value: Any, lang: str | None,
         errors["tags"] = [t("err_tags_type", lang)]
         return None
     if len(value) > limits.tags:
-        errors["tags"] = [t("err_tags_count", lang, max=limits.tags)]
+        errors["tags"] = [t("err_tags_count", lang, n=limits.tags)]
         return None
     cleaned: list[str] = []
     for tag in value:
@@ -107,8 +97,7 @@ def check_tags(errors: dict[str, list[str]], value: Any, lang: str | None,
             errors["tags"] = [t("err_tag_blank", lang)]
             return None
         if len(tag) > limits.tag_length:
-            errors["tags"] = [t("err_tag_long", lang, max=limits.tag_length,
-                                chars=chars(limits.tag_length, lang))]
+            errors["tags"] = [t("err_tag_long", lang, n=limits.tag_length)]
             return None
         if tag not in cleaned:
             cleaned.append(tag)

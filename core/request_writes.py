@@ -58,9 +58,9 @@ async def create_request(
     check_text(errors, "description", description, limits.content, lang)
     tags = check_tags(errors, tags, lang, limits)
     if priority not in Priority.__members__:
-        errors["priority"] = [f"Значения {priority} нет среди допустимых вариантов."]
+        errors["priority"] = [t("err_invalid_choice", value=priority)]
     if category not in Category.__members__:
-        errors["category"] = [f"Значения {category} нет среди допустимых вариантов."]
+        errors["category"] = [t("err_invalid_choice", value=category)]
     require_not_banned(actor)
     customer = actor
     if customer_id is not None and customer_id != actor.id:
@@ -68,7 +68,7 @@ async def create_request(
             raise PermissionDenied(t("err_no_permission", actor.language))
         found = await User.filter(id=customer_id).first()
         if found is None:
-            errors["customer_id"] = [f'Недопустимый первичный ключ "{customer_id}" - объект не существует.']
+            errors["customer_id"] = [t("err_pk_missing", value=customer_id)]
         else:
             customer = found
     if errors:
@@ -121,14 +121,14 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
     if "tags" in changes:
         changes = {**changes, "tags": check_tags(errors, changes["tags"], lang, limits)}
     if "priority" in changes and changes["priority"] not in Priority.__members__:
-        errors["priority"] = [f"Значения {changes['priority']} нет среди допустимых вариантов."]
+        errors["priority"] = [t("err_invalid_choice", value=changes["priority"])]
     if "category" in changes and changes["category"] not in Category.__members__:
-        errors["category"] = [f"Значения {changes['category']} нет среди допустимых вариантов."]
+        errors["category"] = [t("err_invalid_choice", value=changes["category"])]
     new_status = changes.get("status")
     move = None
     if new_status is not None and new_status != req.status:
         if new_status not in Status.__members__:
-            errors["status"] = [f"Значения {new_status} нет среди допустимых вариантов."]
+            errors["status"] = [t("err_invalid_choice", value=new_status)]
         elif not is_director(actor):
             errors["status"] = [t("err_director_only", actor.language)]
         else:

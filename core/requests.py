@@ -92,7 +92,7 @@ def _validate_filters(f: RequestFilters) -> None:
         value = getattr(f, name)
         if value is not None and value not in enum.__members__:
             errors[name] = [
-                f"Выберите корректный вариант. {value} нет среди допустимых значений."
+                t("err_select_choice", value=value)
             ]
     if errors:
         raise ValidationFailed(errors)
@@ -341,7 +341,7 @@ async def list_requests(
     before the first or past the last. See docs/performance.md.
     """
     if page < 1:
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     conds = _conditions(actor, filters)
     offset = (page - 1) * page_size
     db = connections.get("default")
@@ -349,7 +349,7 @@ async def list_requests(
         qs = _filtered(actor, filters)
         total = await qs.count()
         if page > 1 and offset >= total:
-            raise NotFound("Неправильная страница")
+            raise NotFound(t("err_bad_page"))
         order = ("-created_at", "-id")
         if filters.unassigned_first:
             qs = qs.annotate(_assigned=RawSQL('"assigned_admin_id" IS NOT NULL'))
@@ -366,14 +366,14 @@ async def list_requests(
         total, rows = await _pg_small_page(db, where, offset, page_size, filters.unassigned_first)
         if total <= EXACT_COUNT_LIMIT:
             if page > 1 and offset >= total:
-                raise NotFound("Неправильная страница")
+                raise NotFound(t("err_bad_page"))
             return total, rows
         total, exact = await _pg_estimate(db, where), False
     else:
         total, exact = await _pg_count(db, where)
     if exact:
         if page > 1 and offset >= total:
-            raise NotFound("Неправильная страница")
+            raise NotFound(t("err_bad_page"))
         return total, await _pg_page(db, where, offset, page_size, filters.unassigned_first)
     # One row more than the page tells whether another page follows.
     rows = await _pg_page(db, where, offset, page_size + 1, filters.unassigned_first)
@@ -381,7 +381,7 @@ async def list_requests(
         return max(total, offset + len(rows)), rows[:page_size]
     if rows or page == 1:
         return offset + len(rows), rows
-    raise NotFound("Неправильная страница")
+    raise NotFound(t("err_bad_page"))
 
 
 async def list_messages(

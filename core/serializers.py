@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from core import i18n
 from core.texts import t
 from db.models import (
     AdminChat,
@@ -115,10 +116,21 @@ def customer_request_data(req: CustomerRequest) -> dict[str, Any]:
     }
 
 
+def message_content(msg: RequestMessage, lang: str | None = None) -> str:
+    """A message's text for a reader of `lang`: a system message (content_i18n) in that
+    language; any other message (and a reader of unknown language) as stored."""
+    if lang and msg.content_i18n:
+        text = i18n.from_json(msg.content_i18n)
+        if text is not None:
+            return text.in_language(lang)
+    return msg.content
+
+
 def customer_message_data(
     msg: RequestMessage,
     sender: User | None = None,
     attachments: list[dict[str, Any]] | None = None,
+    lang: str | None = None,
 ) -> dict[str, Any]:
     """A (non-internal) thread message as the customer sees it; `attachments` when the
     channel shows files with the message (each {id, name, size, content_type, url})."""
@@ -129,7 +141,7 @@ def customer_message_data(
         "sender_type": str(msg.sender_type),
         "sender_name": public_name(sender),
         "sender_avatar": None,
-        "content": msg.content,
+        "content": message_content(msg, lang),
         "message_type": str(msg.message_type),
         "created_at": dt(msg.created_at),
         "edited_at": dt(msg.edited_at),  # the last edit (core.message_edits), or None
@@ -144,8 +156,11 @@ def customer_attachment_data(att: RequestAttachment, url: str) -> dict[str, Any]
             "url": url}
 
 
-def message_data(msg: RequestMessage, sender: User | None = None) -> dict[str, Any]:
-    """RequestMessageSerializer; needs `sender` fetched (or passed)."""
+def message_data(
+    msg: RequestMessage, sender: User | None = None, lang: str | None = None
+) -> dict[str, Any]:
+    """RequestMessageSerializer; needs `sender` fetched (or passed). `lang`: the reader's
+    language, for system messages (message_content)."""
     sender = sender or msg.sender
     return {
         "id": msg.id,
@@ -154,7 +169,7 @@ def message_data(msg: RequestMessage, sender: User | None = None) -> dict[str, A
         "sender_type": str(msg.sender_type),
         "sender_name": sender.full_name if sender else "",
         "sender_avatar": None,
-        "content": msg.content,
+        "content": message_content(msg, lang),
         "message_type": str(msg.message_type),
         "is_read": msg.is_read,
         "is_internal": msg.is_internal,

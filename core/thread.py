@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from core import events, staff_stats
+from core import events, i18n, staff_stats
 from core.bans import require_not_banned
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
@@ -76,12 +76,16 @@ async def append(
 ) -> tuple[RequestMessage, list[RequestAttachment]]:
     """Add one message (with `files`, already in storage and checked) to the thread of
     `req`, in the caller's transaction `conn`. No permission check: callers decide.
-    Event: new_message (the message's JSON, plus `attachments` when there are files)."""
+    Event: new_message (the message's JSON, plus `attachments` when there are files).
+    A system message keeps `content` in Russian and its catalog key and params in
+    `content_i18n` (core.i18n), so each reader sees it in their own language."""
+    system = message_type == MessageType.system
     msg = await RequestMessage.create(
         request_id=req.id,
         sender_id=author.id,
         sender_type=SenderType.admin if is_staff(author) else SenderType.customer,
-        content=content,
+        content=i18n.render(content, i18n.DEFAULT_LANGUAGE) if system else content,
+        content_i18n=i18n.to_json(content) if system else None,
         message_type=message_type,
         is_internal=bool(is_internal),
         source=source,
@@ -107,6 +111,8 @@ async def append(
     await CustomerRequest.filter(id=req.id).using_db(conn).update(**counts)
     await staff_stats.note_first_response(conn, req, msg)
     data = message_data(msg, author)
+    if msg.content_i18n:  # the admin socket renders it per reader; webhooks drop it
+        data[i18n.EVENT_FIELD] = msg.content_i18n
     if atts:
         from core.attachments import serialize
 
@@ -167,7 +173,7 @@ def check_message(actor: User, content: str, message_type: str = MessageType.tex
     errors: dict[str, list[str]] = {}
     check_text(errors, "content", content, current_limits().content, actor.language)
     if message_type not in POSTABLE_TYPES:
-        errors["message_type"] = [f"Значения {message_type} нет среди допустимых вариантов."]
+        errors["message_type"] = [t("err_invalid_choice", value=message_type)]
     if errors:
         raise ValidationFailed(errors)
 

@@ -50,9 +50,9 @@ async def create_user(
     """Create an account. ValidationFailed for a bad or taken username/telegram_id."""
     errors: dict[str, list[str]] = {}
     if not USERNAME_RE.match(username or ""):
-        errors["username"] = ["Введите правильное имя пользователя (буквы, цифры и @/./+/-/_)."]
+        errors["username"] = [t("err_username")]
     if role not in Role.__members__:
-        errors["role"] = [f"Значения {role} нет среди допустимых вариантов."]
+        errors["role"] = [t("err_invalid_choice", value=role)]
     limits = current_limits()
     check_text(errors, "first_name", first_name, limits.name, language, required=False)
     check_text(errors, "last_name", last_name, limits.name, language, required=False)
@@ -83,7 +83,7 @@ async def create_user(
             return user
     except IntegrityError:
         raise ValidationFailed(
-            {"username": ["Пользователь с таким именем или Telegram id уже существует."]}
+            {"username": [t("err_user_exists")]}
         ) from None
 
 
@@ -214,21 +214,21 @@ async def record_access_change(
     )
 
 
-LOGIN_FAILED = "Невозможно войти с предоставленными учетными данными."
-LOGIN_THROTTLED = "Слишком много неудачных попыток входа. Попробуйте позже."
+LOGIN_FAILED = t("err_login_failed")
+LOGIN_THROTTLED = t("err_login_throttled")
 
 
 def _check_login_input(username: Any, password: Any) -> None:
     errors: dict[str, list[str]] = {}
     if not isinstance(username, str) or not username:
-        errors["username"] = ["Обязательное поле."]
+        errors["username"] = [t("err_required_field")]
     if not isinstance(password, str) or not password:
-        errors["password"] = ["Обязательное поле."]
+        errors["password"] = [t("err_required_field")]
     if "username" not in errors and len(username) > USERNAME_MAX:
         # No account can have it, and the database refuses it in a filter.
-        errors["username"] = [f"Убедитесь, что это значение содержит не более {USERNAME_MAX} символов."]
+        errors["username"] = [t("err_too_long", n=USERNAME_MAX)]
     if "password" not in errors and len(password) > PASSWORD_MAX:
-        errors["password"] = [f"Убедитесь, что это значение содержит не более {PASSWORD_MAX} символов."]
+        errors["password"] = [t("err_too_long", n=PASSWORD_MAX)]
     if errors:
         raise ValidationFailed(errors)
 
@@ -291,7 +291,7 @@ async def link_telegram(
     require_director(actor)
     user = await User.filter(username=username).first()
     if user is None:
-        raise NotFound(f"Пользователь {username} не найден")
+        raise NotFound(t("err_user_not_found", username=username))
     async with in_transaction() as conn:
         await User.filter(telegram_id=telegram_id).exclude(id=user.id).using_db(conn).update(
             telegram_id=None
@@ -423,7 +423,7 @@ async def web_contact_for_email(email: str, name: str, language: str | None = No
                 )
         except IntegrityError:  # a username collision: 64 random bits, practically never
             continue
-    raise ValidationFailed({"email": ["Не удалось создать пользователя"]})
+    raise ValidationFailed({"email": [t("err_user_create")]})
 
 
 EMAIL_VERIFY_DAYS = 7
@@ -454,7 +454,7 @@ async def verify_email(customer_id: int, token: str) -> User:
     or already used token; VerificationExpired for a real one past its expiry. On either
     nothing changes."""
     if not token or not _VERIFY_TOKEN_RE.match(token):
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     digest = token_digest(token)
     done = await User.filter(
         id=customer_id, email_verify_hash=digest, email_verify_expires__gt=datetime.now(UTC)
@@ -462,7 +462,7 @@ async def verify_email(customer_id: int, token: str) -> User:
     if not done:
         if await User.filter(id=customer_id, email_verify_hash=digest).exists():
             raise VerificationExpired({"token": ["expired"]})
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     return await User.get(id=customer_id)
 
 
@@ -482,7 +482,7 @@ async def change_access(
         raise NotFound(t("err_not_found", lang))
     errors: dict[str, list[str]] = {}
     if role is not None and role not in Role.__members__:
-        errors["role"] = [f"Значения {role} нет среди допустимых вариантов."]
+        errors["role"] = [t("err_invalid_choice", value=role)]
     if actor is not None and user.id == actor.id and (is_active is False or (role and role != actor.role)):
         errors["non_field_errors"] = [t("err_self_lockout", lang)]
     if errors:
@@ -510,7 +510,7 @@ async def change_access(
 async def set_language(user: User, language: str) -> User:
     """Store the user's language (`ru` or `en`); ValidationFailed for anything else."""
     if language not in ("ru", "en"):
-        raise ValidationFailed({"language": [f"Значения {language} нет среди допустимых вариантов."]})
+        raise ValidationFailed({"language": [t("err_invalid_choice", value=language)]})
     await User.filter(id=user.id).update(language=language)
     user.language = language
     return user

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 from tortoise.functions import Max
 
-from core import events
+from core import events, i18n
 from core.errors import NotFound, ValidationFailed
 from core.permissions import require_director
 from core.serializers import dt
@@ -147,7 +147,8 @@ def webhook_event(event: Event) -> tuple[str, dict[str, Any], bool] | None:
     if name is None or event.topic != events.ADMIN_TOPIC or not isinstance(event.payload, dict):
         return None
     internal = name == MESSAGE_CREATED and bool(event.payload.get("is_internal"))
-    return name, event.payload, internal
+    payload = {k: v for k, v in event.payload.items() if k != i18n.EVENT_FIELD}
+    return name, payload, internal
 
 
 def wants(subscription: WebhookSubscription, name: str, internal: bool) -> bool:
@@ -329,7 +330,7 @@ async def list_deliveries(actor: User, subscription_id: int, page: int,
         qs = qs.filter(status=status)
     total = await qs.count()
     if page > 1 and (page - 1) * PAGE_SIZE >= total:
-        raise NotFound("Неправильная страница")
+        raise NotFound(t("err_bad_page"))
     rows = await qs.order_by("-id").offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     return total, rows
 

@@ -211,6 +211,9 @@ class RequestMessage(Model):
     )
     sender_type = fields.CharEnumField(SenderType, max_length=20)
     content = fields.TextField()
+    # A system message's text as core.i18n key and params ({"key", "params"}), so each
+    # reader sees it in their language; `content` keeps the Russian text (older readers).
+    content_i18n = fields.JSONField(null=True)
     message_type = fields.CharEnumField(MessageType, max_length=20, default=MessageType.text)
     is_read = fields.BooleanField(default=False)
     is_internal = fields.BooleanField(default=False)

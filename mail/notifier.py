@@ -95,7 +95,7 @@ class MailNotifier(EventLogConsumer):
             body = text("confirm_body", lang, **facts)
             if customer.is_web_contact and not customer.email_verified:
                 token = await issue_email_verification(customer)
-                body += text("confirm_verify", lang, days=EMAIL_VERIFY_DAYS,
+                body += text("confirm_verify", lang, n=EMAIL_VERIFY_DAYS,
                              verify_link=f"{facts['link']}/verify/{token}")
             message_id = thread_id(req.id, domain)
         elif ev.type == events.NEW_MESSAGE:

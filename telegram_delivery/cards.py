@@ -3,7 +3,7 @@ customer notifications and relayed messages. Pure functions; no aiogram import.
 
 Callback data agreed with the handlers: `req:take:<id>`, `req:done:<id>`, `req:open:<id>`
 (bot.keyboards.request_callback).
-Texts come from bot/locales/delivery.<lang>.json (Russian default, English).
+Texts are the `bot.` group of the one catalog, core/locales/<lang>.po (Russian default, English).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ async def test_new_requests_per_hour_are_limited_with_an_english_reply(telegram_
         await create_over_the_bot(fake, who, "First problem", "subject", "created")
         fake.message_update(CUSTOMER_TG, who, "/new")
         refusal = await reply_containing(fake, CUSTOMER_TG, "in the last hour")
-        assert "1 requests" in refusal.params["text"]
+        assert "created 1 request in" in refusal.params["text"]  # one/other plural
         assert "min" in refusal.params["text"] and "/my" in refusal.params["text"]
         # Asking again within the minute does not make the bot repeat itself.
         fake.message_update(CUSTOMER_TG, who, "/new")

@@ -441,7 +441,7 @@ async def test_stats_page_shows_todays_figures_and_server_drawn_charts(api, staf
         html = r.text
         assert html.count("<svg") == 4 and 'role="img"' in html
         assert "Запросы по дням за 30 дней" in html and "Оценки клиентов" in html
-        assert "5.00 из 5 (1 оценок)" in html
+        assert "5.00 из 5 (1 оценка)" in html  # CLDR plural, not "1 оценок"
         assert "Завершено сегодня" in html
         assert "Ivan Petrov" in html  # load and first response per person
         assert "cdn" not in html.lower() and "<script>" not in html

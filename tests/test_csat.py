@@ -99,7 +99,7 @@ async def test_stats_and_digest_show_the_average_and_the_number_of_ratings(
     assert stats["csat_average"] == 4.33 and stats["csat_responses"] == 3
     assert stats["total_requests"] == 3  # the seed's figures are still there
     text = await build_digest_text("ru", datetime.now(UTC))
-    assert "Оценка клиентов: <b>4.33</b> из 5 (3 оц.)" in text
+    assert "Оценка клиентов: <b>4.33</b> из 5 (3 оценки)" in text  # CLDR plural (core.i18n)
     text = await build_digest_text("en", datetime.now(UTC))
     assert "Customer satisfaction: <b>4.33</b> of 5 (3 ratings)" in text
 

@@ -30,8 +30,10 @@ def test_limits_are_settings_with_the_spec_defaults() -> None:
 
 def test_messages_agree_with_the_number() -> None:
     assert too_long(200, "ru").endswith("не более 200 символов.")
-    assert too_long(21, "ru").endswith("не более 21 символ.")
-    assert too_long(4, "ru").endswith("не более 4 символа.")
+    # "не более" takes the genitive: 21 символа, 4 символов (CLDR plurals, core.i18n)
+    assert too_long(21, "ru").endswith("не более 21 символа.")
+    assert too_long(4, "ru").endswith("не более 4 символов.")
+    assert too_long(1, "en").endswith("no more than 1 character.")
     assert too_long(50, "en").endswith("no more than 50 characters.")
 
 

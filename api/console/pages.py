@@ -31,6 +31,8 @@ from core.charts import BAR, BAR_ALT, STATUS_COLORS, horizontal_bars, per_day_ch
 from core.console_sessions import StaffSession
 from core.errors import NotFound, ValidationFailed
 from core.permissions import can_manage_request, is_director
+from core.serializers import message_content
+from core.texts import t
 from core.users import list_staff
 from db.models import Category, Priority, Status
 
@@ -176,6 +178,8 @@ async def _request(request: Request, session: StaffSession, lang: str, request_i
     actor = web.acting_user(session, lang)
     req = await svc.get_request(actor, request_id)
     messages = await svc.list_messages(actor, request_id)
+    for m in messages:  # system messages in the page's language (not saved)
+        m.content = message_content(m, lang)
     attachments = await files.list_attachments(actor, request_id)
     by_message: dict[int | None, list[Any]] = {}
     for att in attachments:
@@ -302,7 +306,7 @@ async def static_file(request: Request, name: str) -> HTTPResponse:
     """`/static/console/<name>`: one of STATIC_FILES by exact name; 404 otherwise."""
     path = STATIC_FILES.get(name)
     if path is None:
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if mime.startswith("text/") or mime == "application/javascript":
         mime += "; charset=utf-8"

@@ -36,6 +36,7 @@ from api.http import reject_null_characters
 from api.multipart import load_form
 from api.web.i18n import LANG_COOKIE, LANGUAGES, choose_language
 from core import console_sessions as sessions
+from core import i18n
 from core.console_sessions import StaffSession
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.permissions import is_director
@@ -186,7 +187,7 @@ def page(handler: Handler, *, touch: bool = True) -> Handler:
         try:
             return await handler(request, session, lang, *args, **kwargs)
         except PermissionDenied as exc:
-            return error_page(request, lang, session, 403, text("forbidden", lang), exc.message)
+            return error_page(request, lang, session, 403, text("forbidden", lang), _message(exc, lang))
         except NotFound:
             return error_page(request, lang, session, 404, text("not_found", lang),
                               text("not_found_text", lang))
@@ -220,12 +221,12 @@ def form_action(handler: Handler) -> Handler:
             reject_null_characters(form)
             return await handler(request, session, lang, form, *args, **kwargs)
         except PermissionDenied as exc:
-            return error_page(request, lang, session, 403, text("forbidden", lang), exc.message)
+            return error_page(request, lang, session, 403, text("forbidden", lang), _message(exc, lang))
         except NotFound:
             return error_page(request, lang, session, 404, text("not_found", lang),
                               text("not_found_text", lang))
         except DomainError as exc:
-            await sessions.set_flash(session, "error", _message(exc),
+            await sessions.set_flash(session, "error", _message(exc, lang),
                                      draft=form.get("content", "")[:20000])
             return redirect(_back(request, kwargs), status=303)
 
@@ -234,11 +235,13 @@ def form_action(handler: Handler) -> Handler:
     return wrapped
 
 
-def _message(exc: DomainError) -> str:
+def _message(exc: DomainError, lang: str | None = None) -> str:
+    """The refusal's text in the page's language (catalog texts are i18n.Text)."""
     errors = getattr(exc, "errors", None)
     if isinstance(errors, dict):
-        return " ".join(str(m) for msgs in errors.values() for m in (msgs if isinstance(msgs, list) else [msgs]))
-    return exc.message
+        return " ".join(str(i18n.render(m, lang)) for msgs in errors.values()
+                        for m in (msgs if isinstance(msgs, list) else [msgs]))
+    return i18n.render(exc.message, lang)
 
 
 def _back(request: Request, kwargs: dict[str, Any]) -> str:

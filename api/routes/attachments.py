@@ -30,6 +30,7 @@ from core import attachments as svc
 from core import runtime
 from core.errors import ValidationFailed
 from core.permissions import require_staff
+from core.texts import t
 from db.models import RequestAttachment, Source, User
 
 # Room for the other form fields and the multipart framing around the file.
@@ -53,7 +54,7 @@ def attachment_json(request: Request, att) -> dict[str, Any]:
 
 def too_large() -> HTTPResponse:
     mb = runtime.settings().max_upload_mb
-    return json({"detail": f"Файл слишком большой. Максимум {mb} МБ."}, status=413)
+    return json({"detail": t("err_file_too_large", mb=mb)}, status=413)
 
 
 def _bool_field(name: str, raw: str) -> bool:
@@ -62,7 +63,7 @@ def _bool_field(name: str, raw: str) -> bool:
         return True
     if low in ("false", "0", "off", "no", ""):
         return False
-    raise ValidationFailed({name: ["Значение должно быть булевым."]})
+    raise ValidationFailed({name: [t("err_not_bool")]})
 
 
 async def upload_response(
@@ -89,7 +90,7 @@ async def upload_response(
     try:
         parser = MultipartParser(boundary_of(request.headers.get("content-type")))
     except MultipartError as exc:
-        return json({"detail": f"Неподдерживаемый тип данных в запросе: {exc}."}, status=415)
+        return json({"detail": t("err_media_type", error=exc)}, status=415)
 
     fields: dict[str, bytearray] = {}
     file_name: str | None = None
@@ -111,12 +112,12 @@ async def upload_response(
             try:
                 events = parser.feed(chunk)
             except MultipartError as exc:
-                raise ValidationFailed({"detail": [f"Ошибка разбора multipart: {exc}."]}) from None
+                raise ValidationFailed({"detail": [t("err_multipart", error=exc)]}) from None
             for kind, value in events:
                 if kind == "part":
                     if value.name == "file" and value.filename is not None:
                         if relative is not None:
-                            raise ValidationFailed({"file": ["Можно отправить только один файл."]})
+                            raise ValidationFailed({"file": [t("err_one_file")]})
                         file_name = svc.original_name(value.filename)
                         file_type = value.content_type
                         relative, absolute = svc.new_storage_path(request_id, file_name)
@@ -137,20 +138,20 @@ async def upload_response(
                         buf = fields[current[6:]]
                         buf += value
                         if len(buf) > MAX_FIELD_BYTES:
-                            raise ValidationFailed({current[6:]: ["Слишком длинное значение."]})
+                            raise ValidationFailed({current[6:]: [t("err_value_too_long")]})
                 elif kind == "end_part":
                     current = None
         try:
             parser.close()
         except MultipartError as exc:
-            raise ValidationFailed({"detail": [f"Ошибка разбора multipart: {exc}."]}) from None
+            raise ValidationFailed({"detail": [t("err_multipart", error=exc)]}) from None
         if handle is not None:
             handle.close()
             handle = None
         if relative is None:
-            raise ValidationFailed({"file": ["Файл не был отправлен."]})
+            raise ValidationFailed({"file": [t("err_no_file")]})
         if file_size == 0:
-            raise ValidationFailed({"file": ["Отправленный файл пуст."]})
+            raise ValidationFailed({"file": [t("err_empty_file")]})
         text = {k: v.decode("utf-8", "replace") for k, v in fields.items()}
         reject_null_characters(text)
         message_id = None

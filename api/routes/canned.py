@@ -14,12 +14,13 @@ from sanic.response import empty
 from api.http import authenticate_staff, body, guard_ids, json, page_number, paginated, str_arg
 from core import canned
 from core.errors import ValidationFailed
+from core.texts import t
 
 
 def filters_from(request: Request) -> canned.CannedFilters:
     shared = str_arg(request, "is_shared")
     if shared is not None and shared.lower() not in ("true", "false", "1", "0"):
-        raise ValidationFailed({"is_shared": ["Значение должно быть булевым."]})
+        raise ValidationFailed({"is_shared": [t("err_not_bool")]})
     return canned.CannedFilters(
         language=str_arg(request, "language"),
         search=str_arg(request, "search"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from api.http import authenticate, guard_ids, json, page_number, paginated
+from api.http import authenticate, guard_ids, json, page_number, paginated, request_language
 from api.routes.attachments import list_response, upload_response
 from api.routes.requests import filters_from
 from api.schemas import customer as schemas
@@ -72,7 +72,7 @@ def get_blueprint() -> Blueprint:
         actor = await authenticate(request)
         await own_request(actor, request_id)
         rows = await svc.list_messages(actor, request_id)
-        return json([customer_message_data(m) for m in rows if not m.is_internal])
+        return json([customer_message_data(m, lang=request_language(request)) for m in rows if not m.is_internal])
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):

@@ -17,6 +17,7 @@ from api.http import (
     json,
     page_number,
     paginated,
+    request_language,
     str_arg,
 )
 from api.schemas import requests as schemas
@@ -148,7 +149,7 @@ def get_blueprint() -> Blueprint:
     async def messages(request: Request, request_id: int):
         actor = await authenticate_staff(request)
         rows = await svc.list_messages(actor, request_id)
-        return json([message_data(m) for m in rows])
+        return json([message_data(m, lang=request_language(request)) for m in rows])
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):

@@ -10,6 +10,7 @@ from api.http import MAX_BIG_ID, MAX_DB_ID, authenticate_staff, body, json, page
 from api.schemas.webhooks import DELIVERY_STATUSES
 from core import webhooks as svc
 from core.errors import ValidationFailed
+from core.texts import t
 
 STATUSES = DELIVERY_STATUSES
 
@@ -40,7 +41,7 @@ async def update_subscription(request: Request, subscription_id: int):
     actor = await authenticate_staff(request)
     data = body(request)
     if request.method == "PUT":
-        missing = {k: ["Обязательное поле."] for k in ("url", "events") if k not in data}
+        missing = {k: [t("err_required_field")] for k in ("url", "events") if k not in data}
         if missing:
             await svc.get_subscription(actor, subscription_id)  # 403/404 before 400
             raise ValidationFailed(missing)
@@ -60,7 +61,7 @@ async def list_deliveries(request: Request, subscription_id: int):
     actor = await authenticate_staff(request)
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
-        raise ValidationFailed({"status": [f"Значения {status[:40]} нет среди допустимых вариантов."]})
+        raise ValidationFailed({"status": [t("err_invalid_choice", value=status[:40])]})
     page = page_number(request)
     if page == -1:
         total, _ = await svc.list_deliveries(actor, subscription_id, 1, status)
@@ -88,7 +89,7 @@ async def _ids_in_range(request: Request):
     if (isinstance(sub, int) and not 0 < sub <= MAX_DB_ID) or (
         isinstance(delivery, int) and not 0 < delivery <= MAX_BIG_ID
     ):
-        return json({"detail": "Не найдено."}, status=404)
+        return json({"detail": t("err_not_found")}, status=404)
     return None
 
 

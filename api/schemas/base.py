@@ -37,24 +37,22 @@ from api.http import (
     pk_does_not_exist,
 )
 from core.errors import ValidationFailed
+from core.texts import t
 
 # --- the error texts (DRF's, as the routes answered them) ------------------------------------
 
-REQUIRED = "Обязательное поле."
-NOT_NULL = "Это поле не может быть null."
+REQUIRED = t("err_required_field")
+NOT_NULL = t("err_not_null")
 NOT_STRING = "Not a valid string."
-NOT_BOOL = "Значение должно быть булевым."
-NOT_LIST = "Ожидался список."
-STRING_LIST = "Ожидался список строк."
-ID_LIST = "Ожидался список идентификаторов."
-BAD_DATETIME = (
-    "Неправильный формат datetime. Используйте один из этих форматов: "
-    "YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
-)
+NOT_BOOL = t("err_not_bool")
+NOT_LIST = t("err_list")
+STRING_LIST = t("err_tags_type")
+ID_LIST = t("err_id_list")
+BAD_DATETIME = t("err_datetime")
 
 
 def not_a_choice(value: Any) -> str:
-    return f"Значения {str(value)[:40]} нет среди допустимых вариантов."
+    return t("err_invalid_choice", value=str(value)[:40])
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,9 @@ class Texts:
 
 
 def drf_error(message: str) -> PydanticCustomError:
-    """An error whose text is `message` as it stands (`message_for` passes it through)."""
-    return PydanticCustomError("drf", message)
+    """An error whose text is `message` as it stands (`message_for` passes it through, still
+    an i18n.Text when it is one, so the caller reads it in their language)."""
+    return PydanticCustomError("drf", "{text}", {"text": message})
 
 
 # --- types ----------------------------------------------------------------------------------
@@ -187,7 +186,7 @@ def message_for(model: type[BaseModel], error: dict[str, Any]) -> str:
     """The DRF text of one pydantic error."""
     kind = error["type"]
     if kind == "drf":
-        return error["msg"]
+        return error.get("ctx", {}).get("text", error["msg"])
     texts = _texts_of(model, str(error["loc"][0]))
     if kind == "missing":
         return texts.required or REQUIRED

@@ -10,6 +10,7 @@ from pydantic import Field, StrictBool, StrictStr
 from api.schemas.base import Body, IdList, OptionalRowId, Out, RowId, Texts
 from api.schemas.requests import PostedType, User
 from core.limits import Limits
+from core.texts import t
 from db.models import ChatType, MessageType
 
 LIMITS = Limits()
@@ -88,7 +89,7 @@ class RemoveParticipant(Body):
     model_config = {"json_schema_extra": {"example": {"user_id": 3}}}
 
     user_id: Annotated[RowId, Texts(
-        required="Обязательное поле (id участника).",
-        null="Обязательное поле (id участника).",
-        wrong_type="Обязательное поле (id участника).",
+        required=t("err_required_member"),
+        null=t("err_required_member"),
+        wrong_type=t("err_required_member"),
     )]

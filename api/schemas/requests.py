@@ -20,6 +20,7 @@ from api.schemas.base import (
     Texts,
 )
 from core.limits import TITLE_MAX, Limits
+from core.texts import t
 from db.models import Category, HistoryChannel, MessageType, Priority, Role, SenderType, Status
 
 LIMITS = Limits()  # the defaults (LIMIT_* settings may lower them)
@@ -191,9 +192,9 @@ class Reassign(Body):
     model_config = {"json_schema_extra": {"example": {"admin_id": 2}}}
 
     admin_id: Annotated[RowId, Texts(
-        required="Обязательное поле (id администратора).",
-        null="Обязательное поле (id администратора).",
-        wrong_type="Обязательное поле (id администратора).",
+        required=t("err_required_admin"),
+        null=t("err_required_admin"),
+        wrong_type=t("err_required_admin"),
     )]
 
 

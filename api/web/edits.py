@@ -27,8 +27,9 @@ from api.web.public import (
     request_for_key,
     wants_html,
 )
-from core import message_edits
+from core import i18n, message_edits
 from core.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from core.texts import t
 from db.models import RequestAttachment
 
 
@@ -46,11 +47,11 @@ def refusal_page(request: Request, lang: str, key: str, exc: DomainError) -> HTT
     from api.web.render import render
 
     if isinstance(exc, ValidationFailed):
-        status, message = 400, " ".join(str(m) for msgs in exc.errors.values() for m in msgs)
+        status, message = 400, " ".join(i18n.render(m, lang) for msgs in exc.errors.values() for m in msgs)
     elif isinstance(exc, NotFound):
         status, message = 404, text("err_edit_gone", lang)
     else:
-        status, message = 403, exc.message
+        status, message = 403, i18n.render(exc.message, lang)
     heading = text("edit_refused_heading", lang)
     body = render("throttled.html", heading=heading, message=message, back_href=f"/r/{key}",
                   back_label=text("back_to_request", lang))
@@ -63,7 +64,7 @@ async def _run(request: Request, key: str, message_id: int, edit: bool) -> HTTPR
     lang = choose_language(request, request.app.ctx.settings.language)
     req = await request_for_key(key)
     if not is_row_id(message_id):
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     if (refused := await rate_limited(request, "reply", lang)) is not None:
         return refused
     customer = _acting_customer(req, lang)

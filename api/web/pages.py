@@ -10,13 +10,14 @@ from urllib.parse import urlencode
 from sanic import Request
 from sanic.response import HTTPResponse, file
 
-from api.web.i18n import LANG_COOKIE, LANGUAGES, TEXTS, choose_language, client_texts, text
+from api.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, client_texts, text
 from api.web.public import MAX_FILES, public_request, request_for_key
 from api.web.rating import rating_context
 from api.web.render import STATIC, json_for_script, page, render
+from core import i18n
 from core.errors import NotFound
 from core.limits import current as current_limits
-from core.texts import CATEGORY_LABELS
+from core.texts import CATEGORY_LABELS, t
 from core.users import VerificationExpired, verify_email
 from db.models import Category, Status
 
@@ -26,7 +27,7 @@ def _base_context(request: Request, lang: str, page_title: str, **extra: Any) ->
     other = "en" if lang == "ru" else "ru"
     params = {k: v[0] for k, v in request.args.items() if k not in ("lang", "created", "rated")}
     params["lang"] = other
-    context: dict[str, Any] = {f"t_{k}": v for k, v in TEXTS[lang].items()}
+    context: dict[str, Any] = {f"t_{k}": v for k, v in i18n.group(lang, "web").items()}
     context.update(
         lang=lang,
         page_title=page_title,
@@ -59,7 +60,7 @@ async def static_file(request: Request, name: str) -> HTTPResponse:
     """`/static/web/<name>`: one of STATIC_FILES, revalidated by Last-Modified; 404 otherwise."""
     path = STATIC_FILES.get(name)
     if path is None:
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if mime.startswith("text/") or mime == "application/javascript":
         mime += "; charset=utf-8"

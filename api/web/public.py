@@ -37,7 +37,7 @@ from core.request_writes import create_request
 from core.requests import list_messages
 from core.security import is_access_key
 from core.serializers import customer_attachment_data, customer_message_data, customer_request_data
-from core.texts import CATEGORY_LABELS, STATUS_LABELS
+from core.texts import CATEGORY_LABELS, STATUS_LABELS, t
 from core.users import web_contact_for_email
 from db.models import (
     Category,
@@ -61,12 +61,12 @@ MAX_MESSAGES_PER_POLL = 500
 async def request_for_key(key: str) -> CustomerRequest:
     """The request whose private page key is `key`; NotFound for anything else."""
     if not is_access_key(key):
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     req = await CustomerRequest.filter(access_key=key).select_related(
         "customer", "assigned_admin"
     ).first()
     if req is None:
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     return req
 
 
@@ -88,13 +88,18 @@ def attachment_url(key: str, attachment_id: int) -> str:
     return f"/api/public/requests/{key}/attachments/{attachment_id}/"
 
 
-def public_message(msg: RequestMessage, key: str, files: list[RequestAttachment]) -> dict[str, Any]:
+def public_message(
+    msg: RequestMessage, key: str, files: list[RequestAttachment], lang: str | None = None
+) -> dict[str, Any]:
     return customer_message_data(
-        msg, attachments=[customer_attachment_data(a, attachment_url(key, a.id)) for a in files]
+        msg, attachments=[customer_attachment_data(a, attachment_url(key, a.id)) for a in files],
+        lang=lang,
     )
 
 
-async def thread_since(req: CustomerRequest, after: int) -> list[dict[str, Any]]:
+async def thread_since(
+    req: CustomerRequest, after: int, lang: str | None = None
+) -> list[dict[str, Any]]:
     """Non-internal messages with id > `after`, oldest first, with their attachments.
     A fixed number of queries whatever the thread's length."""
     # The page acts with its customer's rights: never internal notes.
@@ -106,7 +111,7 @@ async def thread_since(req: CustomerRequest, after: int) -> list[dict[str, Any]]
         ).order_by("id"):
             by_message.setdefault(att.message_id, []).append(att)
     key = req.access_key or ""
-    return [public_message(m, key, by_message.get(m.id, [])) for m in rows]
+    return [public_message(m, key, by_message.get(m.id, []), lang) for m in rows]
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -170,7 +175,7 @@ def form_fields(request: Request) -> dict[str, str]:
     elif ctype == "application/json":
         data = parse_json(request.body or b"")
         if not isinstance(data, dict):
-            raise ValidationFailed({"non_field_errors": ["Ожидался JSON-объект."]})
+            raise ValidationFailed({"non_field_errors": [t("err_not_json_object")]})
         fields = {k: v if isinstance(v, str) else str(v) for k, v in data.items() if v is not None}
     else:
         return {}
@@ -314,7 +319,7 @@ async def request_state(request: Request, key: str) -> HTTPResponse:
     req = await request_for_key(key)
     after = max(0, int_arg(request, "after", 0, maximum=MAX_DB_ID) or 0)
     return json(
-        {"request": public_request(req, lang), "messages": await thread_since(req, after)},
+        {"request": public_request(req, lang), "messages": await thread_since(req, after, lang)},
         headers={"Cache-Control": "no-store"},
     )
 
@@ -351,7 +356,7 @@ async def reply(request: Request, key: str) -> HTTPResponse:
         return redirect(f"/r/{key}", status=303)
     # Everything new in the thread since just before this reply (the page de-duplicates).
     return json(
-        {"messages": await thread_since(req, last_id), "failed_attachments": failed}, status=201
+        {"messages": await thread_since(req, last_id, lang), "failed_attachments": failed}, status=201
     )
 
 
@@ -361,8 +366,8 @@ async def download(request: Request, key: str, attachment_id: int) -> HTTPRespon
 
     req = await request_for_key(key)
     if not is_row_id(attachment_id):
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     att, path = await files_svc.attachment_for_download(req.customer, attachment_id)
     if att.request_id != req.id:
-        raise NotFound("Не найдено.")
+        raise NotFound(t("err_not_found"))
     return await attachment_response(att, path)

@@ -85,7 +85,7 @@ async def _refuse_new_request(
     assert message.from_user is not None
     if await limits.may_notify("new_requests", message.from_user.id):
         await message.answer(
-            tr("rate_new_requests", lang, limit=limits.new_requests.limit,
+            tr("rate_new_requests", lang, n=limits.new_requests.limit,
                minutes=_minutes(retry_after)),
             parse_mode="HTML",
         )
@@ -141,7 +141,7 @@ async def on_category(
     decision = await customer_limits.new_requests.hit(str(query.from_user.id))
     if not decision.allowed:
         await state.clear()
-        callback_reply.alert(plain("rate_new_requests", lang, limit=customer_limits.new_requests.limit,
+        callback_reply.alert(plain("rate_new_requests", lang, n=customer_limits.new_requests.limit,
                                    minutes=_minutes(decision.retry_after)))
         return
     req = await create_request(
