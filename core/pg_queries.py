@@ -1,0 +1,198 @@
+"""PostgreSQL read paths: request pages, single requests, threads and exact counts.
+
+Chosen by core.queries when the database is PostgreSQL. Rows become model instances through
+Tortoise's public `Model.raw()` (requests, messages) and the related users through one
+more `User.raw()`; relations are attached with the models' own setters, so callers get
+exactly what `select_related` gives. Hand-written SQL instead of the ORM's query builder
+because the builder rebuilds a 50-column join on every call (about half the CPU of a list
+page, docs/performance.md).
+
+Values are SQL literals, never $n parameters: asyncpg prepares and caches statements, and
+after five runs PostgreSQL may switch a prepared statement to one generic plan for every
+value. One plan cannot suit both a search matching 500 rows (trigram bitmap) and one
+matching 86,000 (walk created_at, stop at 20), nor status 'open' (15%) and 'closed' (55%).
+Every value here is an int, a validated enum value or a string escaped by `literal`.
+`Model.raw()` takes no parameters either.
+
+Counts are exact. Without search and without a customer they come from `request_counts`
+(migration 0013_counts): one row per (status, priority, category, assignee) kept exact by
+triggers in the same transaction as every insert, update, delete and truncate of
+`customer_requests`, so a count reads at most a few hundred rows whatever the table size.
+With a customer (at most that customer's requests) or a search, COUNT(*) over the matches.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from db.models import CustomerRequest, RequestMessage, User
+
+REQUESTS = CustomerRequest._meta.db_table
+USERS = User._meta.db_table
+MESSAGES = RequestMessage._meta.db_table
+
+# Matches collected at once by a search page; more than this and the page walks the
+# created_at order instead (see page_with_search).
+SEARCH_COLLECT = 1000
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def literal(value: Any) -> str:
+    """A PostgreSQL literal for an int or a string (E'' string: quotes and backslashes
+    escaped, so it is safe whatever standard_conforming_strings says)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"unsupported literal {value!r}")
+    if isinstance(value, int) and not isinstance(value, Enum):
+        return str(int(value))
+    text = str(value.value if isinstance(value, Enum) else value).replace("\x00", "")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def where(conds: list[tuple[str, str, Any]], alias: str = "") -> str:
+    """` WHERE ...` for the filters (column, op, value) of core.queries.conditions."""
+    prefix = f"{alias}." if alias else ""
+    parts: list[str] = []
+    for column, op, value in conds:
+        if op == "null":
+            parts.append(f'{prefix}"{column}" IS NULL')
+        elif op == "contains":
+            pattern = literal(f"%{escape_like(value)}%")
+            parts.append(f"{prefix}\"{column}\" LIKE {pattern} ESCAPE E'\\\\'")
+        else:
+            parts.append(f'{prefix}"{column}" = {literal(value)}')
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def _sort(unassigned_first: bool = False, alias: str = "") -> str:
+    """The list order: newest first; false sorts before true, so "assigned IS NOT NULL"
+    puts the unassigned first."""
+    p = f"{alias}." if alias else ""
+    first = f'{p}"assigned_admin_id" IS NOT NULL, ' if unassigned_first else ""
+    return f'ORDER BY {first}{p}"created_at" DESC, {p}"id" DESC'
+
+
+def _order(offset: int, limit: int, unassigned_first: bool = False) -> str:
+    return f"{_sort(unassigned_first)} LIMIT {int(limit)} OFFSET {int(offset)}"
+
+
+async def _with_users(requests: list[CustomerRequest], db: Any) -> list[CustomerRequest]:
+    """Attach customer and assigned admin (one query for every user of the page)."""
+    ids = {r.customer_id for r in requests} | {
+        r.assigned_admin_id for r in requests if r.assigned_admin_id is not None
+    }
+    users: dict[int, User] = {}
+    if ids:
+        id_list = ", ".join(str(int(i)) for i in sorted(ids))
+        for u in await User.raw(f'SELECT * FROM "{USERS}" WHERE "id" IN ({id_list})', db):
+            users[u.id] = u
+    for r in requests:
+        r.customer = users.get(r.customer_id)
+        r.assigned_admin = users.get(r.assigned_admin_id) if r.assigned_admin_id else None
+    return requests
+
+
+async def requests_by_ids(db: Any, ids: list[int]) -> list[CustomerRequest]:
+    """These requests (newest first) with customer and assigned admin."""
+    if not ids:
+        return []
+    id_list = ", ".join(str(int(i)) for i in ids)
+    rows = await CustomerRequest.raw(
+        f'SELECT * FROM "{REQUESTS}" WHERE "id" IN ({id_list}) {_sort()}', db
+    )
+    return await _with_users(list(rows), db)
+
+
+async def page(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool = False,
+) -> list[CustomerRequest]:
+    """One page, newest first. The page's ids are found first (an index-only scan where an
+    index covers the filters, the order and the id: migration 0003), then only those rows
+    are read, so a deep OFFSET skips index entries instead of table rows."""
+    rows = await CustomerRequest.raw(
+        f'SELECT r.* FROM (SELECT "id" FROM "{REQUESTS}"{where(conds)} '
+        f"{_order(offset, limit, unassigned_first)}) p "
+        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_sort(unassigned_first, "r")}', db
+    )
+    return await _with_users(list(rows), db)
+
+
+async def search_page(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool = False,
+) -> tuple[int, list[CustomerRequest] | None]:
+    """(exact count, page) for a search; page None when the caller must fetch it with
+    `page` (more than SEARCH_COLLECT matches).
+
+    Up to SEARCH_COLLECT + 1 matches are collected once through the trigram index,
+    counted and sorted in memory: walking created_at until 20 matches costs a full table
+    walk when matches are rare, and LIKE estimates are too rough to choose. Beyond that
+    the matches are counted exactly (COUNT(*): the trigram bitmap or a scan, whichever
+    the planner prefers) and the page walks the created_at order.
+    """
+    ids_sql = (
+        f'WITH m AS MATERIALIZED (SELECT "id", "created_at", "assigned_admin_id" FROM '
+        f'"{REQUESTS}"{where(conds)} LIMIT {SEARCH_COLLECT + 1}) '
+        f'SELECT (SELECT COUNT(*) FROM m) AS n, p."id" FROM (SELECT 1) one LEFT JOIN '
+        f'(SELECT "id" FROM m {_order(offset, limit, unassigned_first)}) p ON TRUE'
+    )
+    _, records = await db.execute_query(ids_sql)
+    total = int(records[0][0])
+    if total <= SEARCH_COLLECT:
+        ids = [r[1] for r in records if r[1] is not None]
+        found = {r.id: r for r in await requests_by_ids(db, ids)}
+        return total, [found[i] for i in ids if i in found]
+    return await count(db, conds), None
+
+
+async def count(db: Any, conds: list[tuple[str, str, Any]]) -> int:
+    """The exact number of requests matching the filters."""
+    columns = {column for column, _, _ in conds}
+    if not columns & {"customer_id", "search_text"}:
+        parts = []
+        for column, op, value in conds:
+            if column == "assigned_admin_id":
+                parts.append(f'"assignee_id" = {0 if op == "null" else literal(int(value))}')
+            else:
+                parts.append(f'"{column}" = {literal(value)}')
+        cond = (" WHERE " + " AND ".join(parts)) if parts else ""
+        _, rows = await db.execute_query(f'SELECT COALESCE(SUM("n"), 0) FROM "request_counts"{cond}')
+        return int(rows[0][0])
+    _, rows = await db.execute_query(f'SELECT COUNT(*) FROM "{REQUESTS}"{where(conds)}')
+    return int(rows[0][0])
+
+
+async def status_counts(db: Any) -> dict[str, int]:
+    """Requests per status, from the counters."""
+    _, rows = await db.execute_query(
+        'SELECT "status", SUM("n") FROM "request_counts" GROUP BY "status"'
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def messages(
+    db: Any, request_id: int, internal: bool, after_id: int = 0, limit: int | None = None
+) -> list[RequestMessage]:
+    """A thread, oldest first, with senders (two queries: messages, their senders)."""
+    cond = f'"request_id" = {int(request_id)} AND NOT "is_deleted"'
+    if not internal:
+        cond += ' AND NOT "is_internal"'
+    if after_id:
+        cond += f' AND "id" > {int(after_id)}'
+    tail = f" LIMIT {int(limit)}" if limit else ""
+    rows = list(await RequestMessage.raw(
+        f'SELECT * FROM "{MESSAGES}" WHERE {cond} ORDER BY "created_at", "id"{tail}', db
+    ))
+    ids = {m.sender_id for m in rows}
+    users: dict[int, User] = {}
+    if ids:
+        id_list = ", ".join(str(int(i)) for i in sorted(ids))
+        for u in await User.raw(f'SELECT * FROM "{USERS}" WHERE "id" IN ({id_list})', db):
+            users[u.id] = u
+    for m in rows:
+        m.sender = users[m.sender_id]
+    return rows
