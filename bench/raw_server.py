@@ -203,7 +203,7 @@ async def list_page(request: Request):
                 total = await con.fetchval(f"SELECT count(*) FROM customer_requests{where}", *args)
         else:
             total = await con.fetchval(
-                f"SELECT COALESCE(sum(n), 0) FROM request_counts{where}", *args
+                f"SELECT COALESCE(sum(n), 0)::bigint FROM request_counts{where}", *args
             )
         if page < 1 or (page > 1 and (page - 1) * 20 >= total):
             return js({"detail": "Неправильная страница"}, 404)
@@ -222,14 +222,14 @@ async def stats(request: Request):
         if await staff(request, con) is None:
             return js({"detail": "Недопустимый токен."}, 401)
         o, p, c, cl, t, rn, rs = await con.fetchrow(
-            "SELECT (SELECT coalesce(sum(n), 0) FROM request_counts WHERE status = 'open'), "
-            "(SELECT coalesce(sum(n), 0) FROM request_counts WHERE status = 'in_progress'), "
-            "(SELECT coalesce(sum(n), 0) FROM request_counts WHERE status = 'completed'), "
-            "(SELECT coalesce(sum(n), 0) FROM request_counts WHERE status = 'closed'), "
+            "SELECT (SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'open'), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'in_progress'), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'completed'), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'closed'), "
             "(SELECT count(*) FROM customer_requests WHERE status = 'completed' "
             "AND status_changed_at >= $1), "
             "(SELECT count(*) FROM customer_requests WHERE rating IS NOT NULL), "
-            "(SELECT sum(rating) FROM customer_requests WHERE rating IS NOT NULL)", today,
+            "(SELECT sum(rating)::bigint FROM customer_requests WHERE rating IS NOT NULL)", today,
         )
     total = o + p + c + cl
     return js({"total_requests": total, "open_requests": o, "in_progress_requests": p,

@@ -137,7 +137,8 @@ async def search_page(
     ids_sql = (
         f'WITH m AS MATERIALIZED (SELECT "id", "created_at", "assigned_admin_id" FROM '
         f'"{REQUESTS}"{where(conds)} LIMIT {SEARCH_COLLECT + 1}) '
-        f'SELECT (SELECT COUNT(*) FROM m) AS n, p."id" FROM (SELECT 1) one LEFT JOIN '
+        f'SELECT (SELECT COUNT(*) FROM m) AS n, p."id", '
+        f'(SELECT "v" FROM "request_counts_version") AS v FROM (SELECT 1) one LEFT JOIN '
         f'(SELECT "id" FROM m {_order(offset, limit, unassigned_first)}) p ON TRUE'
     )
     _, records = await db.execute_query(ids_sql)
@@ -146,7 +147,41 @@ async def search_page(
         ids = [r[1] for r in records if r[1] is not None]
         found = {r.id: r for r in await requests_by_ids(db, ids)}
         return total, [found[i] for i in ids if i in found]
-    return await count(db, conds), None
+    return await broad_count(db, conds, records[0][2]), None
+
+
+# Broad searches' counts: {database + WHERE: (version, count)}, the most recent BROAD_CACHE of them.
+BROAD_CACHE = 256
+_broad: dict[str, tuple[int, int]] = {}
+
+
+async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int | None) -> int:
+    """The exact count of a search with more than SEARCH_COLLECT matches.
+
+    COUNT(*) reads every match (one pass over the table for a word most requests contain).
+    The result is kept with the value of `request_counts_version` read in the same
+    statement (the same snapshot), and reused when a later search's first statement reads
+    the same version. The version changes in the same transaction as anything that can
+    change what a search matches (migration 0013_counts), so a reused count is exact. A
+    broad search therefore costs one pass per change of the data, per worker, not per page.
+    """
+    cond = where(conds)
+    key = f"{getattr(db, 'host', '')}:{getattr(db, 'port', '')}/{getattr(db, 'database', '')}{cond}"
+    kept = _broad.get(key)
+    if version is not None and kept is not None and kept[0] == version:
+        return kept[1]
+    _, rows = await db.execute_query(
+        f'SELECT (SELECT "v" FROM "request_counts_version"), COUNT(*) FROM "{REQUESTS}"{cond}'
+    )
+    n = int(rows[0][1])
+    if rows[0][0] is None:
+        return n
+    version = int(rows[0][0])
+    _broad.pop(key, None)
+    while len(_broad) >= BROAD_CACHE:
+        _broad.pop(next(iter(_broad)))
+    _broad[key] = (version, n)
+    return n
 
 
 async def count(db: Any, conds: list[tuple[str, str, Any]]) -> int:

@@ -32,7 +32,7 @@ SELECT 'R' || i, 'd',
     CASE WHEN i % 4 = 0 THEN NULL WHEN i % 3 = 0 THEN {a2} ELSE {a1} END,
     now() - i * interval '1 minute', now(), '[]', 0, 0, now(), 'api',
     CASE WHEN i % 7 = 0 THEN 'термопринтер сломан' WHEN i % 97 = 0 THEN 'редкое слово'
-         ELSE 'example ' || i END
+         ELSE 'broadword ' || i END
 FROM generate_series(1, {n}) i
 """
 
@@ -75,7 +75,7 @@ async def test_counts_exact_and_last_page_exists(bulk, make_user):
         (director, RequestFilters(unassigned=True)),
         (director, RequestFilters(assigned_admin_id=a2.id, category="order")),
         (director, RequestFilters(customer_id=c2.id)),
-        (director, RequestFilters(search="example")),  # broad: more than 1,000 matches
+        (director, RequestFilters(search="broadword")),  # broad: more than 1,000 matches
         (director, RequestFilters(search="термопринтер", status="open")),
         (director, RequestFilters(search="редкое")),
         (director, RequestFilters(unassigned_first=True, priority="low")),
@@ -93,12 +93,12 @@ async def test_counts_exact_and_last_page_exists(bulk, make_user):
         assert len(rows) == truth - (last - 1) * 20, f
         with pytest.raises(NotFound):
             await svc.list_requests(actor, f, last + 1)
-    assert (await svc.list_requests(director, RequestFilters(search="example"), 1))[0] > 1000
+    assert (await svc.list_requests(director, RequestFilters(search="broadword"), 1))[0] > 1000
 
 
 async def test_rest_pages_to_the_last_page_by_count(bulk, api, make_user, token_for):
     tok = await token_for(await make_user("director"))
-    for query in ("?status=closed", "?search=example&priority=urgent", "?category=account"):
+    for query in ("?status=closed", "?search=broadword&priority=urgent", "?category=account"):
         first = (await api.get(ADMIN + query, tok)).json()
         last = math.ceil(first["count"] / 20)
         page = await api.get(ADMIN + f"{query}&page={last}", tok)
@@ -128,3 +128,29 @@ async def test_counters_follow_every_write(bulk, make_user):
     assert total == sum(counted.values()) == await filtered(director, RequestFilters()).count()
     await connections.get("default").execute_script("TRUNCATE customer_requests CASCADE")
     assert await _recount() == {}
+
+
+async def test_broad_search_count_follows_changes(bulk, make_user):
+    """A broad search's count is reused only while nothing that changes matches changed."""
+    c1, c2, a1, a2 = bulk
+    director = await make_user("director")
+    broad = RequestFilters(search="broadword")
+
+    async def both() -> tuple[int, int]:
+        return (await svc.list_requests(director, broad))[0], await filtered(director, broad).count()
+
+    total, truth = await both()
+    assert total == truth > 1000
+    assert (await both())[0] == truth  # the kept count
+    _, rows = await svc.list_requests(director, broad)
+    await svc.update_request(director, rows[0].id, {"title": "другое"})  # no longer matches
+    total, truth2 = await both()
+    assert total == truth2 == truth - 1
+    await svc.delete_request(director, rows[1].id)
+    total, truth3 = await both()
+    assert total == truth3 == truth - 2
+    db = connections.get("default")
+    await db.execute_script(
+        f"UPDATE customer_requests SET search_text = 'broadword x' WHERE id = {rows[0].id}"
+    )
+    assert (await both())[0] == truth - 1
