@@ -1,18 +1,19 @@
 """PostgreSQL read paths: request pages, single requests, threads and exact counts.
 
 Chosen by core.queries when the database is PostgreSQL. Rows become model instances through
-Tortoise's public `Model.raw()` (requests, messages) and the related users through one
-more `User.raw()`; relations are attached with the models' own setters, so callers get
-exactly what `select_related` gives. Hand-written SQL instead of the ORM's query builder
+the executor Tortoise's own queries use (`models`: the client's `executor_class`, what
+`Model.raw()` calls) and the related users through one more query; relations are attached
+with the models' own setters, so callers get exactly what `select_related` gives. Hand-written SQL instead of the ORM's query builder
 because the builder rebuilds a 50-column join on every call (about half the CPU of a list
 page, docs/performance.md).
 
-Values are SQL literals, never $n parameters: asyncpg prepares and caches statements, and
-after five runs PostgreSQL may switch a prepared statement to one generic plan for every
-value. One plan cannot suit both a search matching 500 rows (trigram bitmap) and one
+List filters are SQL literals, not $n parameters: asyncpg prepares and caches statements,
+and after five runs PostgreSQL may switch a prepared statement to one generic plan for
+every value. One plan cannot suit both a search matching 500 rows (trigram bitmap) and one
 matching 86,000 (walk created_at, stop at 20), nor status 'open' (15%) and 'closed' (55%).
-Every value here is an int, a validated enum value or a string escaped by `literal`.
-`Model.raw()` takes no parameters either.
+Every such value is an int, a validated enum value or a string escaped by `literal`.
+Lookups by id (a request, its users, a thread) have one plan for every value: those are
+parameters, so their statements are prepared once per connection.
 
 Counts are exact. Without search and without a customer they come from `request_counts`
 (migration 0013_counts): one row per (status, priority, category, assignee) kept exact by
@@ -31,6 +32,9 @@ from db.models import CustomerRequest, RequestMessage, User
 REQUESTS = CustomerRequest._meta.db_table
 USERS = User._meta.db_table
 MESSAGES = RequestMessage._meta.db_table
+
+USERS_SQL = f'SELECT * FROM "{USERS}" WHERE "id" = ANY($1::int[])'
+BY_IDS_SQL = f'SELECT * FROM "{REQUESTS}" WHERE "id" = ANY($1::int[]) ORDER BY "created_at" DESC, "id" DESC'
 
 # Matches collected at once by a search page; more than this and the page walks the
 # created_at order instead (see page_with_search).
@@ -79,6 +83,14 @@ def _order(offset: int, limit: int, unassigned_first: bool = False) -> str:
     return f"{_sort(unassigned_first)} LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
+async def models(model: Any, db: Any, sql: str, values: list[Any] | None = None) -> list[Any]:
+    """The rows of `sql` as `model` instances, built by the executor the ORM's own queries
+    use (the client's public `executor_class`), so that values can be $n parameters: a
+    statement that does not depend on a plan-sensitive value keeps one text and is
+    prepared once per connection (asyncpg's statement cache)."""
+    return await db.executor_class(model=model, db=db).execute_select(sql, values or [])
+
+
 async def _with_users(requests: list[CustomerRequest], db: Any) -> list[CustomerRequest]:
     """Attach customer and assigned admin (one query for every user of the page)."""
     ids = {r.customer_id for r in requests} | {
@@ -86,8 +98,7 @@ async def _with_users(requests: list[CustomerRequest], db: Any) -> list[Customer
     }
     users: dict[int, User] = {}
     if ids:
-        id_list = ", ".join(str(int(i)) for i in sorted(ids))
-        for u in await User.raw(f'SELECT * FROM "{USERS}" WHERE "id" IN ({id_list})', db):
+        for u in await models(User, db, USERS_SQL, [sorted(ids)]):
             users[u.id] = u
     for r in requests:
         r.customer = users.get(r.customer_id)
@@ -99,11 +110,8 @@ async def requests_by_ids(db: Any, ids: list[int]) -> list[CustomerRequest]:
     """These requests (newest first) with customer and assigned admin."""
     if not ids:
         return []
-    id_list = ", ".join(str(int(i)) for i in ids)
-    rows = await CustomerRequest.raw(
-        f'SELECT * FROM "{REQUESTS}" WHERE "id" IN ({id_list}) {_sort()}', db
-    )
-    return await _with_users(list(rows), db)
+    rows = await models(CustomerRequest, db, BY_IDS_SQL, [[int(i) for i in ids]])
+    return await _with_users(rows, db)
 
 
 async def page(
@@ -113,12 +121,13 @@ async def page(
     """One page, newest first. The page's ids are found first (an index-only scan where an
     index covers the filters, the order and the id: migration 0003), then only those rows
     are read, so a deep OFFSET skips index entries instead of table rows."""
-    rows = await CustomerRequest.raw(
+    rows = await models(
+        CustomerRequest, db,
         f'SELECT r.* FROM (SELECT "id" FROM "{REQUESTS}"{where(conds)} '
         f"{_order(offset, limit, unassigned_first)}) p "
-        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_sort(unassigned_first, "r")}', db
+        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_sort(unassigned_first, "r")}',
     )
-    return await _with_users(list(rows), db)
+    return await _with_users(rows, db)
 
 
 async def search_page(
@@ -213,20 +222,19 @@ async def messages(
     db: Any, request_id: int, internal: bool, after_id: int = 0, limit: int | None = None
 ) -> list[RequestMessage]:
     """A thread, oldest first, with senders (two queries: messages, their senders)."""
-    cond = f'"request_id" = {int(request_id)} AND NOT "is_deleted"'
+    # One text per (internal?) shape: the id, the cursor and the limit are parameters.
+    cond = '"request_id" = $1 AND NOT "is_deleted" AND "id" > $2'
     if not internal:
         cond += ' AND NOT "is_internal"'
-    if after_id:
-        cond += f' AND "id" > {int(after_id)}'
-    tail = f" LIMIT {int(limit)}" if limit else ""
-    rows = list(await RequestMessage.raw(
-        f'SELECT * FROM "{MESSAGES}" WHERE {cond} ORDER BY "created_at", "id"{tail}', db
-    ))
+    rows = await models(
+        RequestMessage, db,
+        f'SELECT * FROM "{MESSAGES}" WHERE {cond} ORDER BY "created_at", "id" LIMIT $3',
+        [int(request_id), int(after_id or 0), int(limit) if limit else None],
+    )
     ids = {m.sender_id for m in rows}
     users: dict[int, User] = {}
     if ids:
-        id_list = ", ".join(str(int(i)) for i in sorted(ids))
-        for u in await User.raw(f'SELECT * FROM "{USERS}" WHERE "id" IN ({id_list})', db):
+        for u in await models(User, db, USERS_SQL, [sorted(ids)]):
             users[u.id] = u
     for m in rows:
         m.sender = users[m.sender_id]
