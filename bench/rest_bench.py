@@ -111,6 +111,7 @@ class Result:
     cpu_ms_per_req: float
     target_ms: float
     db_cpu_ms_per_req: float = 0.0
+    rss_mb: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -151,6 +152,14 @@ def tree_cpu_seconds(pid: int) -> float:
             pass
         todo.extend(children.get(current, []))
     return total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def db_cpu_seconds(dbname: str) -> float:
@@ -450,11 +459,12 @@ def main(argv: list[str] | None = None) -> int:
                             cpu_ms_per_req=round((cpu1 - cpu0) * 1000 / n, 3),
                             target_ms=TARGET_MS.get(sc.name, DEFAULT_TARGET_MS),
                             db_cpu_ms_per_req=round((db1 - db0) * 1000 / n, 3),
+                            rss_mb=rss_mb(proc.pid),
                         )
                         results.append(res)
                         print(f"  {res.scenario:<30} done: {res.rps:8.1f} req/s p95 "
                               f"{res.p95_ms:.1f} ms CPU {res.cpu_ms_per_req:.2f} "
-                              f"DB {res.db_cpu_ms_per_req:.2f}", flush=True)
+                              f"DB {res.db_cpu_ms_per_req:.2f} RSS {res.rss_mb:.0f} MB", flush=True)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
