@@ -83,12 +83,17 @@ def _order(offset: int, limit: int, unassigned_first: bool = False) -> str:
     return f"{_sort(unassigned_first)} LIMIT {int(limit)} OFFSET {int(offset)}"
 
 
-async def models(model: Any, db: Any, sql: str, values: list[Any] | None = None) -> list[Any]:
+async def models(
+    model: Any, db: Any, sql: str, values: list[Any] | None = None,
+    custom_fields: list[str] | None = None,
+) -> list[Any]:
     """The rows of `sql` as `model` instances, built by the executor the ORM's own queries
     use (the client's public `executor_class`), so that values can be $n parameters: a
     statement that does not depend on a plan-sensitive value keeps one text and is
     prepared once per connection (asyncpg's statement cache)."""
-    return await db.executor_class(model=model, db=db).execute_select(sql, values or [])
+    return await db.executor_class(model=model, db=db).execute_select(
+        sql, values or [], custom_fields=custom_fields
+    )
 
 
 async def _with_users(requests: list[CustomerRequest], db: Any) -> list[CustomerRequest]:
@@ -193,8 +198,9 @@ async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int |
     return n
 
 
-async def count(db: Any, conds: list[tuple[str, str, Any]]) -> int:
-    """The exact number of requests matching the filters."""
+def _count_sql(conds: list[tuple[str, str, Any]]) -> str:
+    """A statement (or scalar subquery) giving the exact number of matching requests:
+    a sum over the counters unless a customer or a search is among the filters."""
     columns = {column for column, _, _ in conds}
     if not columns & {"customer_id", "search_text"}:
         parts = []
@@ -204,10 +210,35 @@ async def count(db: Any, conds: list[tuple[str, str, Any]]) -> int:
             else:
                 parts.append(f'"{column}" = {literal(value)}')
         cond = (" WHERE " + " AND ".join(parts)) if parts else ""
-        _, rows = await db.execute_query(f'SELECT COALESCE(SUM("n"), 0) FROM "request_counts"{cond}')
-        return int(rows[0][0])
-    _, rows = await db.execute_query(f'SELECT COUNT(*) FROM "{REQUESTS}"{where(conds)}')
+        return f'SELECT COALESCE(SUM("n"), 0)::bigint FROM "request_counts"{cond}'
+    return f'SELECT COUNT(*) FROM "{REQUESTS}"{where(conds)}'
+
+
+async def count(db: Any, conds: list[tuple[str, str, Any]]) -> int:
+    """The exact number of requests matching the filters."""
+    _, rows = await db.execute_query(_count_sql(conds))
     return int(rows[0][0])
+
+
+async def count_and_page(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool = False,
+) -> tuple[int, list[CustomerRequest]]:
+    """(exact count, the page) without search: both in one statement (one snapshot), the
+    count as a column of every row; only an empty page asks for the count again."""
+    rows = await models(
+        CustomerRequest, db,
+        f'SELECT r.*, ({_count_sql(conds)}) AS "total_" FROM (SELECT "id" FROM '
+        f'"{REQUESTS}"{where(conds)} {_order(offset, limit, unassigned_first)}) p '
+        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_sort(unassigned_first, "r")}',
+        custom_fields=["total_"],
+    )
+    if not rows:
+        return await count(db, conds), []
+    total = int(rows[0].total_)
+    for r in rows:
+        del r.total_
+    return total, await _with_users(rows, db)
 
 
 async def status_counts(db: Any) -> dict[str, int]:

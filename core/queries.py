@@ -141,7 +141,8 @@ async def list_requests(
     """One page, newest first (created_at, then id), and the exact total count; with
     `filters.unassigned_first` the unassigned requests come before the rest. NotFound for
     a page before the first or past the last, so every page up to ceil(count / size)
-    exists. A constant number of queries whatever the page or data size (at most 4)."""
+    exists. A constant number of queries whatever the page or data size (at most 4;
+    2 for a page without search on PostgreSQL)."""
     if page < 1:
         raise NotFound("Неправильная страница")
     conds = conditions(actor, filters)
@@ -152,11 +153,14 @@ async def list_requests(
             total, rows = await pg_queries.search_page(
                 db, conds, offset, page_size, filters.unassigned_first
             )
-        else:
-            total, rows = await pg_queries.count(db, conds), None
+            _past_end(page, offset, total)
+            if rows is None:
+                rows = await pg_queries.page(db, conds, offset, page_size, filters.unassigned_first)
+            return total, rows
+        total, rows = await pg_queries.count_and_page(
+            db, conds, offset, page_size, filters.unassigned_first
+        )
         _past_end(page, offset, total)
-        if rows is None:
-            rows = await pg_queries.page(db, conds, offset, page_size, filters.unassigned_first)
         return total, rows
     qs = filtered(actor, filters)
     total = await qs.count()
