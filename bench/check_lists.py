@@ -2,13 +2,13 @@
 
     .venv/bin/python -m bench.check_lists [--database-url postgres://.../helpdesk_bench]
 
-core.requests.list_requests answers PostgreSQL with hand-written SQL and, above
-EXACT_COUNT_LIMIT matches, an estimated count. For a set of filters (staff and customer,
-equality filters, searches with quotes, backslashes and LIKE wildcards) and pages (first,
-second, 50th, last, one past the last) this compares every page with the plain ORM query
-(`_filtered(...).order_by(...).offset().limit().select_related()`, serialized with
-request_data) and checks the count: exact up to the limit and on the last page, an
-estimate above EXACT_COUNT_LIMIT otherwise, 404 exactly past the last page.
+core.queries.list_requests answers PostgreSQL with hand-written SQL (core.pg_queries) and
+counts from the request_counts table. For a set of filters (staff and customer, equality
+filters, searches with quotes, backslashes and LIKE wildcards) and pages (first, second,
+50th, last, one past the last) this compares every page with the plain ORM query
+(`filtered(...).order_by(...).offset().limit().select_related()`, serialized with
+request_data) and checks that the count is exact and that 404 comes exactly past the last
+page.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bench.fill_pg import DEFAULT_URL, SMALL_TERM
 
 
 async def check(url: str) -> int:
-    from core import requests as svc
+    from core import queries as svc
     from core import runtime
     from core.errors import NotFound
     from core.serializers import request_data
@@ -48,7 +48,7 @@ async def check(url: str) -> int:
             (admin, F(customer_id=customer.id)), (customer, F()), (customer, F(status="closed")),
         ]
         for actor, f in cases:
-            qs = svc._filtered(actor, f)
+            qs = svc.filtered(actor, f)
             true_total = await qs.count()
             last = max(1, -(-true_total // svc.PAGE_SIZE))
             for page in sorted({1, 2, 50, last, last + 1}):
@@ -64,8 +64,7 @@ async def check(url: str) -> int:
                     shown = "404"
                 else:
                     same = [request_data(r) for r in rows] == [request_data(r) for r in expected]
-                    must_be_exact = true_total <= svc.EXACT_COUNT_LIMIT or len(rows) < svc.PAGE_SIZE
-                    ok = same and (total == true_total if must_be_exact else total > svc.EXACT_COUNT_LIMIT)
+                    ok = same and total == true_total
                     shown = f"count {total}"
                 failures += not ok
                 who = "customer" if actor is customer else "admin"

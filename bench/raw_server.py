@@ -3,11 +3,13 @@
     PORT=8100 DATABASE_URL=postgres://.../helpdesk_bench .venv/bin/python -m bench.raw_server
     .venv/bin/python -m bench.rest_bench --raw --only detail,messages,stats,create
 
-Same routes, auth and JSON shapes as the real API for the four scenarios the issue names
-(detail, messages, stats, create), written directly against asyncpg with orjson: no ORM,
-no permission layer beyond "staff token", no events table write... except that create
-does write its event row in the same transaction, as the real service does. It shows the
-floor an ORM-based service is measured against; see docs/performance.md.
+Same routes, auth and JSON shapes as the real API for every scenario of bench.rest_bench
+(detail, messages GET and POST, stats, list pages with filters, search, create), written
+directly against asyncpg with orjson: no ORM, no permission layer beyond "staff token", no
+history. Writes record their event row in the same transaction, as the real service does;
+list counts read the same exact counters (migration 0014_counts) and searches count
+exactly like core.pg_queries. It shows the floor the service is measured against; see
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ def user_json(row, prefix: str):
     }
 
 
+def page_envelope(request: Request, total: int, page: int, results: list) -> dict:
+    from urllib.parse import urlencode
+
+    def link(n):
+        params = {k: v[0] for k, v in request.args.items() if k != "page"}
+        if n != 1:
+            params["page"] = str(n)
+        query = urlencode(params)
+        return f"{request.scheme}://{request.host}{request.path}" + (f"?{query}" if query else "")
+
+    last = max(1, -(-total // 20))
+    return {"count": total, "next": link(page + 1) if page < last else None,
+            "previous": link(page - 1) if page > 1 else None, "results": results}
+
+
 def request_json(row) -> dict:
     return {
         "id": row["id"], "title": row["title"], "description": row["description"],
@@ -51,16 +68,32 @@ def request_json(row) -> dict:
         "last_message_at": dt(row["last_message_at"]), "messages_count": row["messages_count"],
         "estimated_resolution_time": dt(row["estimated_resolution_time"]),
         "tags": orjson.loads(row["tags"]),
+        "customer_email_verified": bool(row["c_email"] and row["c_email_verified"]),
+        "customer_banned": row["c_banned_at"] is not None,
+        "rating": row["rating"], "rating_comment": row["rating_comment"] or "",
     }
 
 
-REQUEST_SQL = (
+SELECT_REQUEST = (
     "SELECT r.*, c.id c_id, c.username c_username, c.first_name c_first_name, "
-    "c.last_name c_last_name, c.email c_email, a.id a_id, a.username a_username, "
+    "c.last_name c_last_name, c.email c_email, c.email_verified c_email_verified, "
+    "c.banned_at c_banned_at, a.id a_id, a.username a_username, "
     "a.first_name a_first_name, a.last_name a_last_name, a.email a_email "
     "FROM customer_requests r JOIN users c ON c.id = r.customer_id "
-    "LEFT JOIN users a ON a.id = r.assigned_admin_id WHERE r.id = $1"
+    "LEFT JOIN users a ON a.id = r.assigned_admin_id "
 )
+REQUEST_SQL = SELECT_REQUEST + "WHERE r.id = $1"
+
+
+def message_json(m) -> dict:
+    return {
+        "id": m["id"], "request": m["request_id"], "sender": m["sender_id"],
+        "sender_type": m["sender_type"],
+        "sender_name": f"{m['first_name']} {m['last_name']}".strip() or m["username"],
+        "sender_avatar": None, "content": m["content"], "message_type": m["message_type"],
+        "is_read": m["is_read"], "is_internal": m["is_internal"],
+        "created_at": dt(m["created_at"]), "edited_at": dt(m["edited_at"]),
+    }
 
 
 @app.before_server_start
@@ -102,16 +135,84 @@ async def messages(request: Request, rid: int):
             return js({"detail": "Не найдено."}, 404)
         rows = await con.fetch(
             "SELECT m.*, u.first_name, u.last_name, u.username FROM request_messages m "
-            "JOIN users u ON u.id = m.sender_id WHERE m.request_id = $1 "
+            "JOIN users u ON u.id = m.sender_id WHERE m.request_id = $1 AND NOT m.is_deleted "
             "ORDER BY m.created_at, m.id", rid,
         )
-    return js([{
-        "id": m["id"], "request": m["request_id"], "sender": m["sender_id"],
-        "sender_type": m["sender_type"],
-        "sender_name": f"{m['first_name']} {m['last_name']}".strip() or m["username"],
-        "sender_avatar": None, "content": m["content"], "message_type": m["message_type"],
-        "is_read": m["is_read"], "is_internal": m["is_internal"], "created_at": dt(m["created_at"]),
-    } for m in rows])
+    return js([message_json(m) for m in rows])
+
+
+@app.post(f"{BASE}/<rid:int>/messages/")
+async def post_message(request: Request, rid: int):
+    data = orjson.loads(request.body)
+    internal = bool(data.get("is_internal", False))
+    now = datetime.now(UTC)
+    async with app.ctx.pool.acquire() as con:
+        actor = await staff(request, con)
+        if actor is None:
+            return js({"detail": "Недопустимый токен."}, 401)
+        async with con.transaction():
+            if await con.fetchval("SELECT 1 FROM customer_requests WHERE id = $1", rid) is None:
+                return js({"detail": "Не найдено."}, 404)
+            m = await con.fetchrow(
+                "INSERT INTO request_messages (request_id, sender_id, sender_type, content, "
+                "message_type, is_read, is_internal, created_at, source, is_deleted) "
+                "VALUES ($1, $2, 'admin', $3, 'text', false, $5, $4, 'api', false) "
+                "RETURNING *", rid, actor["id"], data["content"], now, internal,
+            )
+            await con.execute(
+                "UPDATE customer_requests SET last_message_at = $2, messages_count = "
+                "messages_count + 1, public_messages_count = public_messages_count + $3 "
+                "WHERE id = $1", rid, now, 0 if internal else 1,
+            )
+            body = message_json({**dict(m), "first_name": actor["first_name"],
+                                 "last_name": actor["last_name"], "username": actor["username"]})
+            await con.execute(
+                "INSERT INTO events (type, topic, payload, created_at, published) "
+                "VALUES ('new_message', 'admin', $1, $2, false)", orjson.dumps(body).decode(), now,
+            )
+    return js(body, 201)
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@app.get(f"{BASE}/")
+async def list_page(request: Request):
+    """Staff list: status/priority/category/search filters, newest first, exact count (the
+    counters without search; up to 1,001 matches collected, else COUNT(*), with search)."""
+    page = int(request.args.get("page", "1"))
+    conds, args = [], []
+    for name in ("status", "priority", "category"):
+        if request.args.get(name):
+            args.append(request.args.get(name))
+            conds.append(f"{name} = ${len(args)}")
+    search = (request.args.get("search") or "").strip().lower()
+    async with app.ctx.pool.acquire() as con:
+        if await staff(request, con) is None:
+            return js({"detail": "Недопустимый токен."}, 401)
+        if search:
+            args.append(f"%{escape_like(search)}%")
+            conds.append(f"search_text LIKE ${len(args)}")
+        where = (" WHERE " + " AND ".join(conds)) if conds else ""
+        if search:
+            total = await con.fetchval(
+                f"SELECT count(*) FROM (SELECT 1 FROM customer_requests{where} LIMIT 1001) m", *args
+            )
+            if total > 1000:
+                total = await con.fetchval(f"SELECT count(*) FROM customer_requests{where}", *args)
+        else:
+            total = await con.fetchval(
+                f"SELECT COALESCE(sum(n), 0)::bigint FROM request_counts{where}", *args
+            )
+        if page < 1 or (page > 1 and (page - 1) * 20 >= total):
+            return js({"detail": "Неправильная страница"}, 404)
+        rows = await con.fetch(
+            f"{SELECT_REQUEST} JOIN (SELECT id FROM customer_requests{where} "
+            f"ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET {(page - 1) * 20}) p "
+            "ON p.id = r.id ORDER BY r.created_at DESC, r.id DESC", *args,
+        )
+    return js(page_envelope(request, total, page, [request_json(r) for r in rows]))
 
 
 @app.get(f"{BASE}/stats/")
@@ -120,18 +221,21 @@ async def stats(request: Request):
     async with app.ctx.pool.acquire() as con:
         if await staff(request, con) is None:
             return js({"detail": "Недопустимый токен."}, 401)
-        o, p, c, cl, t = await con.fetchrow(
-            "SELECT (SELECT count(*) FROM customer_requests WHERE status = 'open'), "
-            "(SELECT count(*) FROM customer_requests WHERE status = 'in_progress'), "
-            "(SELECT count(*) FROM customer_requests WHERE status = 'completed'), "
-            "(SELECT count(*) FROM customer_requests WHERE status = 'closed'), "
+        o, p, c, cl, t, rn, rs = await con.fetchrow(
+            "SELECT (SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'open'), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'in_progress'), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'completed'), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'closed'), "
             "(SELECT count(*) FROM customer_requests WHERE status = 'completed' "
-            "AND status_changed_at >= $1)", today,
+            "AND status_changed_at >= $1), "
+            "(SELECT count(*) FROM customer_requests WHERE rating IS NOT NULL), "
+            "(SELECT sum(rating)::bigint FROM customer_requests WHERE rating IS NOT NULL)", today,
         )
     total = o + p + c + cl
     return js({"total_requests": total, "open_requests": o, "in_progress_requests": p,
                "completed_today": t,
-               "completion_rate": round(c / total * 100, 2) if total else 0})
+               "completion_rate": round(c / total * 100, 2) if total else 0,
+               "csat_average": round(rs / rn, 2) if rn else None, "csat_responses": rn})
 
 
 @app.post(f"{BASE}/")

@@ -86,8 +86,16 @@ def scenarios() -> list[Scenario]:
         Scenario("list_category_p1", "GET", BASE + "?category=billing"),
         Scenario("list_category_p50", "GET", BASE + "?category=billing&page=50"),
         Scenario("search_small", "GET", BASE + f"?search={small}"),
+        # Under 1,000 matches at 1,000,000 requests too (SMALL_TERM alone has ~5,000 there).
+        Scenario("search_small_open", "GET", BASE + f"?search={small}&status=open"),
         Scenario("search_broad", "GET", BASE + f"?search={broad}"),
         # Last, so the read scenarios all see the data set as filled.
+        Scenario("message_post", "POST", BASE + "{id}/messages/",
+                 # an internal note: staff may add one to any request (a reply needs the
+                 # request to be theirs or open)
+                 json.dumps({"content": "Проверили, ждём ответа.", "is_internal": True},
+                            ensure_ascii=False),
+                 expect_status=201),
         Scenario("create", "POST", BASE, create_body, expect_status=201),
     ]
 
@@ -104,6 +112,8 @@ class Result:
     p99_ms: float
     cpu_ms_per_req: float
     target_ms: float
+    db_cpu_ms_per_req: float = 0.0
+    rss_mb: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -124,6 +134,53 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of `pid` and every process below it (Sanic's workers when WORKERS > 1)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                raw = (proc / "stat").read_text()
+                ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += cpu_seconds(current)
+        except (OSError, ValueError):
+            pass
+        todo.extend(children.get(current, []))
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` in MB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def db_cpu_seconds(dbname: str) -> float:
+    """utime + stime of every PostgreSQL backend serving `dbname` (process titles read
+    "postgres: <user> <db> <client> <state>"), so the database's CPU per request is
+    measured next to the API's. The pools keep their connections for the whole run."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if title.startswith("postgres: ") and f" {dbname} " in title:
+                total += cpu_seconds(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -137,7 +194,7 @@ def http(base: str, token: str, method: str, path: str, body: str | None = None)
         return resp.status, json.loads(resp.read() or b"null")
 
 
-def start_server(database_url: str, port: int, raw: bool = False) -> subprocess.Popen:
+def start_server(database_url: str, port: int, raw: bool = False, workers: int = 1) -> subprocess.Popen:
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
@@ -146,6 +203,12 @@ def start_server(database_url: str, port: int, raw: bool = False) -> subprocess.
     })
     if raw:
         return subprocess.Popen([sys.executable, "-m", "bench.raw_server"], cwd=ROOT, env=env)
+    if workers > 1:
+        # As deployed: `helpdesk api` with WORKERS=n (Sanic's worker manager; events and
+        # WebSocket fan-out through Redis, REDIS_URL from the environment).
+        env["WORKERS"] = str(workers)
+        env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+        return subprocess.Popen([sys.executable, "-m", "core.cli", "api"], cwd=ROOT, env=env)
     return subprocess.Popen([sys.executable, "-c", SERVER_CODE], cwd=ROOT, env=env)
 
 
@@ -332,9 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--user", default="bench_admin1", help="staff user whose token is used")
     parser.add_argument("--json", dest="json_out", default="", help="write results here")
+    parser.add_argument("--pair", action="store_true",
+                        help="run the API and bench/raw_server.py side by side: each scenario "
+                             "on one, then on the other, and print the CPU ratios")
+    parser.add_argument("--repeat", type=int, default=1, help="run the scenario list N times")
+    parser.add_argument("--workers", type=int, default=1, help="API worker processes")
     parser.add_argument("--raw", action="store_true",
                         help="drive bench/raw_server.py (hand-written SQL) instead of the API; "
-                             "use with --only detail,messages,stats,create")
+                             "it answers every scenario")
     args = parser.parse_args(argv)
 
     client = args.client
@@ -350,56 +418,89 @@ def main(argv: list[str] | None = None) -> int:
         scs = [s for s in scs if s.name in wanted]
 
     database_url = args.database_url.replace("postgresql://", "postgres://", 1)
+    dbname = database_url.rsplit("/", 1)[1].split("?")[0]
     max_id = max_request_id(database_url)
     if max_id == 0:
         sys.exit("the bench database is empty: run python -m bench.fill_pg first")
     token = bench_token(args.user)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     load_before = load_average()
-    proc = start_server(database_url, port, raw=args.raw)
+    kinds = ["api", "raw"] if args.pair else ["raw" if args.raw else "api"]
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
     results: list[Result] = []
     try:
-        wait_ready(base, token, proc)
-        print(f"API pid {proc.pid} on {base}; client {client}, {args.connections} connections, "
-              f"{args.duration:g} s per scenario; load average {load_before}", flush=True)
-        preflight(base, token, scs, max_id)
+        for kind in kinds:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            proc = start_server(database_url, port, raw=kind == "raw", workers=args.workers)
+            servers[kind] = (proc, base)
+            wait_ready(base, token, proc)
+            print(f"{kind} pid {proc.pid} on {base}; client {client}, {args.connections} "
+                  f"connections, {args.duration:g} s per scenario; load average {load_before}",
+                  flush=True)
+            preflight(base, token, scs, max_id)
         with tempfile.TemporaryDirectory() as tmp:
-            for sc in scs:
-                if args.warmup > 0:
-                    runner(base, token, sc, max_id, args.warmup, args.connections, args.threads,
-                           Path(tmp))
-                cpu0 = cpu_seconds(proc.pid)
-                r = runner(base, token, sc, max_id, args.duration, args.connections,
-                           args.threads, Path(tmp))
-                cpu1 = cpu_seconds(proc.pid)
-                n = max(1, r["requests"])
-                res = Result(
-                    scenario=sc.name, requests=r["requests"], errors=r["errors"],
-                    seconds=round(r["seconds"], 2), rps=round(r["requests"] / r["seconds"], 1),
-                    p50_ms=round(r["p50"], 2), p95_ms=round(r["p95"], 2), p99_ms=round(r["p99"], 2),
-                    cpu_ms_per_req=round((cpu1 - cpu0) * 1000 / n, 2),
-                    target_ms=TARGET_MS.get(sc.name, DEFAULT_TARGET_MS),
-                )
-                results.append(res)
-                print(f"  {res.scenario:<26} done: {res.rps:8.1f} req/s p95 {res.p95_ms:.1f} ms",
-                      flush=True)
+            for _ in range(args.repeat):
+                for sc in scs:
+                    for kind in kinds:
+                        proc, base = servers[kind]
+                        if args.warmup > 0:
+                            runner(base, token, sc, max_id, args.warmup, args.connections,
+                                   args.threads, Path(tmp))
+                        cpu0, db0 = tree_cpu_seconds(proc.pid), db_cpu_seconds(dbname)
+                        r = runner(base, token, sc, max_id, args.duration, args.connections,
+                                   args.threads, Path(tmp))
+                        cpu1, db1 = tree_cpu_seconds(proc.pid), db_cpu_seconds(dbname)
+                        n = max(1, r["requests"])
+                        name = sc.name if len(kinds) == 1 else f"{sc.name}:{kind}"
+                        res = Result(
+                            scenario=name, requests=r["requests"], errors=r["errors"],
+                            seconds=round(r["seconds"], 2),
+                            rps=round(r["requests"] / r["seconds"], 1),
+                            p50_ms=round(r["p50"], 2), p95_ms=round(r["p95"], 2),
+                            p99_ms=round(r["p99"], 2),
+                            cpu_ms_per_req=round((cpu1 - cpu0) * 1000 / n, 3),
+                            target_ms=TARGET_MS.get(sc.name, DEFAULT_TARGET_MS),
+                            db_cpu_ms_per_req=round((db1 - db0) * 1000 / n, 3),
+                            rss_mb=rss_mb(proc.pid),
+                        )
+                        results.append(res)
+                        print(f"  {res.scenario:<30} done: {res.rps:8.1f} req/s p95 "
+                              f"{res.p95_ms:.1f} ms CPU {res.cpu_ms_per_req:.2f} "
+                              f"DB {res.db_cpu_ms_per_req:.2f} RSS {res.rss_mb:.0f} MB", flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc, _ in servers.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     load_after = load_average()
 
     print()
-    print("| scenario | req/s | p50 ms | p95 ms | p99 ms | CPU ms/req | errors | p95 target |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| scenario | req/s | p50 ms | p95 ms | p99 ms | CPU ms/req | DB CPU ms/req | errors "
+          "| p95 target |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         mark = "ok" if r.ok else "MISSED"
         print(f"| {r.scenario} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.p99_ms:.1f} "
-              f"| {r.cpu_ms_per_req:.2f} | {r.errors} | < {r.target_ms:g} ms {mark} |")
+              f"| {r.cpu_ms_per_req:.2f} | {r.db_cpu_ms_per_req:.2f} | {r.errors} "
+              f"| < {r.target_ms:g} ms {mark} |")
     print(f"\nload average before {load_before}, after {load_after}")
+    if args.pair:
+        print()
+        print("| scenario | API CPU ms/req | raw CPU ms/req | ratio | API DB CPU ms/req "
+              "| raw DB CPU ms/req | DB ratio |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        def median(name: str, attr: str) -> float:
+            values = sorted(getattr(r, attr) for r in results if r.scenario == name)
+            return values[len(values) // 2]
+
+        for sc in scs:
+            api_name, raw_name = f"{sc.name}:api", f"{sc.name}:raw"
+            a, r_ = median(api_name, "cpu_ms_per_req"), median(raw_name, "cpu_ms_per_req")
+            da, dr = median(api_name, "db_cpu_ms_per_req"), median(raw_name, "db_cpu_ms_per_req")
+            print(f"| {sc.name} | {a:.2f} | {r_:.2f} | {a / r_ if r_ else 0:.2f} | {da:.2f} "
+                  f"| {dr:.2f} | {da / dr if dr else 0:.2f} |")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({
             "client": client, "connections": args.connections, "duration": args.duration,

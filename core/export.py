@@ -25,7 +25,7 @@ from typing import Any
 from tortoise.expressions import Q
 
 from core.permissions import require_staff
-from core.requests import RequestFilters, _conditions, _filtered
+from core.queries import RequestFilters, conditions, filtered
 from core.serializers import dt
 from db.models import User
 
@@ -66,7 +66,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def check(actor: User, filters: RequestFilters) -> None:
     """Refuse before anything is streamed: staff only, valid filters (ValidationFailed)."""
     require_staff(actor)
-    _conditions(actor, filters)
+    conditions(actor, filters)
 
 
 async def export_rows(
@@ -76,7 +76,7 @@ async def export_rows(
     check(actor, filters)
     last: tuple[datetime, int] | None = None
     while True:
-        qs = _filtered(actor, filters)
+        qs = filtered(actor, filters)
         if last is not None:
             created, ident = last
             qs = qs.filter(created_at__lte=created).filter(Q(created_at__lt=created) | Q(id__lt=ident))

@@ -13,13 +13,29 @@ log = logging.getLogger("helpdesk.db")
 MODELS = ["db.models"]
 
 
+async def _keep_session(con: Any) -> None:
+    """asyncpg pool release hook (PostgreSQL). asyncpg has already rolled back a transaction
+    left open; its default reset would add one more round trip after EVERY query (Tortoise
+    takes a pool connection per statement): `SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`. The desk keeps no session state on pooled connections: no SET,
+    LISTEN, advisory lock or cursor (events fan out through Redis, core.bus), so there is
+    nothing to reset. Code that ever needs session state must use a transaction-local form
+    (SET LOCAL, pg_advisory_xact_lock). See docs/performance.md."""
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
+    connection: Any = database_url
     if database_url.startswith("sqlite://"):
         path = database_url[len("sqlite://") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    elif database_url.startswith(("postgres://", "postgresql://")):
+        from tortoise.backends.base.config_generator import expand_db_url
+
+        connection = expand_db_url(database_url)
+        connection["credentials"]["reset"] = _keep_session
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODELS,

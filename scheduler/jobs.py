@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import Q, RawSQL
 
 from core import requests as svc
 from core.clock import as_utc
@@ -184,18 +185,52 @@ async def unclaim_reminders(claims: list[tuple[int, str]]) -> None:
         await ReminderLog.filter(request_id=request_id, kind=kind).delete()
 
 
+# At most this many waiting requests are read per run (oldest first); the rest wait for the
+# next run. With the "already done" conditions below a run reads only what it will act on,
+# so this bounds time and memory after a backlog (say a first start on a large table).
+WAITING_BATCH = 500
+
+
+def _logged_since_open(kind_prefix: str) -> RawSQL:
+    """Whether this opening's reminder of a kind was claimed: the reminder_log row whose
+    kind is `kind_prefix` + the opening time in epoch seconds (remind_kind, escalate_kind)."""
+    table = CustomerRequest._meta.db_table
+    opened = f'COALESCE("{table}"."status_changed_at", "{table}"."created_at")'
+    if connections.get("default").capabilities.dialect == "postgres":
+        epoch = f"FLOOR(EXTRACT(EPOCH FROM {opened}))::BIGINT::TEXT"
+    else:
+        epoch = f"CAST(CAST(strftime('%s', {opened}) AS INTEGER) AS TEXT)"
+    return RawSQL(
+        f'EXISTS (SELECT 1 FROM "{ReminderLog._meta.db_table}" l WHERE l."request_id" = '
+        f"\"{table}\".\"id\" AND l.\"kind\" = '{kind_prefix}' || {epoch})"
+    )
+
+
 async def _waiting_requests(now: datetime) -> list[CustomerRequest]:
+    """Open, unassigned requests that still need a reminder (past their priority's
+    threshold, not reminded since they opened) or an escalation (past twice the threshold,
+    not escalated since), oldest first, at most WAITING_BATCH: never every overdue row."""
     condition = Q()
     for prio in PRIORITIES:
-        cutoff = now - svc.overdue_after(prio)
-        waited = Q(status_changed_at__lte=cutoff) | Q(
-            status_changed_at__isnull=True, created_at__lte=cutoff
+        after = svc.overdue_after(prio)
+
+        def waited(cutoff: datetime) -> Q:
+            return Q(status_changed_at__lte=cutoff) | Q(
+                status_changed_at__isnull=True, created_at__lte=cutoff
+            )
+
+        condition |= Q(priority=prio) & (
+            (waited(now - after) & Q(reminded=False))
+            | (waited(now - 2 * after) & Q(escalated=False))
         )
-        condition |= Q(priority=prio) & waited
     return (
         await CustomerRequest.filter(status=Status.open, assigned_admin_id__isnull=True)
+        .annotate(
+            reminded=_logged_since_open("remind:1:"), escalated=_logged_since_open("escalate:")
+        )
         .filter(condition)
         .order_by("created_at", "id")
+        .limit(WAITING_BATCH)
         .select_related("customer")
     )
 

@@ -450,3 +450,37 @@ async def test_housekeeping_keeps_events_a_consumer_has_not_passed(settings, mak
     await Cursor.create(name="telegram-relay", position=0)
     await run_housekeeping(settings, datetime.now(UTC))
     assert await Event.all().count() == 1
+
+
+async def test_reminders_read_only_what_needs_action_and_a_bounded_batch(
+    tg_settings, make_user, monkeypatch
+):
+    """A run never loads every overdue request: handled ones (reminded, and not yet due
+    for escalation; or escalated) are left out by the query, and at most WAITING_BATCH
+    are read per run, oldest first; the rest come on the next runs."""
+    from scheduler import jobs
+
+    monkeypatch.setattr(jobs, "WAITING_BATCH", 3)
+    customer = await make_user("customer")
+    medium = svc.overdue_after("medium")
+    reqs = [
+        await make_request(customer, created=NOW - medium - timedelta(minutes=i + 1))
+        for i in range(5)
+    ]
+    oldest_first = [r.id for r in reversed(reqs)]
+    first = await jobs._waiting_requests(NOW)
+    assert [r.id for r in first] == oldest_first[:3]
+    for r in first:
+        assert await jobs.claim_reminder(r.id, jobs.remind_kind(r))
+    second = await jobs._waiting_requests(NOW)
+    assert [r.id for r in second] == oldest_first[3:]
+    for r in second:
+        assert await jobs.claim_reminder(r.id, jobs.remind_kind(r))
+    assert await jobs._waiting_requests(NOW) == []
+    # past twice the threshold they are read again, for the escalation, until escalated
+    later = NOW + medium
+    due = await jobs._waiting_requests(later)
+    assert [r.id for r in due] == oldest_first[:3]
+    for r in await jobs._waiting_requests(later):
+        assert await jobs.claim_reminder(r.id, jobs.escalate_kind(r))
+    assert [r.id for r in await jobs._waiting_requests(later)] == oldest_first[3:]

@@ -5,7 +5,7 @@ A list page is `WHERE <filters> ORDER BY created_at DESC, id DESC LIMIT 20 OFFSE
 planner either sorts or walks the created_at index and throws most rows away (page 50 of
 category=billing: 12 ms; of status=open&priority=high: 13 ms, at 100,000 requests), and
 two filters (status + priority, status + category) had no index at all. With these, the
-capped count and the page's ids (core.requests._pg_page) are index-only scans that read
+capped count and the page's ids (core.pg_queries.page) are index-only scans that read
 only matching entries, in order (0.3-0.9 ms). See docs/performance.md.
 
 Built without CONCURRENTLY (migrations run in a transaction): on a very large table,

@@ -1,0 +1,272 @@
+"""PostgreSQL read paths: request pages, single requests, threads and exact counts.
+
+Chosen by core.queries when the database is PostgreSQL. Rows become model instances through
+the executor Tortoise's own queries use (`models`: the client's `executor_class`, what
+`Model.raw()` calls) and the related users through one more query; relations are attached
+with the models' own setters, so callers get exactly what `select_related` gives. Hand-written SQL instead of the ORM's query builder
+because the builder rebuilds a 50-column join on every call (about half the CPU of a list
+page, docs/performance.md).
+
+List filters are SQL literals, not $n parameters: asyncpg prepares and caches statements,
+and after five runs PostgreSQL may switch a prepared statement to one generic plan for
+every value. One plan cannot suit both a search matching 500 rows (trigram bitmap) and one
+matching 86,000 (walk created_at, stop at 20), nor status 'open' (15%) and 'closed' (55%).
+Every such value is an int, a validated enum value or a string escaped by `literal`.
+Lookups by id (a request, its users, a thread) have one plan for every value: those are
+parameters, so their statements are prepared once per connection.
+
+Counts are exact. Without search and without a customer they come from `request_counts`
+(migration 0014_counts): one row per (status, priority, category, assignee) kept exact by
+triggers in the same transaction as every insert, update, delete and truncate of
+`customer_requests`, so a count reads at most a few hundred rows whatever the table size.
+With a customer (at most that customer's requests) or a search, COUNT(*) over the matches.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from db.models import CustomerRequest, RequestMessage, User
+
+REQUESTS = CustomerRequest._meta.db_table
+USERS = User._meta.db_table
+MESSAGES = RequestMessage._meta.db_table
+
+USERS_SQL = f'SELECT * FROM "{USERS}" WHERE "id" = ANY($1::int[])'
+BY_IDS_SQL = f'SELECT * FROM "{REQUESTS}" WHERE "id" = ANY($1::int[]) ORDER BY "created_at" DESC, "id" DESC'
+
+# Matches collected at once by a search page; more than this and the page walks the
+# created_at order instead (see page_with_search).
+SEARCH_COLLECT = 1000
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def literal(value: Any) -> str:
+    """A PostgreSQL literal for an int or a string (E'' string: quotes and backslashes
+    escaped, so it is safe whatever standard_conforming_strings says)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"unsupported literal {value!r}")
+    if isinstance(value, int) and not isinstance(value, Enum):
+        return str(int(value))
+    text = str(value.value if isinstance(value, Enum) else value).replace("\x00", "")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def where(conds: list[tuple[str, str, Any]], alias: str = "") -> str:
+    """` WHERE ...` for the filters (column, op, value) of core.queries.conditions."""
+    prefix = f"{alias}." if alias else ""
+    parts: list[str] = []
+    for column, op, value in conds:
+        if op == "null":
+            parts.append(f'{prefix}"{column}" IS NULL')
+        elif op == "contains":
+            pattern = literal(f"%{escape_like(value)}%")
+            parts.append(f"{prefix}\"{column}\" LIKE {pattern} ESCAPE E'\\\\'")
+        else:
+            parts.append(f'{prefix}"{column}" = {literal(value)}')
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def _sort(unassigned_first: bool = False, alias: str = "") -> str:
+    """The list order: newest first; false sorts before true, so "assigned IS NOT NULL"
+    puts the unassigned first."""
+    p = f"{alias}." if alias else ""
+    first = f'{p}"assigned_admin_id" IS NOT NULL, ' if unassigned_first else ""
+    return f'ORDER BY {first}{p}"created_at" DESC, {p}"id" DESC'
+
+
+def _order(offset: int, limit: int, unassigned_first: bool = False) -> str:
+    return f"{_sort(unassigned_first)} LIMIT {int(limit)} OFFSET {int(offset)}"
+
+
+async def models(
+    model: Any, db: Any, sql: str, values: list[Any] | None = None,
+    custom_fields: list[str] | None = None,
+) -> list[Any]:
+    """The rows of `sql` as `model` instances, built by the executor the ORM's own queries
+    use (the client's public `executor_class`), so that values can be $n parameters: a
+    statement that does not depend on a plan-sensitive value keeps one text and is
+    prepared once per connection (asyncpg's statement cache)."""
+    return await db.executor_class(model=model, db=db).execute_select(
+        sql, values or [], custom_fields=custom_fields
+    )
+
+
+async def _with_users(requests: list[CustomerRequest], db: Any) -> list[CustomerRequest]:
+    """Attach customer and assigned admin (one query for every user of the page)."""
+    ids = {r.customer_id for r in requests} | {
+        r.assigned_admin_id for r in requests if r.assigned_admin_id is not None
+    }
+    users: dict[int, User] = {}
+    if ids:
+        for u in await models(User, db, USERS_SQL, [sorted(ids)]):
+            users[u.id] = u
+    for r in requests:
+        r.customer = users.get(r.customer_id)
+        r.assigned_admin = users.get(r.assigned_admin_id) if r.assigned_admin_id else None
+    return requests
+
+
+async def requests_by_ids(db: Any, ids: list[int]) -> list[CustomerRequest]:
+    """These requests (newest first) with customer and assigned admin."""
+    if not ids:
+        return []
+    rows = await models(CustomerRequest, db, BY_IDS_SQL, [[int(i) for i in ids]])
+    return await _with_users(rows, db)
+
+
+async def page(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool = False,
+) -> list[CustomerRequest]:
+    """One page, newest first. The page's ids are found first (an index-only scan where an
+    index covers the filters, the order and the id: migration 0003), then only those rows
+    are read, so a deep OFFSET skips index entries instead of table rows."""
+    rows = await models(
+        CustomerRequest, db,
+        f'SELECT r.* FROM (SELECT "id" FROM "{REQUESTS}"{where(conds)} '
+        f"{_order(offset, limit, unassigned_first)}) p "
+        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_sort(unassigned_first, "r")}',
+    )
+    return await _with_users(rows, db)
+
+
+async def search_page(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool = False,
+) -> tuple[int, list[CustomerRequest] | None]:
+    """(exact count, page) for a search; page None when the caller must fetch it with
+    `page` (more than SEARCH_COLLECT matches).
+
+    Up to SEARCH_COLLECT + 1 matches are collected once through the trigram index,
+    counted and sorted in memory: walking created_at until 20 matches costs a full table
+    walk when matches are rare, and LIKE estimates are too rough to choose. Beyond that
+    the matches are counted exactly (COUNT(*): the trigram bitmap or a scan, whichever
+    the planner prefers) and the page walks the created_at order.
+    """
+    ids_sql = (
+        f'WITH m AS MATERIALIZED (SELECT "id", "created_at", "assigned_admin_id" FROM '
+        f'"{REQUESTS}"{where(conds)} LIMIT {SEARCH_COLLECT + 1}) '
+        f'SELECT (SELECT COUNT(*) FROM m) AS n, p."id", '
+        f'(SELECT "v" FROM "request_counts_version") AS v FROM (SELECT 1) one LEFT JOIN '
+        f'(SELECT "id" FROM m {_order(offset, limit, unassigned_first)}) p ON TRUE'
+    )
+    _, records = await db.execute_query(ids_sql)
+    total = int(records[0][0])
+    if total <= SEARCH_COLLECT:
+        ids = [r[1] for r in records if r[1] is not None]
+        found = {r.id: r for r in await requests_by_ids(db, ids)}
+        return total, [found[i] for i in ids if i in found]
+    return await broad_count(db, conds, records[0][2]), None
+
+
+# Broad searches' counts: {database + WHERE: (version, count)}, the most recent BROAD_CACHE of them.
+BROAD_CACHE = 256
+_broad: dict[str, tuple[int, int]] = {}
+
+
+async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int | None) -> int:
+    """The exact count of a search with more than SEARCH_COLLECT matches.
+
+    COUNT(*) reads every match (one pass over the table for a word most requests contain).
+    The result is kept with the value of `request_counts_version` read in the same
+    statement (the same snapshot), and reused when a later search's first statement reads
+    the same version. The version changes in the same transaction as anything that can
+    change what a search matches (migration 0014_counts), so a reused count is exact. A
+    broad search therefore costs one pass per change of the data, per worker, not per page.
+    """
+    cond = where(conds)
+    key = f"{getattr(db, 'host', '')}:{getattr(db, 'port', '')}/{getattr(db, 'database', '')}{cond}"
+    kept = _broad.get(key)
+    if version is not None and kept is not None and kept[0] == version:
+        return kept[1]
+    _, rows = await db.execute_query(
+        f'SELECT (SELECT "v" FROM "request_counts_version"), COUNT(*) FROM "{REQUESTS}"{cond}'
+    )
+    n = int(rows[0][1])
+    if rows[0][0] is None:
+        return n
+    version = int(rows[0][0])
+    _broad.pop(key, None)
+    while len(_broad) >= BROAD_CACHE:
+        _broad.pop(next(iter(_broad)))
+    _broad[key] = (version, n)
+    return n
+
+
+def _count_sql(conds: list[tuple[str, str, Any]]) -> str:
+    """A statement (or scalar subquery) giving the exact number of matching requests:
+    a sum over the counters unless a customer or a search is among the filters."""
+    columns = {column for column, _, _ in conds}
+    if not columns & {"customer_id", "search_text"}:
+        parts = []
+        for column, op, value in conds:
+            if column == "assigned_admin_id":
+                parts.append(f'"assignee_id" = {0 if op == "null" else literal(int(value))}')
+            else:
+                parts.append(f'"{column}" = {literal(value)}')
+        cond = (" WHERE " + " AND ".join(parts)) if parts else ""
+        return f'SELECT COALESCE(SUM("n"), 0)::bigint FROM "request_counts"{cond}'
+    return f'SELECT COUNT(*) FROM "{REQUESTS}"{where(conds)}'
+
+
+async def count(db: Any, conds: list[tuple[str, str, Any]]) -> int:
+    """The exact number of requests matching the filters."""
+    _, rows = await db.execute_query(_count_sql(conds))
+    return int(rows[0][0])
+
+
+async def count_and_page(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool = False,
+) -> tuple[int, list[CustomerRequest]]:
+    """(exact count, the page) without search: both in one statement (one snapshot), the
+    count as a column of every row; only an empty page asks for the count again."""
+    rows = await models(
+        CustomerRequest, db,
+        f'SELECT r.*, ({_count_sql(conds)}) AS "total_" FROM (SELECT "id" FROM '
+        f'"{REQUESTS}"{where(conds)} {_order(offset, limit, unassigned_first)}) p '
+        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_sort(unassigned_first, "r")}',
+        custom_fields=["total_"],
+    )
+    if not rows:
+        return await count(db, conds), []
+    total = int(rows[0].total_)
+    for r in rows:
+        del r.total_
+    return total, await _with_users(rows, db)
+
+
+async def status_counts(db: Any) -> dict[str, int]:
+    """Requests per status, from the counters."""
+    _, rows = await db.execute_query(
+        'SELECT "status", SUM("n") FROM "request_counts" GROUP BY "status"'
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def messages(
+    db: Any, request_id: int, internal: bool, after_id: int = 0, limit: int | None = None
+) -> list[RequestMessage]:
+    """A thread, oldest first, with senders (two queries: messages, their senders)."""
+    # One text per (internal?) shape: the id, the cursor and the limit are parameters.
+    cond = '"request_id" = $1 AND NOT "is_deleted" AND "id" > $2'
+    if not internal:
+        cond += ' AND NOT "is_internal"'
+    rows = await models(
+        RequestMessage, db,
+        f'SELECT * FROM "{MESSAGES}" WHERE {cond} ORDER BY "created_at", "id" LIMIT $3',
+        [int(request_id), int(after_id or 0), int(limit) if limit else None],
+    )
+    ids = {m.sender_id for m in rows}
+    users: dict[int, User] = {}
+    if ids:
+        for u in await models(User, db, USERS_SQL, [sorted(ids)]):
+            users[u.id] = u
+    for m in rows:
+        m.sender = users[m.sender_id]
+    return rows

@@ -1,0 +1,303 @@
+"""Request reads: one request, list pages with exact counts, threads, stats.
+
+The write side (core.requests) loads through `load_request` too. On PostgreSQL the list,
+detail and thread paths run core.pg_queries (hand-written SQL, models built by
+`Model.raw`); elsewhere (SQLite) the ORM. The choice is made once per database connection
+(`_pg`). Both build their filters from `conditions`, so they never disagree about what a
+filter means. Counts are exact everywhere (SPEC "Lists at scale"; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise import connections
+from tortoise.expressions import Q, RawSQL
+from tortoise.functions import Count
+
+from core import pg_queries, runtime, staff_stats
+from core.errors import NotFound, ValidationFailed
+from core.permissions import can_see_internal, can_view_request, is_staff
+from core.texts import t
+from db.models import Category, CustomerRequest, Priority, RequestMessage, Status, User
+
+PAGE_SIZE = 20
+
+_dialects: dict[int, bool] = {}
+
+
+def _pg(db: Any) -> bool:
+    """Whether `db` is PostgreSQL (decided once per connection client)."""
+    key = id(db)
+    found = _dialects.get(key)
+    if found is None:
+        found = _dialects[key] = db.capabilities.dialect == "postgres"
+    return found
+
+
+async def load_request(request_id: int, using_db: Any = None) -> CustomerRequest:
+    """The request with its customer and assigned admin; NotFound if there is none."""
+    db = using_db or connections.get("default")
+    if _pg(db):
+        rows = await pg_queries.requests_by_ids(db, [int(request_id)])
+        req = rows[0] if rows else None
+    else:
+        req = (
+            await CustomerRequest.filter(id=request_id)
+            .using_db(using_db)
+            .select_related("customer", "assigned_admin")
+            .first()
+        )
+    if req is None:
+        raise NotFound(t("err_not_found"))
+    return req
+
+
+async def get_request(actor: User, request_id: int) -> CustomerRequest:
+    """The request if `actor` may see it; NotFound otherwise (ids never leak existence)."""
+    req = await load_request(request_id)
+    if not can_view_request(actor, req):
+        raise NotFound(t("err_not_found", actor.language))
+    return req
+
+
+@dataclass
+class RequestFilters:
+    status: str | None = None
+    priority: str | None = None
+    category: str | None = None
+    search: str | None = None
+    assigned_admin_id: int | None = None
+    unassigned: bool = False
+    customer_id: int | None = None
+    # Order: unassigned requests first, then the rest (each newest first). The staff
+    # console's "unassigned first"; REST `?unassigned_first=1`.
+    unassigned_first: bool = False
+
+
+def _validate_filters(f: RequestFilters) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, enum in (("status", Status), ("priority", Priority), ("category", Category)):
+        value = getattr(f, name)
+        if value is not None and value not in enum.__members__:
+            errors[name] = [t("err_select_choice", value=value)]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def conditions(actor: User, f: RequestFilters) -> list[tuple[str, str, Any]]:
+    """The list filters as (column, operator, value): operator is "=", "null" or "contains".
+
+    Both the ORM query (`filtered`) and PostgreSQL's hand-written queries are built from
+    these, so the two can never disagree about what a filter means.
+    """
+    _validate_filters(f)
+    conds: list[tuple[str, str, Any]] = []
+    if not is_staff(actor):
+        conds.append(("customer_id", "=", actor.id))
+    elif f.customer_id is not None:
+        conds.append(("customer_id", "=", f.customer_id))
+    for name in ("status", "priority", "category"):
+        value = getattr(f, name)
+        if value:
+            conds.append((name, "=", value))
+    if f.assigned_admin_id is not None:
+        conds.append(("assigned_admin_id", "=", f.assigned_admin_id))
+    if f.unassigned:
+        conds.append(("assigned_admin_id", "null", None))
+    if f.search and f.search.strip():
+        conds.append(("search_text", "contains", f.search.strip().lower()))
+    return conds
+
+
+def filtered(actor: User, f: RequestFilters):
+    """The ORM queryset of the requests `actor` may list with filters `f` (unordered)."""
+    qs = CustomerRequest.all()
+    for column, op, value in conditions(actor, f):
+        if op == "=":
+            qs = qs.filter(**{column: value})
+        elif op == "null":
+            qs = qs.filter(**{f"{column}__isnull": True})
+        else:
+            qs = qs.filter(**{f"{column}__contains": value})
+    return qs
+
+
+def _past_end(page: int, offset: int, total: int) -> None:
+    if page > 1 and offset >= total:
+        raise NotFound(t("err_bad_page"))
+
+
+async def list_requests(
+    actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE
+) -> tuple[int, list[CustomerRequest]]:
+    """One page, newest first (created_at, then id), and the exact total count; with
+    `filters.unassigned_first` the unassigned requests come before the rest. NotFound for
+    a page before the first or past the last, so every page up to ceil(count / size)
+    exists. A constant number of queries whatever the page or data size (at most 4;
+    2 for a page without search on PostgreSQL)."""
+    if page < 1:
+        raise NotFound(t("err_bad_page"))
+    conds = conditions(actor, filters)
+    offset = (page - 1) * page_size
+    db = connections.get("default")
+    if _pg(db):
+        if any(op == "contains" for _, op, _ in conds):
+            total, rows = await pg_queries.search_page(
+                db, conds, offset, page_size, filters.unassigned_first
+            )
+            _past_end(page, offset, total)
+            if rows is None:
+                rows = await pg_queries.page(db, conds, offset, page_size, filters.unassigned_first)
+            return total, rows
+        total, rows = await pg_queries.count_and_page(
+            db, conds, offset, page_size, filters.unassigned_first
+        )
+        _past_end(page, offset, total)
+        return total, rows
+    qs = filtered(actor, filters)
+    total = await qs.count()
+    _past_end(page, offset, total)
+    order = ("-created_at", "-id")
+    if filters.unassigned_first:
+        qs = qs.annotate(_assigned=RawSQL('"assigned_admin_id" IS NOT NULL'))
+        order = ("_assigned", *order)
+    rows = await (
+        qs.order_by(*order).offset(offset).limit(page_size).select_related("customer", "assigned_admin")
+    )
+    return total, list(rows)
+
+
+async def list_messages(
+    actor: User, request_id: int, *, after_id: int = 0, limit: int | None = None
+) -> list[RequestMessage]:
+    """Oldest first, with senders; customers never see internal notes; deleted messages
+    (core.message_edits) are left out. `after_id` and `limit` fetch only what a page that
+    polls has not shown yet."""
+    req = await get_request(actor, request_id)
+    internal = can_see_internal(actor)
+    db = connections.get("default")
+    if _pg(db):
+        return await pg_queries.messages(db, req.id, internal, after_id, limit)
+    qs = RequestMessage.filter(request_id=req.id, is_deleted=False)
+    if not internal:
+        qs = qs.filter(is_internal=False)
+    if after_id:
+        qs = qs.filter(id__gt=after_id)
+    qs = qs.order_by("created_at", "id").select_related("sender")
+    return await (qs.limit(limit) if limit else qs)
+
+
+class _SharedRun:
+    """Concurrent callers share one run of a query, without ever getting a stale answer.
+
+    A caller that arrives while no run is in flight starts one. Callers that arrive while
+    a run is in flight wait for it to end and then share the next run (started once for
+    all of them). So every caller gets a result computed entirely after it called, and a
+    process runs at most one such query at a time, however many clients ask at once.
+    """
+
+    def __init__(self) -> None:
+        self._running: asyncio.Future[Any] | None = None
+        self._next: asyncio.Future[Any] | None = None
+
+    async def __call__(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        loop = asyncio.get_running_loop()
+        for fut in (self._running, self._next):
+            if fut is not None and fut.get_loop() is not loop:  # left over from another loop
+                self._running = self._next = None
+        fut = self._next
+        if fut is None:
+            if self._running is None:
+                fut = self._running = asyncio.ensure_future(fn())
+                fut.add_done_callback(self._finished)
+            else:
+                fut = self._next = asyncio.ensure_future(self._after(self._running, fn))
+        return await asyncio.shield(fut)
+
+    async def _after(self, previous: asyncio.Future[Any], fn: Callable[[], Awaitable[Any]]) -> Any:
+        await asyncio.wait([previous])
+        me = asyncio.current_task()
+        self._running, self._next = me, None
+        if me is not None:
+            me.add_done_callback(self._finished)
+        return await fn()
+
+    def _finished(self, fut: asyncio.Future[Any]) -> None:
+        if self._running is fut:
+            self._running = None
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a failure is raised to the callers, never logged twice
+
+
+_stats_runs: dict[str, _SharedRun] = {}
+
+
+async def _stats_counts(today_start: datetime) -> tuple[int, int, int, int, int]:
+    """(open, in_progress, completed, closed, completed since today_start): two small reads
+    on PostgreSQL (the status counters, and today's completions over the (status,
+    status_changed_at) index), one aggregate elsewhere."""
+    db = connections.get("default")
+    if _pg(db):
+        per_status = await pg_queries.status_counts(db)
+        today = await CustomerRequest.filter(
+            status=Status.completed, status_changed_at__gte=today_start
+        ).count()
+        return (
+            per_status.get("open", 0), per_status.get("in_progress", 0),
+            per_status.get("completed", 0), per_status.get("closed", 0), today,
+        )
+    row = (
+        await CustomerRequest.all()
+        .annotate(
+            open_n=Count("id", _filter=Q(status=Status.open)),
+            progress_n=Count("id", _filter=Q(status=Status.in_progress)),
+            completed_n=Count("id", _filter=Q(status=Status.completed)),
+            closed_n=Count("id", _filter=Q(status=Status.closed)),
+            today_n=Count(
+                "id", _filter=Q(status=Status.completed, status_changed_at__gte=today_start)
+            ),
+        )
+        .first()
+        .values("open_n", "progress_n", "completed_n", "closed_n", "today_n")
+    )
+    return tuple(  # type: ignore[return-value]
+        row[k] or 0 for k in ("open_n", "progress_n", "completed_n", "closed_n", "today_n")
+    )
+
+
+async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """The seed's stats in one aggregate query, plus `csat_average` and `csat_responses`
+    (core.csat.summary, one more). completed_today counts requests moved to
+    completed since local midnight (in TZ) of `now` (default: the current time).
+
+    Concurrent calls in one process share a query (see _SharedRun): each result is still
+    computed after its call began, so a caller always sees its own earlier writes.
+    """
+    zone_name = tz or runtime.settings().tz
+    ZoneInfo(zone_name)  # an unknown zone fails here, before any query
+    from core import csat
+
+    async def compute() -> dict[str, Any]:
+        open_n, progress_n, completed_n, closed_n, today_n = await _stats_counts(
+            staff_stats.today_start(zone_name, now)
+        )
+        total = open_n + progress_n + completed_n + closed_n
+        return {
+            "total_requests": total,
+            "open_requests": open_n,
+            "in_progress_requests": progress_n,
+            "completed_today": today_n,
+            "completion_rate": round(completed_n / total * 100, 2) if total else 0,
+            **await csat.summary(),
+        }
+
+    if now is not None:
+        return await compute()
+    run = _stats_runs.setdefault(zone_name, _SharedRun())
+    return dict(await run(compute))
