@@ -33,8 +33,8 @@ from bot.middlewares import (
     OriginMiddleware,
     ProcessedUpdateMiddleware,
 )
-from bot.texts import plain
 from core.settings import Settings
+from telegram_delivery.texts import plain
 
 log = logging.getLogger("helpdesk.bot")
 

@@ -9,19 +9,9 @@ from __future__ import annotations
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.texts import category_label, plain
 from db.models import Category, CustomerRequest
-
-
-class RequestAction(CallbackData, prefix="req"):
-    action: str  # take | done | open
-    id: int
-
-
-def request_callback(action: str, request_id: int) -> str:
-    """A request button's callback data, `req:<action>:<id>`: the one spelling, used by the
-    cards, the summaries, /queue and the scheduler's reminders; `RequestAction` parses it."""
-    return RequestAction(action=action, id=request_id).pack()
+from telegram_delivery.callbacks import RateRequest, RequestAction, request_callback  # noqa: F401
+from telegram_delivery.texts import category_label, plain
 
 
 class LanguageChoice(CallbackData, prefix="lang"):
@@ -120,9 +110,3 @@ def canned_keyboard(items: list, request_id: int) -> InlineKeyboardMarkup | None
     return InlineKeyboardMarkup(inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
-class RateRequest(CallbackData, prefix="rate"):
-    """A customer's 1-5 rating of request `id` (`rate:<id>:<score>`, as telegram_delivery.cards builds
-    the survey buttons the relay sends with the "completed" notice)."""
-
-    id: int
-    score: int

@@ -22,12 +22,12 @@ from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update
 from aiogram.types import User as TgUser
 from tortoise.exceptions import IntegrityError
 
-from bot.texts import lang_of, plain, tr
 from core import i18n
 from core.errors import DomainError, ValidationFailed
 from core.ratelimit import DEFAULT_PREFIX, RateLimiter, build_rate_limiter
 from core.users import customer_for_telegram
 from db.models import ProcessedUpdate, User
+from telegram_delivery.texts import lang_of, plain, tr
 
 log = logging.getLogger("helpdesk.bot")
 

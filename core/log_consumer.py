@@ -28,6 +28,12 @@ from core import events
 from core.backoff import LoopHealth, run_loop
 from db.models import Cursor, Event
 
+# The cursor of each durable consumer of the event log, named once: the consumers use them,
+# and the housekeeping job keeps every event a consumer has not passed yet.
+TELEGRAM_RELAY_CURSOR = "telegram-relay"
+WEBHOOKS_CURSOR = "webhooks"
+MAIL_CURSOR = "mail"
+
 
 async def newest_event_id() -> int:
     row = await Event.all().annotate(top=Max("id")).first().values("top")

@@ -22,7 +22,7 @@ from email.utils import make_msgid
 from typing import Any
 
 from core import events
-from core.log_consumer import EventLogConsumer
+from core.log_consumer import MAIL_CURSOR, EventLogConsumer
 from core.serializers import display_name
 from core.users import EMAIL_VERIFY_DAYS, issue_email_verification
 from db.models import CustomerRequest, Event, MailOutbox, MessageType, Source, User
@@ -31,7 +31,7 @@ from mail.texts import text
 
 log = logging.getLogger("helpdesk.mail.notifier")
 
-CURSOR_NAME = "mail"
+CURSOR_NAME = MAIL_CURSOR
 
 
 def thread_id(request_id: int, domain: str) -> str:

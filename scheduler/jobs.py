@@ -99,7 +99,7 @@ async def send_text(
 def take_buttons(request_ids: list[int], lang: str) -> dict[str, Any]:
     """Inline "Take #id" buttons; callback data `req:take:<id>` is the request cards' format,
     handled by the bot's card buttons wherever they appear."""
-    from bot.keyboards import request_callback  # the format's one spelling
+    from telegram_delivery.callbacks import request_callback  # the format's one spelling
 
     buttons = [
         {"text": f"{st('btn_take', lang)} #{rid}", "callback_data": request_callback("take", rid)}
@@ -460,11 +460,10 @@ async def run_housekeeping(settings: Settings, now: datetime, slot: datetime | N
     from core import audit, login_throttle
     from core.console_sessions import prune_sessions
     from core.events import prune_events
+    from core.log_consumer import MAIL_CURSOR, WEBHOOKS_CURSOR
+    from core.log_consumer import TELEGRAM_RELAY_CURSOR as RELAY_CURSOR
     from db.models import InboundMail, MailOutbox, WebhookDelivery
-    from mail.notifier import CURSOR_NAME as MAIL_CURSOR
     from telegram_delivery.outbox import prune_delivered
-    from telegram_delivery.relay import CURSOR_NAME as RELAY_CURSOR
-    from webhooks.dispatcher import CURSOR_NAME as WEBHOOKS_CURSOR
 
     cutoff = as_utc(now) - LOG_RETENTION
     removed = await lease.prune(as_utc(now) - LEASE_RETENTION)

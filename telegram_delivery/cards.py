@@ -2,7 +2,7 @@
 customer notifications and relayed messages. Pure functions; no aiogram import.
 
 Callback data agreed with the handlers: `req:take:<id>`, `req:done:<id>`, `req:open:<id>`
-(bot.keyboards.request_callback).
+(telegram_delivery.callbacks.request_callback).
 Texts are the `bot.` group of the one catalog, core/locales/<lang>.po (Russian default, English).
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from bot.keyboards import request_callback
-from bot.texts import lang_of, plain
-from bot.texts import tr as text
 from core.texts import CATEGORY_LABELS, PRIORITY_LABELS, STATUS_LABELS
+from telegram_delivery.callbacks import RateRequest, request_callback
+from telegram_delivery.texts import lang_of, plain
+from telegram_delivery.texts import tr as text
 
 DESCRIPTION_LIMIT = 3000  # the card is one message: keep the description within 4,096
 
@@ -183,10 +183,10 @@ SCORES = (1, 2, 3, 4, 5)
 
 def rating_keyboard(request_id: int, chosen: int | None = None) -> dict[str, Any]:
     """The satisfaction survey under a "completed" notice: 1-5, callback `rate:<id>:<n>`
-    (bot.keyboards.RateRequest), the chosen score marked."""
+    (telegram_delivery.callbacks.RateRequest), the chosen score marked."""
     return {
         "inline_keyboard": [[
-            {"text": ("★ " if n == chosen else "") + str(n), "callback_data": f"rate:{request_id}:{n}"}
+            {"text": ("★ " if n == chosen else "") + str(n), "callback_data": RateRequest(id=request_id, score=n).pack()}
             for n in SCORES
         ]]
     }

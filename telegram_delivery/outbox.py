@@ -134,8 +134,8 @@ async def enqueue(
 
 def cut_note(request_id: int | None, lang: str | None = None) -> str:
     """The note that ends a message cut at `MAX_PARTS` (HTML): where the full text is."""
-    from bot.texts import tr
     from core import runtime
+    from telegram_delivery.texts import tr
 
     lang = lang or runtime.settings().language
     if request_id is None:

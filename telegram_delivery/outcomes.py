@@ -121,8 +121,8 @@ class Outcomes:
         self._noted[int(row.request_id)] = now
         if len(self._noted) > 10000:
             self._noted = {k: v for k, v in self._noted.items() if now - v < self.limits.note_interval}
-        from bot.texts import plain
         from core.requests import add_internal_system_note
+        from telegram_delivery.texts import plain
 
         note = plain("note_delivery_failed", self.lang, chat=row.chat_id, error=error[:300], row=row.id)
         try:

@@ -52,6 +52,7 @@ from tortoise.transactions import in_transaction
 
 from core import events
 from core.backoff import LoopHealth, is_outage, run_loop
+from core.log_consumer import TELEGRAM_RELAY_CURSOR
 from db.models import (
     AdminChat,
     Cursor,
@@ -81,7 +82,7 @@ from telegram_delivery.outbox import (
 
 log = logging.getLogger("helpdesk.telegram_delivery.relay")
 
-CURSOR_NAME = "telegram-relay"
+CURSOR_NAME = TELEGRAM_RELAY_CURSOR
 TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.CHAT_MESSAGE,
          events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
 MESSAGE_EVENTS = (events.NEW_MESSAGE, events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
@@ -305,8 +306,8 @@ class Relay:
         log.warning("event %s (%s) parked after %d failed attempts: %s", ev.id, ev.type,
                     attempts, error[:500], exc_info=exc)
         if request_id is not None:
-            from bot.texts import plain
             from core.requests import add_internal_system_note
+            from telegram_delivery.texts import plain
 
             note = plain("note_event_parked", self.group_lang, event=ev.id, type=ev.type,
                          attempts=attempts, error=error[:300])

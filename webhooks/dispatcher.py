@@ -21,13 +21,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from core.log_consumer import EventLogConsumer, newest_event_id
+from core.log_consumer import WEBHOOKS_CURSOR, EventLogConsumer, newest_event_id
 from core.webhooks import DOMAIN_TYPES, RetryPolicy, new_delivery, wants, webhook_event
 from db.models import Event, WebhookDelivery, WebhookSubscription
 
 log = logging.getLogger("helpdesk.webhooks.dispatcher")
 
-CURSOR_NAME = "webhooks"
+CURSOR_NAME = WEBHOOKS_CURSOR
 INSERT_BATCH = 500
 
 

@@ -13,12 +13,12 @@ from bot.handlers.lookup import topic_of
 from bot.handlers.render import not_linked, request_summary, thread_excerpt, topic_link
 from bot.keyboards import RequestAction
 from bot.middlewares import CallbackReply
-from bot.texts import plain, tr
 from core.errors import Conflict
 from core.permissions import require_staff
 from core.requests import complete_request, get_request, list_messages, take_request
 from core.texts import t
 from db.models import User
+from telegram_delivery.texts import plain, tr
 
 
 async def on_take(

@@ -16,7 +16,6 @@ from tortoise.functions import Count
 from bot.handlers.lookup import remember, request_for_group_message
 from bot.handlers.render import not_linked, request_line
 from bot.keyboards import mine_keyboard, queue_keyboard
-from bot.texts import tr
 from core.bans import ban_customer, unban_customer
 from core.chats import bind_telegram_chat
 from core.digest import build_digest_text
@@ -24,6 +23,7 @@ from core.permissions import is_staff, require_staff
 from core.requests import RequestFilters, list_requests, post_message, reassign_request, stats
 from core.users import link_telegram
 from db.models import CustomerRequest, Source, Status, User
+from telegram_delivery.texts import tr
 
 log = logging.getLogger("helpdesk.bot")
 

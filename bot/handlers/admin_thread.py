@@ -10,9 +10,9 @@ from aiogram.types import Message
 from bot.handlers.lookup import InRequestThread, OncePerUser, remember
 from bot.handlers.media import AlbumBuffer, FileTooBig, has_content, post_messages
 from bot.handlers.render import not_linked
-from bot.texts import tr
 from core.settings import Settings
 from db.models import User
+from telegram_delivery.texts import tr
 
 
 async def on_thread_message(

@@ -16,11 +16,11 @@ from aiogram.types import CallbackQuery, Message
 from bot.handlers.lookup import remember, request_for_group_message
 from bot.keyboards import CannedSend, canned_keyboard
 from bot.middlewares import CallbackReply
-from bot.texts import plain, tr
 from core import canned
 from core.permissions import require_staff
 from core.settings import Settings
 from db.models import Source, User
+from telegram_delivery.texts import plain, tr
 
 # Buttons under one /r list (Telegram allows 100; a phone screen far fewer).
 LIST_LIMIT = 30

@@ -9,10 +9,10 @@ from aiogram.types import Message
 
 from bot.handlers.lookup import InBoundChat, OncePerUser, remember
 from bot.handlers.media import files_of, text_of
-from bot.texts import tr
 from core.chats import post_chat_message
 from core.errors import PermissionDenied
 from db.models import AdminChat, MessageType, Source, User
+from telegram_delivery.texts import tr
 
 
 async def on_bound_chat_message(

@@ -16,10 +16,10 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.keyboards import RateRequest
 from bot.middlewares import CallbackReply, CustomerRateLimit
-from bot.texts import plain, tr
 from core import csat
 from db.models import User
 from telegram_delivery import cards
+from telegram_delivery.texts import plain, tr
 
 
 class RatingComment(StatesGroup):

@@ -21,7 +21,6 @@ from bot.keyboards import (
     language_keyboard,
 )
 from bot.middlewares import CallbackReply, CustomerLimits, CustomerRateLimit
-from bot.texts import plain, status_label, tr
 from core.bans import is_banned
 from core.errors import Conflict, NotFound
 from core.limits import current as current_limits
@@ -30,6 +29,7 @@ from core.serializers import customer_request_data
 from core.settings import Settings
 from core.users import set_active_request, set_language
 from db.models import Category, Source, User
+from telegram_delivery.texts import plain, status_label, tr
 
 
 class NewRequest(StatesGroup):

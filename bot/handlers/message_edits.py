@@ -17,12 +17,12 @@ from aiogram import F, Router
 from aiogram.types import Message
 
 from bot.handlers.media import text_of
-from bot.texts import tr
 from core.bans import is_banned
 from core.errors import DomainError
 from core.message_edits import edit_message, message_for_telegram
 from core.settings import Settings
 from db.models import User
+from telegram_delivery.texts import tr
 
 log = logging.getLogger("helpdesk.bot.edits")
 

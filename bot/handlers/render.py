@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.texts import category_label, plain, priority_label, status_label, tr
 from db.models import CustomerRequest, RequestMessage
+from telegram_delivery.texts import category_label, plain, priority_label, status_label, tr
 
 LIST_TITLE_WIDTH = 80  # 20 lines of a list stay far below Telegram's 4,096 characters
 
