@@ -23,6 +23,7 @@ from tortoise.functions import Count
 from core import pg_queries, runtime, staff_stats
 from core.errors import NotFound, ValidationFailed
 from core.permissions import can_see_internal, can_view_request, is_staff
+from core.serializers import message_data, request_data
 from core.texts import t
 from db.models import Category, CustomerRequest, Priority, RequestMessage, Status, User
 
@@ -191,6 +192,55 @@ async def list_messages(
         qs = qs.filter(id__gt=after_id)
     qs = qs.order_by("created_at", "id").select_related("sender")
     return await (qs.limit(limit) if limit else qs)
+
+
+async def request_json(actor: User, request_id: int) -> dict[str, Any]:
+    """The request's JSON (core.serializers.request_data) if `actor` may see it; NotFound
+    otherwise. Staff on PostgreSQL: one statement mapped straight to JSON."""
+    db = connections.get("default")
+    if is_staff(actor) and _pg(db):
+        data = await pg_queries.request_data_by_id(db, request_id)
+        if data is None:
+            raise NotFound(t("err_not_found", actor.language))
+        return data
+    return request_data(await get_request(actor, request_id))
+
+
+async def list_requests_json(
+    actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE
+) -> tuple[int, list[dict[str, Any]]]:
+    """list_requests with each request as its JSON (request_data). On PostgreSQL the
+    records are mapped straight to JSON, the users joined in the page's statement."""
+    db = connections.get("default")
+    if not _pg(db):
+        total, rows = await list_requests(actor, filters, page, page_size)
+        return total, [request_data(r) for r in rows]
+    if page < 1:
+        raise NotFound(t("err_bad_page"))
+    conds = conditions(actor, filters)
+    offset = (page - 1) * page_size
+    first = filters.unassigned_first
+    if any(op == "contains" for _, op, _ in conds):
+        total, data = await pg_queries.search_page_data(db, conds, offset, page_size, first)
+        _past_end(page, offset, total)
+        if data is None:
+            data = await pg_queries.page_data(db, conds, offset, page_size, first)
+        return total, data
+    total, data = await pg_queries.count_and_page_data(db, conds, offset, page_size, first)
+    _past_end(page, offset, total)
+    return total, data
+
+
+async def thread_json(actor: User, request_id: int, lang: str | None) -> list[dict[str, Any]]:
+    """list_messages as JSON (core.serializers.message_data in the reader's `lang`). Staff
+    on PostgreSQL: one statement (the request's existence, its messages and senders)."""
+    db = connections.get("default")
+    if is_staff(actor) and _pg(db):
+        data = await pg_queries.thread_data(db, request_id, can_see_internal(actor), lang)
+        if data is None:
+            raise NotFound(t("err_not_found", actor.language))
+        return data
+    return [message_data(m, lang=lang) for m in await list_messages(actor, request_id)]
 
 
 class _SharedRun:

@@ -22,6 +22,7 @@ from api.http import (
 )
 from api.schemas import requests as schemas
 from api.schemas.base import check, check_datetime, given, validated
+from core import queries
 from core import requests as svc
 from core.errors import DomainError, ValidationFailed
 from core.serializers import message_data, request_data
@@ -60,10 +61,10 @@ async def list_page(request: Request, actor) -> dict[str, Any]:
     page = page_number(request)
     filters = filters_from(request)
     if page == -1:
-        total, _ = await svc.list_requests(actor, filters, 1)
+        total, _ = await queries.list_requests_json(actor, filters, 1)
         page = max(1, -(-total // svc.PAGE_SIZE))
-    total, rows = await svc.list_requests(actor, filters, page)
-    return paginated(request, total, page, [request_data(r) for r in rows])
+    total, results = await queries.list_requests_json(actor, filters, page)
+    return paginated(request, total, page, results)
 
 
 def get_blueprint() -> Blueprint:
@@ -97,7 +98,7 @@ def get_blueprint() -> Blueprint:
     @bp.get("/<request_id:int>/")
     async def retrieve(request: Request, request_id: int):
         actor = await authenticate_staff(request)
-        return json(request_data(await svc.get_request(actor, request_id)))
+        return json(await queries.request_json(actor, request_id))
 
     @bp.route("/<request_id:int>/", methods=["PUT", "PATCH"])
     async def update(request: Request, request_id: int):
@@ -148,8 +149,7 @@ def get_blueprint() -> Blueprint:
     @bp.get("/<request_id:int>/messages/")
     async def messages(request: Request, request_id: int):
         actor = await authenticate_staff(request)
-        rows = await svc.list_messages(actor, request_id)
-        return json([message_data(m, lang=request_language(request)) for m in rows])
+        return json(await queries.thread_json(actor, request_id, request_language(request)))
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
