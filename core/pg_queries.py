@@ -465,3 +465,39 @@ async def thread_data(
     if not rows:
         return None
     return [message_row_data(r, lang) for r in rows if r[0] is not None]
+
+
+# --- reads riding on the token's statement -------------------------------------------------
+# Scalar subqueries (core.users.token_owner_with: parameters from $2) that answer a staff REST
+# read in the same statement as the caller's token: one round trip per request, as the raw
+# floor does (docs/performance.md).
+
+DETAIL_RIDER = f'SELECT ROW({_REQUEST_COLUMNS}) FROM "{REQUESTS}" r {_REQUEST_JOINS} WHERE r."id" = $2'
+THREAD_RIDER = (
+    f'SELECT CASE WHEN EXISTS (SELECT 1 FROM "{REQUESTS}" WHERE "id" = $2) THEN ARRAY('
+    f'SELECT ROW({_THREAD_COLUMNS}) FROM "{MESSAGES}" m '
+    f'LEFT JOIN "{USERS}" u ON u."id" = m."sender_id" '
+    f'WHERE m."request_id" = $2 AND NOT m."is_deleted" ORDER BY m."created_at", m."id") END'
+)
+
+
+def page_rider(
+    conds: list[tuple[str, str, Any]], offset: int, limit: int, unassigned_first: bool = False,
+) -> str:
+    """count_and_page_data's statement as one array column: each row the request's columns
+    and the exact count (no search among `conds`)."""
+    return (
+        f'SELECT ARRAY(SELECT ROW({_REQUEST_COLUMNS}, ({_count_sql(conds)})) FROM (SELECT "id" '
+        f'FROM "{REQUESTS}"{where(conds)} {_order(offset, limit, unassigned_first)}) p '
+        f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_REQUEST_JOINS} '
+        f'{_sort(unassigned_first, "r")})'
+    )
+
+
+async def page_from_rider(
+    db: Any, conds: list[tuple[str, str, Any]], rows: list[Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """(exact count, page JSON) from page_rider's value."""
+    if not rows:
+        return await count(db, conds), []
+    return int(rows[0][27]), [request_row_data(r) for r in rows]

@@ -91,7 +91,9 @@ def _validate_filters(f: RequestFilters) -> None:
         raise ValidationFailed(errors)
 
 
-def conditions(actor: User, f: RequestFilters) -> list[tuple[str, str, Any]]:
+def conditions(
+    actor: User | None, f: RequestFilters, *, staff: bool | None = None
+) -> list[tuple[str, str, Any]]:
     """The list filters as (column, operator, value): operator is "=", "null" or "contains".
 
     Both the ORM query (`filtered`) and PostgreSQL's hand-written queries are built from
@@ -99,7 +101,7 @@ def conditions(actor: User, f: RequestFilters) -> list[tuple[str, str, Any]]:
     """
     _validate_filters(f)
     conds: list[tuple[str, str, Any]] = []
-    if not is_staff(actor):
+    if not (is_staff(actor) if staff is None else staff):
         conds.append(("customer_id", "=", actor.id))
     elif f.customer_id is not None:
         conds.append(("customer_id", "=", f.customer_id))
@@ -241,6 +243,51 @@ async def thread_json(actor: User, request_id: int, lang: str | None) -> list[di
             raise NotFound(t("err_not_found", actor.language))
         return data
     return [message_data(m, lang=lang) for m in await list_messages(actor, request_id)]
+
+
+def riders() -> bool:
+    """Whether staff REST reads can ride on the token's statement (PostgreSQL): then the
+    routes use the *_RIDER SQL of core.pg_queries with api.http.authenticate_staff_with
+    and turn the value into JSON with the functions below."""
+    return _pg(connections.get("default"))
+
+
+def detail_from_rider(actor: User, row: Any) -> dict[str, Any]:
+    """request_json from pg_queries.DETAIL_RIDER's value (None: no such request)."""
+    if row is None:
+        raise NotFound(t("err_not_found", actor.language))
+    return pg_queries.request_row_data(row)
+
+
+def thread_from_rider(actor: User, rows: Any, lang: str | None) -> list[dict[str, Any]]:
+    """thread_json (staff) from pg_queries.THREAD_RIDER's value (None: no such request)."""
+    if rows is None:
+        raise NotFound(t("err_not_found", actor.language))
+    return [pg_queries.message_row_data(r, lang) for r in rows]
+
+
+def list_rider(filters: RequestFilters, page: int, page_size: int = PAGE_SIZE) -> str | None:
+    """pg_queries.page_rider for a staff page without search; None when the page takes
+    list_requests_json (a search, or `page` out of range). ValidationFailed for bad
+    filters."""
+    if page < 1:
+        return None
+    conds = conditions(None, filters, staff=True)
+    if any(op == "contains" for _, op, _ in conds):
+        return None
+    return pg_queries.page_rider(conds, (page - 1) * page_size, page_size,
+                                 filters.unassigned_first)
+
+
+async def list_from_rider(
+    actor: User, filters: RequestFilters, page: int, rows: list[Any],
+    page_size: int = PAGE_SIZE,
+) -> tuple[int, list[dict[str, Any]]]:
+    """list_requests_json from list_rider's value."""
+    conds = conditions(actor, filters)
+    total, data = await pg_queries.page_from_rider(connections.get("default"), conds, rows)
+    _past_end(page, (page - 1) * page_size, total)
+    return total, data
 
 
 class _SharedRun:
