@@ -115,6 +115,15 @@ async def _with_users(requests: list[CustomerRequest], db: Any) -> list[Customer
     return requests
 
 
+REQUEST_SQL = f'SELECT * FROM "{REQUESTS}" WHERE "id" = $1'
+
+
+async def request_only(db: Any, request_id: int) -> CustomerRequest | None:
+    """The request without its users (one prepared statement)."""
+    rows = await models(CustomerRequest, db, REQUEST_SQL, [int(request_id)])
+    return rows[0] if rows else None
+
+
 async def requests_by_ids(db: Any, ids: list[int]) -> list[CustomerRequest]:
     """These requests (newest first) with customer and assigned admin."""
     if not ids:

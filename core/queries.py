@@ -67,6 +67,19 @@ async def get_request(actor: User, request_id: int) -> CustomerRequest:
     return req
 
 
+async def get_request_only(actor: User, request_id: int) -> CustomerRequest:
+    """get_request without `customer` and `assigned_admin` fetched (for writes that need
+    only the request's own columns: one statement less)."""
+    db = connections.get("default")
+    if _pg(db):
+        req = await pg_queries.request_only(db, request_id)
+    else:
+        req = await CustomerRequest.filter(id=request_id).first()
+    if req is None or not can_view_request(actor, req):
+        raise NotFound(t("err_not_found", actor.language))
+    return req
+
+
 @dataclass
 class RequestFilters:
     status: str | None = None
