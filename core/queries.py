@@ -29,16 +29,11 @@ from db.models import Category, CustomerRequest, Priority, RequestMessage, Statu
 
 PAGE_SIZE = 20
 
-_dialects: dict[int, bool] = {}
-
-
 def _pg(db: Any) -> bool:
-    """Whether `db` is PostgreSQL (decided once per connection client)."""
-    key = id(db)
-    found = _dialects.get(key)
-    if found is None:
-        found = _dialects[key] = db.capabilities.dialect == "postgres"
-    return found
+    """Whether `db` is PostgreSQL. Read from the client each time (two attribute reads):
+    a cache keyed by id(client) answered for a new SQLite client that reused the id of a
+    closed PostgreSQL one (tests open several databases in one process)."""
+    return db.capabilities.dialect == "postgres"
 
 
 async def load_request(request_id: int, using_db: Any = None) -> CustomerRequest:
