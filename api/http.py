@@ -14,7 +14,7 @@ from api.multipart import load_form
 from core import i18n
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
 from core.texts import t
-from core.users import token_owner
+from core.users import token_owner, token_owner_with
 from db.models import User
 
 # Every table's id is a 32-bit integer (db.models IntField); the event log's is 64-bit.
@@ -144,6 +144,26 @@ async def authenticate_staff(request: Request) -> User:
     user = await authenticate(request)
     require_staff(user)
     return user
+
+
+async def authenticate_staff_with(
+    request: Request, column_sql: str, values: list[Any]
+) -> tuple[User, Any]:
+    """authenticate_staff, and the value of the scalar subquery `column_sql` (parameters
+    $2...) read in the token's own statement (PostgreSQL: core.users.token_owner_with).
+    The same answers as authenticate_staff for a missing, bad or non-staff token."""
+    from core.permissions import require_staff
+
+    key = token_from(request)
+    if not key:
+        await authenticate(request)  # raises the same 401 as authenticate_staff
+    owner, value = await token_owner_with(key, column_sql, values)
+    if owner is None:
+        raise NotAuthenticated(t("err_bad_token"))
+    request.ctx.user = owner.user
+    request.ctx.token_id = owner.token_id
+    require_staff(owner.user)
+    return owner.user, value
 
 
 def body(request: Request) -> dict[str, Any]:

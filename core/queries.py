@@ -23,21 +23,17 @@ from tortoise.functions import Count
 from core import pg_queries, runtime, staff_stats
 from core.errors import NotFound, ValidationFailed
 from core.permissions import can_see_internal, can_view_request, is_staff
+from core.serializers import message_data, request_data
 from core.texts import t
 from db.models import Category, CustomerRequest, Priority, RequestMessage, Status, User
 
 PAGE_SIZE = 20
 
-_dialects: dict[int, bool] = {}
-
-
 def _pg(db: Any) -> bool:
-    """Whether `db` is PostgreSQL (decided once per connection client)."""
-    key = id(db)
-    found = _dialects.get(key)
-    if found is None:
-        found = _dialects[key] = db.capabilities.dialect == "postgres"
-    return found
+    """Whether `db` is PostgreSQL. Read from the client each time (two attribute reads):
+    a cache keyed by id(client) answered for a new SQLite client that reused the id of a
+    closed PostgreSQL one (tests open several databases in one process)."""
+    return db.capabilities.dialect == "postgres"
 
 
 async def load_request(request_id: int, using_db: Any = None) -> CustomerRequest:
@@ -66,6 +62,19 @@ async def get_request(actor: User, request_id: int) -> CustomerRequest:
     return req
 
 
+async def get_request_only(actor: User, request_id: int) -> CustomerRequest:
+    """get_request without `customer` and `assigned_admin` fetched (for writes that need
+    only the request's own columns: one statement less)."""
+    db = connections.get("default")
+    if _pg(db):
+        req = await pg_queries.request_only(db, request_id)
+    else:
+        req = await CustomerRequest.filter(id=request_id).first()
+    if req is None or not can_view_request(actor, req):
+        raise NotFound(t("err_not_found", actor.language))
+    return req
+
+
 @dataclass
 class RequestFilters:
     status: str | None = None
@@ -90,7 +99,9 @@ def _validate_filters(f: RequestFilters) -> None:
         raise ValidationFailed(errors)
 
 
-def conditions(actor: User, f: RequestFilters) -> list[tuple[str, str, Any]]:
+def conditions(
+    actor: User | None, f: RequestFilters, *, staff: bool | None = None
+) -> list[tuple[str, str, Any]]:
     """The list filters as (column, operator, value): operator is "=", "null" or "contains".
 
     Both the ORM query (`filtered`) and PostgreSQL's hand-written queries are built from
@@ -98,7 +109,7 @@ def conditions(actor: User, f: RequestFilters) -> list[tuple[str, str, Any]]:
     """
     _validate_filters(f)
     conds: list[tuple[str, str, Any]] = []
-    if not is_staff(actor):
+    if not (is_staff(actor) if staff is None else staff):
         conds.append(("customer_id", "=", actor.id))
     elif f.customer_id is not None:
         conds.append(("customer_id", "=", f.customer_id))
@@ -191,6 +202,100 @@ async def list_messages(
         qs = qs.filter(id__gt=after_id)
     qs = qs.order_by("created_at", "id").select_related("sender")
     return await (qs.limit(limit) if limit else qs)
+
+
+async def request_json(actor: User, request_id: int) -> dict[str, Any]:
+    """The request's JSON (core.serializers.request_data) if `actor` may see it; NotFound
+    otherwise. Staff on PostgreSQL: one statement mapped straight to JSON."""
+    db = connections.get("default")
+    if is_staff(actor) and _pg(db):
+        data = await pg_queries.request_data_by_id(db, request_id)
+        if data is None:
+            raise NotFound(t("err_not_found", actor.language))
+        return data
+    return request_data(await get_request(actor, request_id))
+
+
+async def list_requests_json(
+    actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE
+) -> tuple[int, list[dict[str, Any]]]:
+    """list_requests with each request as its JSON (request_data). On PostgreSQL the
+    records are mapped straight to JSON, the users joined in the page's statement."""
+    db = connections.get("default")
+    if not _pg(db):
+        total, rows = await list_requests(actor, filters, page, page_size)
+        return total, [request_data(r) for r in rows]
+    if page < 1:
+        raise NotFound(t("err_bad_page"))
+    conds = conditions(actor, filters)
+    offset = (page - 1) * page_size
+    first = filters.unassigned_first
+    if any(op == "contains" for _, op, _ in conds):
+        total, data = await pg_queries.search_page_data(db, conds, offset, page_size, first)
+        _past_end(page, offset, total)
+        if data is None:
+            data = await pg_queries.page_data(db, conds, offset, page_size, first)
+        return total, data
+    total, data = await pg_queries.count_and_page_data(db, conds, offset, page_size, first)
+    _past_end(page, offset, total)
+    return total, data
+
+
+async def thread_json(actor: User, request_id: int, lang: str | None) -> list[dict[str, Any]]:
+    """list_messages as JSON (core.serializers.message_data in the reader's `lang`). Staff
+    on PostgreSQL: one statement (the request's existence, its messages and senders)."""
+    db = connections.get("default")
+    if is_staff(actor) and _pg(db):
+        data = await pg_queries.thread_data(db, request_id, can_see_internal(actor), lang)
+        if data is None:
+            raise NotFound(t("err_not_found", actor.language))
+        return data
+    return [message_data(m, lang=lang) for m in await list_messages(actor, request_id)]
+
+
+def riders() -> bool:
+    """Whether staff REST reads can ride on the token's statement (PostgreSQL): then the
+    routes use the *_RIDER SQL of core.pg_queries with api.http.authenticate_staff_with
+    and turn the value into JSON with the functions below."""
+    return _pg(connections.get("default"))
+
+
+def detail_from_rider(actor: User, row: Any) -> dict[str, Any]:
+    """request_json from pg_queries.DETAIL_RIDER's value (None: no such request)."""
+    if row is None:
+        raise NotFound(t("err_not_found", actor.language))
+    return pg_queries.request_row_data(row)
+
+
+def thread_from_rider(actor: User, rows: Any, lang: str | None) -> list[dict[str, Any]]:
+    """thread_json (staff) from pg_queries.THREAD_RIDER's value (None: no such request)."""
+    if rows is None:
+        raise NotFound(t("err_not_found", actor.language))
+    return [pg_queries.message_row_data(r, lang) for r in rows]
+
+
+def list_rider(filters: RequestFilters, page: int, page_size: int = PAGE_SIZE) -> str | None:
+    """pg_queries.page_rider for a staff page without search; None when the page takes
+    list_requests_json (a search, or `page` out of range). ValidationFailed for bad
+    filters."""
+    if page < 1:
+        return None
+    conds = conditions(None, filters, staff=True)
+    if any(op == "contains" for _, op, _ in conds):
+        return None
+    return pg_queries.page_rider(conds, (page - 1) * page_size, page_size,
+                                 filters.unassigned_first)
+
+
+async def list_from_rider(
+    actor: User, filters: RequestFilters, page: int, rows: list[Any],
+    page_size: int = PAGE_SIZE,
+) -> tuple[int, list[dict[str, Any]]]:
+    """list_requests_json from list_rider's value."""
+    conds = conditions(actor, filters)
+    total, data = await pg_queries.page_from_rider(connections.get("default"), conds, rows)
+    _past_end(page, (page - 1) * page_size, total)
+    return total, data
 
 
 class _SharedRun:

@@ -139,26 +139,60 @@ async def token_owner(key: str) -> TokenOwner | None:
     digest = token_digest(key)
     conn = connections.get("default")
     if conn.capabilities.dialect == "postgres":
-        # Every authenticated request pays for this lookup: one prepared join, its user
-        # built by the executor the ORM's own queries use (the token's id and date come
-        # as its custom fields), costs about half the CPU of the ORM's select_related
-        # query builder (docs/performance.md).
-        found = await conn.executor_class(model=User, db=conn).execute_select(
-            _TOKEN_USER_SQL, [digest], custom_fields=["token_id_", "token_created_"]
-        )
-        if not found:
-            return None
-        user = found[0]
-        token_id, created = user.token_id_, user.token_created_
-        del user.token_id_, user.token_created_
-    else:
-        token = await AuthToken.filter(digest=digest).select_related("user").first()
-        if token is None:
-            return None
-        user, token_id, created = token.user, token.id, token.created
+        owner, _ = await _pg_token_owner(conn, _TOKEN_USER_SQL, [digest], False)
+        return owner
+    token = await AuthToken.filter(digest=digest).select_related("user").first()
+    if token is None:
+        return None
+    user, token_id, created = token.user, token.id, token.created
     if not user.is_active or token_expired(created):
         return None
     return TokenOwner(user, token_id)
+
+
+async def _pg_token_owner(
+    conn: Any, sql: str, values: list[Any], rider: bool
+) -> tuple[TokenOwner | None, Any]:
+    # Every authenticated request pays for this lookup: one prepared join, its user
+    # built by the executor the ORM's own queries use (the token's id and date come
+    # as its custom fields), costs about half the CPU of the ORM's select_related
+    # query builder (docs/performance.md).
+    extra = ["token_id_", "token_created_", "rider_"] if rider else ["token_id_", "token_created_"]
+    found = await conn.executor_class(model=User, db=conn).execute_select(
+        sql, values, custom_fields=extra
+    )
+    if not found:
+        return None, None
+    user = found[0]
+    token_id, created = user.token_id_, user.token_created_
+    del user.token_id_, user.token_created_
+    value = None
+    if rider:
+        value = user.rider_
+        del user.rider_
+    if not user.is_active or token_expired(created):
+        return None, None
+    return TokenOwner(user, token_id), value
+
+
+_RIDER_SQL: dict[str, str] = {}
+
+
+async def token_owner_with(key: str, column_sql: str, values: list[Any]) -> tuple[TokenOwner | None, Any]:
+    """token_owner, and one more value read in the same statement (PostgreSQL only): the
+    scalar subquery `column_sql`, whose parameters are $2, $3... (`values`). One round trip
+    where a request's token and what it asks for would take two; the token is checked
+    exactly as token_owner checks it (the value is dropped when the token is refused)."""
+    if not isinstance(key, str) or not TOKEN_KEY_RE.fullmatch(key):
+        return None, None
+    sql = _RIDER_SQL.get(column_sql)
+    if sql is None:
+        sql = _RIDER_SQL[column_sql] = _TOKEN_USER_SQL.replace(
+            ' FROM "users" u ', f' , ({column_sql}) AS "rider_" FROM "users" u ', 1
+        )
+    return await _pg_token_owner(
+        connections.get("default"), sql, [token_digest(key), *values], True
+    )
 
 
 async def user_for_token(key: str) -> User | None:
