@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.scheduler_bench --database-url postgres://.../helpdesk_bench_1m
 
 Runs, in one process, what each job reads: the reminders' overdue query
-(`scheduler.jobs._waiting_requests`), one auto-close batch (`run_auto_close`: it closes up
+(`scheduler.jobs.reminders._waiting_requests`), one auto-close batch (`run_auto_close`: it closes up
 to AUTO_CLOSE_BATCH requests in the bench database) and the digest's figures
 (`scheduler.digest.build_digest`). Telegram is not configured, so nothing is sent. Prints
 wall and CPU time and the process's peak resident memory growth per job.
@@ -30,6 +30,7 @@ async def main(url: str) -> None:
     from core.settings import Settings
     from db.setup import close_db, init_db
     from scheduler import digest, jobs
+    from scheduler.jobs import reminders
 
     settings = Settings(database_url=url)
     runtime.configure(settings)
@@ -37,7 +38,7 @@ async def main(url: str) -> None:
     now = datetime.now(UTC)
     try:
         for name, job in (
-            ("reminders: overdue query", lambda: jobs._waiting_requests(now)),
+            ("reminders: overdue query", lambda: reminders._waiting_requests(now)),
             ("auto-close: one batch", lambda: jobs.run_auto_close(settings, now)),
             ("digest: figures", lambda: digest.build_digest(now)),
         ):

@@ -1,6 +1,6 @@
 """A durable consumer of the event log (db.models.Event) with its own cursor: the shape the
 webhooks' dispatcher and the e-mail notifier share (the Telegram relay is the older,
-richer sibling in telegram_delivery/relay.py).
+richer sibling in telegram_delivery/relay/).
 
 - Position: a `Cursor` row named by the consumer; events are read in id order, `batch` at a
   time, and the cursor only moves forward (several processes may run the same consumer).

@@ -6,6 +6,10 @@ delivery queue), `TelegramThread`/`TelegramMessageLink` (where a request lives i
 Telegram), `ProcessedUpdate` (inbound idempotency), `JobLease`/`ReminderLog` (scheduler),
 `WebhookSubscription`/`WebhookDelivery` (outbound webhooks), `MailOutbox`/`InboundMail`
 (e-mail both ways).
+
+Kept as one module on purpose, over the ~400-line guideline: every model of the one
+Tortoise app lives in one place, so the migrations and tests/test_foundation.py see them
+together.
 """
 
 from __future__ import annotations

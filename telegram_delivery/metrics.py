@@ -1,4 +1,4 @@
-"""The Telegram sender's in-memory counters (telegram_delivery.sender.SenderStats), mirrored to
+"""The Telegram sender's in-memory counters (telegram_delivery.sender_stats.SenderStats), mirrored to
 Prometheus (`helpdesk_telegram_calls_total{outcome}`) as they are counted.
 
 `metered_stats()` is a drop-in SenderStats: every `stats.sent += 1` in the sender also
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import metrics
-from telegram_delivery.sender import SenderStats
+from telegram_delivery.sender_stats import SenderStats
 
 OUTCOMES = {
     "sent": "sent",

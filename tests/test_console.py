@@ -475,7 +475,7 @@ async def test_requests_per_day_counts_each_local_day_by_current_status(settings
 async def test_admin_websocket_accepts_the_session_cookie_from_our_origin_only(api, staff, monkeypatch):
     import websockets
 
-    from api import ws as ws_module
+    from api.ws import access as ws_module
 
     admin, _, customer = staff
     monkeypatch.setattr(ws_module, "SESSION_CHECK_SECONDS", 0.2)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from core import bus as busmod
 from core import events, requests
 from core.bus import InProcessBus, OutboxRelay, start_events
+from core.bus import runtime as busmod
 from db.models import Event
 
 

@@ -458,7 +458,7 @@ async def test_reminders_read_only_what_needs_action_and_a_bounded_batch(
     """A run never loads every overdue request: handled ones (reminded, and not yet due
     for escalation; or escalated) are left out by the query, and at most WAITING_BATCH
     are read per run, oldest first; the rest come on the next runs."""
-    from scheduler import jobs
+    from scheduler.jobs import reminders as jobs
 
     monkeypatch.setattr(jobs, "WAITING_BATCH", 3)
     customer = await make_user("customer")

@@ -104,12 +104,12 @@ async def test_digest_missed_while_down_is_posted_on_start(tg_settings):
 
 
 async def test_failed_job_releases_its_slot_for_a_retry(tg_settings, monkeypatch):
-    from scheduler import jobs
+    from scheduler.jobs import digest
 
     async def broken(*args, **kwargs):
         raise RuntimeError("queue unavailable")
 
-    monkeypatch.setattr(jobs, "send_text", broken)
+    monkeypatch.setattr(digest, "send_text", broken)
     rt = SchedulerRuntime(tg_settings, clock=FixedClock(SLOT + timedelta(minutes=2)))
     assert not await rt.fire("digest", SLOT)
     assert await lease.slot_state("digest", SLOT, SLOT) == "free"
