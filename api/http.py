@@ -150,7 +150,7 @@ async def authenticate_staff_with(
     request: Request, column_sql: str, values: list[Any]
 ) -> tuple[User, Any]:
     """authenticate_staff, and the value of the scalar subquery `column_sql` (parameters
-    $2...) read in the token's own statement (PostgreSQL: core.users.token_owner_with).
+    $2...) read in the token's own statement (PostgreSQL: core.tokens.token_owner_with).
     The same answers as authenticate_staff for a missing, bad or non-staff token."""
     from core.permissions import require_staff
 

@@ -20,7 +20,7 @@ from tortoise import connections
 from tortoise.expressions import Q, RawSQL
 from tortoise.functions import Count
 
-from core import pg_queries, runtime, staff_stats
+from core import pg_json, pg_queries, runtime, staff_stats
 from core.errors import NotFound, ValidationFailed
 from core.permissions import can_see_internal, can_view_request, is_staff
 from core.serializers import message_data, request_data
@@ -209,7 +209,7 @@ async def request_json(actor: User, request_id: int) -> dict[str, Any]:
     otherwise. Staff on PostgreSQL: one statement mapped straight to JSON."""
     db = connections.get("default")
     if is_staff(actor) and _pg(db):
-        data = await pg_queries.request_data_by_id(db, request_id)
+        data = await pg_json.request_data_by_id(db, request_id)
         if data is None:
             raise NotFound(t("err_not_found", actor.language))
         return data
@@ -231,12 +231,12 @@ async def list_requests_json(
     offset = (page - 1) * page_size
     first = filters.unassigned_first
     if any(op == "contains" for _, op, _ in conds):
-        total, data = await pg_queries.search_page_data(db, conds, offset, page_size, first)
+        total, data = await pg_json.search_page_data(db, conds, offset, page_size, first)
         _past_end(page, offset, total)
         if data is None:
-            data = await pg_queries.page_data(db, conds, offset, page_size, first)
+            data = await pg_json.page_data(db, conds, offset, page_size, first)
         return total, data
-    total, data = await pg_queries.count_and_page_data(db, conds, offset, page_size, first)
+    total, data = await pg_json.count_and_page_data(db, conds, offset, page_size, first)
     _past_end(page, offset, total)
     return total, data
 
@@ -246,7 +246,7 @@ async def thread_json(actor: User, request_id: int, lang: str | None) -> list[di
     on PostgreSQL: one statement (the request's existence, its messages and senders)."""
     db = connections.get("default")
     if is_staff(actor) and _pg(db):
-        data = await pg_queries.thread_data(db, request_id, can_see_internal(actor), lang)
+        data = await pg_json.thread_data(db, request_id, can_see_internal(actor), lang)
         if data is None:
             raise NotFound(t("err_not_found", actor.language))
         return data
@@ -261,21 +261,21 @@ def riders() -> bool:
 
 
 def detail_from_rider(actor: User, row: Any) -> dict[str, Any]:
-    """request_json from pg_queries.DETAIL_RIDER's value (None: no such request)."""
+    """request_json from pg_json.DETAIL_RIDER's value (None: no such request)."""
     if row is None:
         raise NotFound(t("err_not_found", actor.language))
-    return pg_queries.request_row_data(row)
+    return pg_json.request_row_data(row)
 
 
 def thread_from_rider(actor: User, rows: Any, lang: str | None) -> list[dict[str, Any]]:
-    """thread_json (staff) from pg_queries.THREAD_RIDER's value (None: no such request)."""
+    """thread_json (staff) from pg_json.THREAD_RIDER's value (None: no such request)."""
     if rows is None:
         raise NotFound(t("err_not_found", actor.language))
-    return [pg_queries.message_row_data(r, lang) for r in rows]
+    return [pg_json.message_row_data(r, lang) for r in rows]
 
 
 def list_rider(filters: RequestFilters, page: int, page_size: int = PAGE_SIZE) -> str | None:
-    """pg_queries.page_rider for a staff page without search; None when the page takes
+    """pg_json.page_rider for a staff page without search; None when the page takes
     list_requests_json (a search, or `page` out of range). ValidationFailed for bad
     filters."""
     if page < 1:
@@ -283,7 +283,7 @@ def list_rider(filters: RequestFilters, page: int, page_size: int = PAGE_SIZE) -
     conds = conditions(None, filters, staff=True)
     if any(op == "contains" for _, op, _ in conds):
         return None
-    return pg_queries.page_rider(conds, (page - 1) * page_size, page_size,
+    return pg_json.page_rider(conds, (page - 1) * page_size, page_size,
                                  filters.unassigned_first)
 
 
@@ -293,7 +293,7 @@ async def list_from_rider(
 ) -> tuple[int, list[dict[str, Any]]]:
     """list_requests_json from list_rider's value."""
     conds = conditions(actor, filters)
-    total, data = await pg_queries.page_from_rider(connections.get("default"), conds, rows)
+    total, data = await pg_json.page_from_rider(connections.get("default"), conds, rows)
     _past_end(page, (page - 1) * page_size, total)
     return total, data
 

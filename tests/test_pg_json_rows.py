@@ -120,22 +120,22 @@ async def test_missing_request_is_not_found(desk):
 async def test_reads_riding_on_the_token_statement(desk, token_for):
     """PostgreSQL: detail, thread and a list page read in the token's statement give the
     model path's JSON; a bad token gives no owner and no value; an inactive user none."""
-    from core import pg_queries
+    from core import pg_json
     from core.users import token_owner_with
 
     admin, director, made = desk
     key = await token_for(admin)
     for req in made:
-        owner, row = await token_owner_with(key, pg_queries.DETAIL_RIDER, [req.id])
+        owner, row = await token_owner_with(key, pg_json.DETAIL_RIDER, [req.id])
         assert owner.user.id == admin.id
         assert queries.detail_from_rider(admin, row) == request_data(
             await svc.get_request(admin, req.id)
         )
-        _, rows = await token_owner_with(key, pg_queries.THREAD_RIDER, [req.id])
+        _, rows = await token_owner_with(key, pg_json.THREAD_RIDER, [req.id])
         assert queries.thread_from_rider(admin, rows, "en") == [
             message_data(m, lang="en") for m in await svc.list_messages(admin, req.id)
         ]
-    _, missing = await token_owner_with(key, pg_queries.THREAD_RIDER, [999999])
+    _, missing = await token_owner_with(key, pg_json.THREAD_RIDER, [999999])
     assert missing is None
     for filters in (queries.RequestFilters(), queries.RequestFilters(priority="high"),
                     queries.RequestFilters(unassigned_first=True)):
@@ -150,7 +150,7 @@ async def test_reads_riding_on_the_token_statement(desk, token_for):
                 continue
             _, rows = await token_owner_with(key, sql, [])
             assert await queries.list_from_rider(admin, filters, page, rows, 4) == want
-    assert await token_owner_with(key + "x", pg_queries.DETAIL_RIDER, [made[0].id]) == (None, None)
+    assert await token_owner_with(key + "x", pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)
     admin.is_active = False
     await admin.save()
-    assert await token_owner_with(key, pg_queries.DETAIL_RIDER, [made[0].id]) == (None, None)
+    assert await token_owner_with(key, pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)

@@ -23,7 +23,7 @@ from api.http import (
 )
 from api.schemas import requests as schemas
 from api.schemas.base import check, check_datetime, given, validated
-from core import pg_queries, queries
+from core import pg_json, queries
 from core import requests as svc
 from core.errors import DomainError, ValidationFailed
 from core.serializers import message_data, request_data
@@ -112,7 +112,7 @@ def get_blueprint() -> Blueprint:
     @bp.get("/<request_id:int>/")
     async def retrieve(request: Request, request_id: int):
         if queries.riders():
-            actor, row = await authenticate_staff_with(request, pg_queries.DETAIL_RIDER, [request_id])
+            actor, row = await authenticate_staff_with(request, pg_json.DETAIL_RIDER, [request_id])
             return json(queries.detail_from_rider(actor, row))
         actor = await authenticate_staff(request)
         return json(await queries.request_json(actor, request_id))
@@ -166,7 +166,7 @@ def get_blueprint() -> Blueprint:
     @bp.get("/<request_id:int>/messages/")
     async def messages(request: Request, request_id: int):
         if queries.riders():
-            actor, rows = await authenticate_staff_with(request, pg_queries.THREAD_RIDER, [request_id])
+            actor, rows = await authenticate_staff_with(request, pg_json.THREAD_RIDER, [request_id])
             return json(queries.thread_from_rider(actor, rows, request_language(request)))
         actor = await authenticate_staff(request)
         return json(await queries.thread_json(actor, request_id, request_language(request)))
