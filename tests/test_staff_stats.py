@@ -130,4 +130,4 @@ async def test_digest_and_telegram_stats_show_the_same_staff_figures(
         reply = await reply_containing(fake_telegram, fake_telegram.admin_chat_id, "Anna A")
     text = reply.params["text"]
     assert "Anna A: 0 / 1 · за 7 дн.: 2 · первый ответ: 1 ч 35 мин · ⭐ 4.0" in text
-    assert "Оценка клиентов: <b>4.00</b> из 5 (1 оц.)" in text
+    assert "Оценка клиентов: <b>4.00</b> из 5 (1 оценка)" in text
