@@ -23,6 +23,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from core import runtime
 from core.settings import Settings
 from db.setup import close_db, init_db, migrate_db
+from tests.procs import free_port  # noqa: F401  (the one port picker; tests import it from here too)
 
 pytest_plugins = ["tests.conftest_telegram", "tests.require_services"]
 
@@ -191,10 +192,6 @@ def make_user(db_url: str):
     return make
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ and start again (the shared one on 6379 is never touched).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,10 +49,28 @@ app.run(host=settings.host, port=settings.port, single_process=True, access_log=
 """
 
 
+# Ports handed out to servers the tests start by number, from below the OS's ephemeral range
+# (32768-60999 on Linux): servers that bind port 0 (tests/live.serve) and outgoing
+# connections take their ports from that range, so they can never be given a port handed
+# out here between the moment it is chosen and the moment its server binds it.
+_PORT_RANGE = (20000, 32000)
+_ports_given: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on now, outside the ephemeral range, never handed out
+    twice in one test session."""
+    while True:
+        port = random.randint(*_PORT_RANGE)
+        if port in _ports_given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import socket
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -23,6 +22,7 @@ from db.models import CustomerRequest, InboundMail, MailOutbox, RequestMessage
 from mail.addresses import reply_address
 from mail.quotes import strip_quoted
 from tests.live import Api, serve
+from tests.procs import free_port
 
 DOMAIN = "desk.test"
 FORM = {"name": "Анна Петрова", "email": "anna@example.org", "title": "Не приходит заказ",
@@ -74,12 +74,6 @@ async def catcher():
         yield c
     finally:
         await c.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
