@@ -115,3 +115,58 @@ async def run_loop(
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=delay)
+
+
+class LoopWorker:
+    """Start, wake and stop of a background worker whose loop is `run_loop`, in one place
+    (the outbox senders, the relay and the event-log consumers).
+
+    A subclass sets `_wake` (an asyncio.Event), `_stopping` (False), `_task` (None) and
+    `health` in its __init__, and implements `_pass`; with `wake_on_commit` every commit in
+    this process (core.events.committed) wakes it. `stop` ends the loop through
+    `_end_loop` (cancel by default; a sender may let its loop finish first) and then runs
+    `_after_stop` (wait for work in flight, close clients)."""
+
+    task_name = "worker"
+    wake_on_commit = False
+    _wake: asyncio.Event
+    _stopping: bool
+    _task: asyncio.Task[None] | None
+    health: LoopHealth
+
+    def start(self) -> asyncio.Task[None]:
+        if self.wake_on_commit:
+            from core import events
+
+            events.add_commit_listener(self.wake)
+        self._task = asyncio.create_task(self.run(), name=self.task_name)
+        return self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.wake_on_commit:
+            from core import events
+
+            events.remove_commit_listener(self.wake)
+        self._wake.set()
+        if self._task is not None:
+            await self._end_loop(self._task)
+        await self._after_stop()
+
+    async def run(self) -> None:
+        await run_loop(self._pass, health=self.health, wake=self._wake,
+                       stopping=lambda: self._stopping)
+
+    async def _pass(self) -> float:
+        raise NotImplementedError
+
+    async def _end_loop(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    async def _after_stop(self) -> None:
+        """Work after the loop ended (none by default)."""

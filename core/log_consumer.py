@@ -16,7 +16,6 @@ richer sibling in telegram_delivery/relay/).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,8 +23,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise import connections
 from tortoise.functions import Max
 
-from core import events
-from core.backoff import LoopHealth, run_loop
+from core.backoff import LoopHealth, LoopWorker
 from db.models import Cursor, Event
 
 # The cursor of each durable consumer of the event log, named once: the consumers use them,
@@ -40,9 +38,10 @@ async def newest_event_id() -> int:
     return int((row or {}).get("top") or 0)
 
 
-class EventLogConsumer:
+class EventLogConsumer(LoopWorker):
     cursor_name = "consumer"
     task_name = "event-log-consumer"
+    wake_on_commit = True
     types: tuple[str, ...] = ()  # event types re-read in the late-commit scan
 
     def __init__(self, *, poll_interval: float = 1.0, batch: int = 500,
@@ -74,25 +73,6 @@ class EventLogConsumer:
         raise NotImplementedError
 
     # --- lifecycle ------------------------------------------------------------------------
-    def start(self) -> asyncio.Task[None]:
-        events.add_commit_listener(self.wake)
-        self._task = asyncio.create_task(self.run(), name=self.task_name)
-        return self._task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping = True
-        events.remove_commit_listener(self.wake)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    async def run(self) -> None:
-        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
-
     async def _pass(self) -> float:
         return 0.0 if await self.process_once() >= self.batch else self.poll_interval
 

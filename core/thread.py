@@ -97,18 +97,7 @@ async def append(
         source=source,
         using_db=conn,
     )
-    atts: list[RequestAttachment] = []
-    for f in files:
-        atts.append(await RequestAttachment.create(
-            request_id=req.id,
-            message_id=msg.id,
-            name=f.name,
-            file=f.stored_path,
-            size=f.size,
-            content_type=f.content_type,
-            uploaded_by_id=author.id,
-            using_db=conn,
-        ))
+    atts = [await _attachment(req, msg, author, f, conn) for f in files]
     if conn.capabilities.dialect == "postgres":
         # one prepared statement instead of the query builder's UPDATE with F() (built anew
         # on every message: docs/performance.md)
@@ -138,6 +127,14 @@ async def add_file(
 ) -> RequestAttachment:
     """A file (in storage, checked) joining an existing message of the thread of `req`:
     no new message, so no counters and no event (the REST upload's `message` field)."""
+    return await _attachment(req, message, author, file)
+
+
+async def _attachment(
+    req: CustomerRequest, message: RequestMessage, author: User, file: StoredFile,
+    conn: Any = None,
+) -> RequestAttachment:
+    """The attachment row of `file` on `message` (the one place it is written)."""
     return await RequestAttachment.create(
         request_id=req.id,
         message_id=message.id,
@@ -146,6 +143,7 @@ async def add_file(
         size=file.size,
         content_type=file.content_type,
         uploaded_by_id=author.id,
+        using_db=conn,
     )
 
 

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from tortoise.expressions import Q
 
 from core import metrics
-from core.backoff import LoopHealth, run_loop
+from core.backoff import LoopHealth, LoopWorker
 from db.models import MailOutbox
 from mail.notifier import thread_id
 
@@ -75,7 +75,9 @@ def build_message(row: MailOutbox, sender: str, domain: str) -> EmailMessage:
     return msg
 
 
-class MailSender:
+class MailSender(LoopWorker):
+    task_name = "mail-sender"
+
     def __init__(self, settings: Any, *, poll_interval: float = 1.0, lease_seconds: float = 120.0,
                  max_attempts: int = 12, backoff_base: float = 30.0, backoff_cap: float = 3600.0,
                  timeout: float = 30.0) -> None:
@@ -94,25 +96,11 @@ class MailSender:
         self._stopping = False
         self.sent = 0
 
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name="mail-sender")
-        return self._task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=self.timeout + 1)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    async def run(self) -> None:
-        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
+    async def _end_loop(self, task: asyncio.Task[None]) -> None:
+        # A message being handed to the SMTP server may finish (bounded by the timeout).
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.timeout + 1)
+        await super()._end_loop(task)
 
     async def _pass(self) -> float:
         return 0.0 if await self.drain_once() else self.poll_interval

@@ -74,13 +74,12 @@ carries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from typing import Any
 
-from core.backoff import LoopHealth, run_loop
+from core.backoff import LoopHealth, LoopWorker
 from db.models import TelegramOutbox
 from telegram_delivery.budget import Budget, MemoryBudget
 from telegram_delivery.bursts import BurstFolding
@@ -114,7 +113,7 @@ __all__ = [
 log = logging.getLogger("helpdesk.telegram_delivery.sender")
 
 
-class Sender(Planning, Calling, BurstFolding, Preparing, Outcomes):
+class Sender(LoopWorker, Planning, Calling, BurstFolding, Preparing, Outcomes):
     """One sender loop (a process may run one; several processes may run one each)."""
 
     def __init__(self, bot: Any, limits: SenderLimits | None = None, *, name: str | None = None,
@@ -129,7 +128,8 @@ class Sender(Planning, Calling, BurstFolding, Preparing, Outcomes):
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.task_name = self.name
         self.not_forum: set[int] = set()
         self.health = LoopHealth("telegram sender", log, base=self.limits.loop_backoff_base,
                                  cap=self.limits.loop_backoff_cap)
@@ -140,28 +140,10 @@ class Sender(Planning, Calling, BurstFolding, Preparing, Outcomes):
         for stats in (self.stats, STATS):
             setattr(stats, name, getattr(stats, name) + n)
 
-    def start(self) -> asyncio.Task[None]:
-        self._loop_task = asyncio.create_task(self.run(), name=self.name)
-        return self._loop_task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._loop_task
+    async def _after_stop(self) -> None:
         if self._tasks:
             # Let in-flight calls finish (and be marked sent) rather than abandoning them.
             await asyncio.wait(self._tasks, timeout=self.limits.request_timeout + 1)
-
-    async def run(self) -> None:
-        # The wake-up is cleared before each pass: a call that completes during the pass
-        # (or the pause in it) wakes the next one instead of being lost.
-        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
 
     async def _pass(self) -> float:
         began = time.monotonic()

@@ -47,7 +47,7 @@ from tortoise.expressions import Q
 from tortoise.functions import Min
 
 from core import metrics
-from core.backoff import LoopHealth, is_outage, run_loop
+from core.backoff import LoopHealth, LoopWorker, is_outage
 from core.targets import TargetRefused, check_target, guarded_resolver
 from core.webhooks import ATTEMPT_LOG_MAX, RetryPolicy, headers_for
 from db.models import WebhookDelivery, WebhookSubscription
@@ -134,7 +134,9 @@ class _Recorder:
                     future.set_result(None)
 
 
-class WebhookSender:
+class WebhookSender(LoopWorker):
+    task_name = "webhook-sender"
+
     """One sender loop per process; any number of processes may run one."""
 
     def __init__(
@@ -172,22 +174,9 @@ class WebhookSender:
         self._recorder = _Recorder(float(extra.get("webhook_group_commit", 0.02)))
 
     # --- lifecycle ----------------------------------------------------------------------
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run(), name="webhook-sender")
-        return self._task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop taking work; deliveries in flight finish (bounded by the timeout) and the
-        subscriptions' leases are given back."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+    async def _after_stop(self) -> None:
+        """Deliveries in flight finish (bounded by the timeout), so the subscriptions'
+        leases are given back; then the HTTP session closes."""
         tasks = list(self._running.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.timeout + 2)
@@ -200,9 +189,6 @@ class WebhookSender:
             with contextlib.suppress(Exception):
                 await self._session.close()
             self._session = None
-
-    async def run(self) -> None:
-        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
 
     async def _pass(self) -> float:
         return max(0.01, await self.pass_once())

@@ -6,7 +6,6 @@ telegram_delivery.relay.requests, .messages and .edits). The package docstring
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from core import events
-from core.backoff import LoopHealth, is_outage, run_loop
+from core.backoff import LoopHealth, LoopWorker, is_outage
 from core.log_consumer import TELEGRAM_RELAY_CURSOR
 from db.models import (
     Cursor,
@@ -36,7 +35,10 @@ TYPES = (events.NEW_REQUEST, events.REQUEST_UPDATED, events.NEW_MESSAGE, events.
 MESSAGE_EVENTS = (events.NEW_MESSAGE, events.MESSAGE_UPDATED, events.MESSAGE_DELETED)
 
 
-class Relay(RequestEvents, MessageEvents, EditEvents):
+class Relay(LoopWorker, RequestEvents, MessageEvents, EditEvents):
+    task_name = "telegram-relay"
+    wake_on_commit = True
+
     def __init__(
         self,
         settings: Any,
@@ -74,26 +76,6 @@ class Relay(RequestEvents, MessageEvents, EditEvents):
         self._stopping = False
         self.enqueued = 0
         self._postponed = False
-
-    def start(self) -> asyncio.Task[None]:
-        events.add_commit_listener(self.wake)
-        self._task = asyncio.create_task(self.run(), name="telegram-relay")
-        return self._task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping = True
-        events.remove_commit_listener(self.wake)
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    async def run(self) -> None:
-        await run_loop(self._pass, health=self.health, wake=self._wake, stopping=lambda: self._stopping)
 
     async def _pass(self) -> float:
         delay = self.poll_interval
