@@ -13,7 +13,7 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from core import audit, events, runtime
+from core import audit, events, pg_queries, runtime
 from core.security import new_token_key, token_digest
 from db.models import AuthToken, User
 
@@ -89,9 +89,7 @@ async def _pg_token_owner(
     # as its custom fields), costs about half the CPU of the ORM's select_related
     # query builder (docs/performance.md).
     extra = ["token_id_", "token_created_", "rider_"] if rider else ["token_id_", "token_created_"]
-    found = await conn.executor_class(model=User, db=conn).execute_select(
-        sql, values, custom_fields=extra
-    )
+    found = await pg_queries.models(User, conn, sql, values, custom_fields=extra)
     if not found:
         return None, None
     user = found[0]
@@ -106,7 +104,11 @@ async def _pg_token_owner(
     return TokenOwner(user, token_id), value
 
 
+# The statements built for fixed riders (detail, thread) are kept; list riders carry their
+# filters and offset as literals, so the cache is capped: past it a statement is built
+# each time (a string replace, microseconds), and memory stays flat whatever pages are read.
 _RIDER_SQL: dict[str, str] = {}
+RIDER_CACHE_MAX = 256
 
 
 async def token_owner_with(key: str, column_sql: str, values: list[Any]) -> tuple[TokenOwner | None, Any]:
@@ -118,9 +120,11 @@ async def token_owner_with(key: str, column_sql: str, values: list[Any]) -> tupl
         return None, None
     sql = _RIDER_SQL.get(column_sql)
     if sql is None:
-        sql = _RIDER_SQL[column_sql] = _TOKEN_USER_SQL.replace(
+        sql = _TOKEN_USER_SQL.replace(
             ' FROM "users" u ', f' , ({column_sql}) AS "rider_" FROM "users" u ', 1
         )
+        if len(_RIDER_SQL) < RIDER_CACHE_MAX:
+            _RIDER_SQL[column_sql] = sql
     return await _pg_token_owner(
         connections.get("default"), sql, [token_digest(key), *values], True
     )
