@@ -68,8 +68,9 @@ def create_app(settings: Settings, *, name: str | None = None) -> Sanic:
     runtime.configure(settings)
 
     # Sanic listeners: `before_server_start` ones run in the order they are registered (the
-    # database first, as here, then what install() below adds: events, webhooks, mail, web,
-    # the embedded bot and scheduler); `after_server_stop` ones in reverse order (so the
+    # database first, as here, then what install() below adds: events, web, console; then
+    # what bootstrap.app adds: webhooks, mail, and in `helpdesk run` the embedded bot and
+    # scheduler); `after_server_stop` ones in reverse order (so the
     # database closes last). Each stop step is `guarded`: one failing never skips the rest.
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:

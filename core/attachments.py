@@ -27,7 +27,7 @@ from core.errors import NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
 from core.permissions import can_see_internal, is_staff
-from core.requests import get_request
+from core.queries import get_request
 from core.serializers import attachment_data
 from core.texts import t
 from db.models import (

@@ -94,7 +94,9 @@ async def run_loop(
     wake: asyncio.Event,
     stopping: Callable[[], bool],
 ) -> None:
-    """The loop of every background worker (outbox senders, relays, event-log consumers).
+    """The loop of the background workers (outbox senders, the Telegram relay, event-log
+    consumers; the bus's OutboxRelay keeps its own: it waits first and counts a publish
+    failure without an exception).
 
     Until `stopping()`: clear `wake`, run `one_pass` (which returns the seconds until the
     next pass is useful; 0 runs the next one at once), then wait that long or until `wake`

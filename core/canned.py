@@ -28,12 +28,14 @@ from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
 from core.permissions import is_director, require_staff
-from core.requests import get_request, post_message
+from core.queries import get_request
 from core.serializers import dt
 from core.texts import lang_of, t
+from core.thread import post_message
 from db.models import CannedResponse, RequestMessage, Source, User
 
-SHORTCUT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SHORTCUT_MAX = 32
+SHORTCUT_RE = re.compile(rf"^[A-Za-z0-9_-]{{1,{SHORTCUT_MAX}}}$")
 LANGUAGES = ("ru", "en")
 PLACEHOLDER_RE = re.compile(r"\{(customer_name|request_id|admin_name)\}")
 PAGE_SIZE = 20

@@ -14,10 +14,12 @@ from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
 from core import events, history
+from core.clock import now
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
-from core.requests import _load, get_request, now
+from core.queries import get_request
+from core.queries import load_request as _load
 from core.serializers import dt, user_data
 from core.texts import t
 from db.models import CustomerRequest, Status, User

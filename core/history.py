@@ -143,7 +143,7 @@ async def list_history(
     """One page of a request's history, oldest first, and the total. Staff only; NotFound
     for a request that does not exist (or a page past the last). Two queries."""
     require_staff(actor)
-    from core.requests import get_request
+    from core.queries import get_request
 
     await get_request(actor, request_id)
     qs = RequestHistory.filter(request_id=request_id)

@@ -171,7 +171,8 @@ async def run(
     same UPDATE (a PATCH that also edits the title); `text` replaces the move's system
     message; `author` writes it instead of `actor`; `automatic` records the history as
     the desk's (auto-close)."""
-    from core.requests import _load, now
+    from core.clock import now
+    from core.queries import load_request as _load
 
     check(move, actor, req)
     ts = now()
@@ -228,7 +229,7 @@ async def record_status_change(conn: Any, fresh: CustomerRequest, previous: str)
 
 
 async def _make(actor: User, request_id: int, name: str, **kw: Any) -> CustomerRequest:
-    from core.requests import _load
+    from core.queries import load_request as _load
 
     check_actor(move_for(name), actor)  # a customer is refused before any query
     req = await _load(request_id)
@@ -258,7 +259,7 @@ async def reopen_request(actor: User, request_id: int) -> CustomerRequest:
 
 async def reassign_request(actor: User, request_id: int, admin_id: int) -> CustomerRequest:
     """Director assigns the request to another admin (open requests move to in_progress)."""
-    from core.requests import _load
+    from core.queries import load_request as _load
 
     require_director(actor)
     req = await _load(request_id)
@@ -271,7 +272,7 @@ async def reassign_request(actor: User, request_id: int, admin_id: int) -> Custo
 async def auto_close_request(request_id: int, days: int) -> CustomerRequest | None:
     """Scheduler: completed -> closed after a quiet period. The system message is written
     on behalf of the assignee (or the customer). Returns None if it moved meanwhile."""
-    from core.requests import _load
+    from core.queries import load_request as _load
 
     req = await _load(request_id)
     move = move_for("auto_close", req)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.texts import t
+from db.models import CustomerRequest
 
-# Widths of the columns that bound a limit (db.models: CustomerRequest.title is
-# CharField(max_length=TITLE_MAX)); a setting may lower a limit, never raise it past these.
-TITLE_MAX = 200
+# Widths of the columns that bound a limit, read from the models (the column is the one
+# definition); a setting may lower a limit, never raise it past these.
+TITLE_MAX: int = CustomerRequest._meta.fields_map["title"].max_length
 
 
 @dataclass(frozen=True)

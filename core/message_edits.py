@@ -28,7 +28,7 @@ from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
 from core.permissions import can_see_internal
-from core.requests import get_request
+from core.queries import get_request
 from core.serializers import message_data
 from core.texts import t
 from db.models import CustomerRequest, MessageType, RequestMessage, User

@@ -28,12 +28,6 @@ from core.pg_queries import (
 )
 from core.serializers import dt
 
-# --- REST reads straight to JSON ----------------------------------------------------------
-# The staff REST hot paths (detail, list pages, a thread) map asyncpg records straight to the
-# serializers' shapes (core.serializers.request_data / message_data): no model instances, the
-# users joined in the same statement. Equality with the model path is tested
-# (tests/test_pg_json_rows.py) and checked page by page on the bench data (bench.check_lists).
-
 _USER_FIELDS = ("id", "username", "first_name", "last_name", "email")
 _REQUEST_COLUMNS = (
     'r."id", r."title", r."description", r."status", r."priority", r."category", '

@@ -37,7 +37,7 @@ USERS_SQL = f'SELECT * FROM "{USERS}" WHERE "id" = ANY($1::int[])'
 BY_IDS_SQL = f'SELECT * FROM "{REQUESTS}" WHERE "id" = ANY($1::int[]) ORDER BY "created_at" DESC, "id" DESC'
 
 # Matches collected at once by a search page; more than this and the page walks the
-# created_at order instead (see page_with_search).
+# created_at order instead (see search_page).
 SEARCH_COLLECT = 1000
 
 

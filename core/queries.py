@@ -255,7 +255,7 @@ async def thread_json(actor: User, request_id: int, lang: str | None) -> list[di
 
 def riders() -> bool:
     """Whether staff REST reads can ride on the token's statement (PostgreSQL): then the
-    routes use the *_RIDER SQL of core.pg_queries with api.http.authenticate_staff_with
+    routes use the *_RIDER SQL of core.pg_json with api.http.authenticate_staff_with
     and turn the value into JSON with the functions below."""
     return _pg(connections.get("default"))
 
@@ -377,7 +377,7 @@ async def _stats_counts(today_start: datetime) -> tuple[int, int, int, int, int]
 
 
 async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """The seed's stats in one aggregate query, plus `csat_average` and `csat_responses`
+    """The seed's stats (the status counts: two small reads), plus `csat_average` and `csat_responses`
     (core.csat.summary, one more). completed_today counts requests moved to
     completed since local midnight (in TZ) of `now` (default: the current time).
 

@@ -50,7 +50,7 @@ async def create_request(
     One transaction: the request and a `new_request` event (a savepoint when the caller
     has a transaction open, as the web form does).
     """
-    from core.requests import now
+    from core.clock import now
     errors: dict[str, list[str]] = {}
     limits = current_limits()
     lang = actor.language
@@ -105,7 +105,9 @@ async def update_request(actor: User, request_id: int, changes: dict[str, Any]) 
     """PUT/PATCH. Staff only, CanManageRequest. A `status` different from the current one
     is a director's direct move (core.lifecycle.direct_move): anyone else, or a move the
     table does not allow, gets ValidationFailed on `status` naming the allowed statuses."""
-    from core.requests import _load, get_request, now
+    from core.clock import now
+    from core.queries import get_request
+    from core.queries import load_request as _load
 
     req = await get_request(actor, request_id)
     if not is_staff(actor):
@@ -165,7 +167,7 @@ async def delete_request(actor: User, request_id: int) -> None:
     One transaction deletes the request with its thread and attachment rows and records
     request_updated with `deleted: true`; after the commit its files are removed from
     MEDIA_ROOT (a failure to remove is logged, the deletion stands)."""
-    from core.requests import get_request
+    from core.queries import get_request
 
     req = await get_request(actor, request_id)
     require_director(actor)

@@ -9,10 +9,11 @@ writer of a request's thread). Their names stay importable from here, so
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from core import runtime
+from core.clock import now  # noqa: F401  (re-exported)
 from core.queries import (  # noqa: F401  (the read side, re-exported for callers)
     PAGE_SIZE,
     RequestFilters,
@@ -23,11 +24,6 @@ from core.queries import (  # noqa: F401  (the read side, re-exported for caller
     list_requests,
     stats,
 )
-from core.queries import load_request as _load  # noqa: F401
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def overdue_after(priority: str) -> timedelta:

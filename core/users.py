@@ -406,7 +406,7 @@ async def set_active_request(user: User, request_id: int | None) -> User:
     `None` clears it.
     """
     if request_id is not None:
-        from core.requests import get_request
+        from core.queries import get_request
 
         await get_request(user, request_id)
     await User.filter(id=user.id).update(active_request_id=request_id)

@@ -66,6 +66,8 @@ _EVENT_OF = {
 DOMAIN_TYPES = tuple(_EVENT_OF)
 
 SIGNATURE_PREFIX = "sha256="
+DESCRIPTION_MAX = 200  # a subscription's description
+DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed")  # WebhookDelivery.status
 ATTEMPT_LOG_MAX = 30  # attempts kept per delivery (24 hours of retries are about 30)
 PAGE_SIZE = 20
 
@@ -259,7 +261,7 @@ async def create_subscription(actor: User, data: dict[str, Any], *, allow_privat
     url = await _check_url(errors, data.get("url"), lang, allow_private)
     names = _check_events(errors, data.get("events"), lang)
     description = data.get("description", "")
-    if not isinstance(description, str) or len(description) > 200:
+    if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
         errors["description"] = [t("err_webhook_description", lang)]
     is_active = data.get("is_active", True)
     if not isinstance(is_active, bool):
@@ -299,7 +301,7 @@ async def update_subscription(actor: User, subscription_id: int, data: dict[str,
     if "events" in data:
         changes["events"] = _check_events(errors, data["events"], lang)
     if "description" in data:
-        if not isinstance(data["description"], str) or len(data["description"]) > 200:
+        if not isinstance(data["description"], str) or len(data["description"]) > DESCRIPTION_MAX:
             errors["description"] = [t("err_webhook_description", lang)]
         changes["description"] = data["description"]
     if "is_active" in data:

@@ -7,12 +7,11 @@ from sanic import Blueprint, Request
 from sanic.response import empty
 
 from api.http import MAX_BIG_ID, MAX_DB_ID, authenticate_staff, body, json, page_number, paginated
-from api.schemas.webhooks import DELIVERY_STATUSES
 from core import webhooks as svc
 from core.errors import ValidationFailed
 from core.texts import t
 
-STATUSES = DELIVERY_STATUSES
+STATUSES = svc.DELIVERY_STATUSES
 
 
 def _allow_private(request: Request) -> bool:

@@ -14,7 +14,7 @@ from pydantic import Field, StrictBool, StrictStr
 
 from api.schemas.base import Body, Out, Page
 from core.audit import ACTIONS
-from core.canned import LANGUAGES
+from core.canned import LANGUAGES, SHORTCUT_MAX
 from core.limits import TITLE_MAX
 from db.models import HistoryChannel
 
@@ -24,7 +24,7 @@ AuditAction = StrEnum("AuditAction", {name: name for name in ACTIONS})
 
 class CannedResponse(Out):
     id: int
-    shortcut: str = Field(max_length=32, pattern="^[a-z0-9_-]+$")
+    shortcut: str = Field(max_length=SHORTCUT_MAX, pattern="^[a-z0-9_-]+$")
     title: str = Field(max_length=TITLE_MAX)
     content: str = Field(description="Placeholders: {customer_name}, {request_id}, {admin_name}")
     language: Language
@@ -45,7 +45,7 @@ class CannedResponseUpdate(Body):
 
     model_config = {"json_schema_extra": {"example": {"title": "Приветствие (новое)"}}}
 
-    shortcut: StrictStr = Field(None, max_length=32)
+    shortcut: StrictStr = Field(None, max_length=SHORTCUT_MAX)
     title: StrictStr = Field(None, max_length=TITLE_MAX)
     content: StrictStr = None
     language: Language = None
@@ -59,7 +59,7 @@ class CannedResponseWrite(CannedResponseUpdate):
         "shortcut": "greet", "title": "Приветствие", "language": "ru",
         "content": "Здравствуйте, {customer_name}! Запрос #{request_id} у меня, {admin_name}."}}}
 
-    shortcut: StrictStr = Field(max_length=32)
+    shortcut: StrictStr = Field(max_length=SHORTCUT_MAX)
     title: StrictStr = Field(max_length=TITLE_MAX)
     content: StrictStr
 

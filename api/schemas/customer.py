@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, StrictStr, WithJsonSchema
 from api.http import int_from_text
 from api.schemas.base import REQUIRED, Body, Out, Page, StringList, drf_error
 from api.schemas.requests import Content, PostedType, Title
+from core.csat import SCORES
 from db.models import Category, MessageType, Priority, SenderType, Status
 
 
@@ -34,7 +35,7 @@ class OwnRequest(Out):
     last_message_at: datetime | None
     messages_count: int = Field(description="Messages the customer can see.")
     estimated_resolution_time: datetime | None
-    rating: int | None = Field(ge=1, le=5, description="Your satisfaction rating (CSAT)")
+    rating: int | None = Field(ge=min(SCORES), le=max(SCORES), description="Your satisfaction rating (CSAT)")
     rating_comment: str
 
 
@@ -102,7 +103,7 @@ class Rating(Body):
     model_config = {"json_schema_extra": {"example": {"rating": 5, "comment": "Быстро и вежливо"}}}
 
     rating: Annotated[Any, BeforeValidator(_rating_text),
-                      WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5})]
+                      WithJsonSchema({"type": "integer", "minimum": min(SCORES), "maximum": max(SCORES)})]
     comment: StrictStr | None = None
 
 

@@ -19,6 +19,7 @@ from api.schemas.base import (
     StringList,
     Texts,
 )
+from core.csat import SCORES
 from core.limits import TITLE_MAX, Limits
 from core.texts import t
 from db.models import Category, HistoryChannel, MessageType, Priority, Role, SenderType, Status
@@ -59,7 +60,7 @@ class CustomerRequest(Out):
         "link in its confirmation mail is opened."
     )
     customer_banned: bool
-    rating: int | None = Field(ge=1, le=5, description="The customer's satisfaction rating (CSAT)")
+    rating: int | None = Field(ge=min(SCORES), le=max(SCORES), description="The customer's satisfaction rating (CSAT)")
     rating_comment: str
 
 

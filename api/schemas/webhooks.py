@@ -12,10 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, StrictStr
 
 from api.schemas.base import Body, Out, Page
-from core.webhooks import EVENT_NAMES
+from core.webhooks import DELIVERY_STATUSES, DESCRIPTION_MAX, EVENT_NAMES
 
 WebhookEvent = StrEnum("WebhookEvent", {name.replace(".", "_"): name for name in EVENT_NAMES})
-DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed")  # WebhookDelivery.status
 DeliveryStatus = Literal[DELIVERY_STATUSES]
 
 
@@ -42,7 +41,7 @@ class WebhookSubscriptionUpdate(Body):
     url: StrictStr = Field(None, json_schema_extra={"format": "uri"}, description=(
         "http(s); loopback/private targets refused unless WEBHOOK_ALLOW_PRIVATE=1"))
     events: list[WebhookEvent] = Field(None, min_length=1)
-    description: StrictStr = Field(None, max_length=200)
+    description: StrictStr = Field(None, max_length=DESCRIPTION_MAX)
     is_active: StrictBool = None
 
 
