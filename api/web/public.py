@@ -15,36 +15,31 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
 from sanic import Request
 from sanic.request import File
 from sanic.response import HTTPResponse, redirect
-from tortoise.transactions import in_transaction
 
 from api.client_address import client_address
 from api.http import MAX_DB_ID, int_arg, is_row_id, json, parse_json, reject_null_characters
 from api.multipart import load_form
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
-from core import events, thread
+from core import thread, web_form
 from core.bans import email_is_banned
 from core.errors import NotFound, PermissionDenied, Throttled, ValidationFailed
 from core.limits import current as current_limits
 from core.ratelimit import MemoryRateLimiter
-from core.request_writes import create_request
 from core.requests import list_messages
 from core.security import is_access_key
 from core.serializers import customer_attachment_data, customer_message_data, customer_request_data
 from core.texts import CATEGORY_LABELS, STATUS_LABELS, t
-from core.users import web_contact_for_email
 from db.models import (
     Category,
     CustomerRequest,
     RequestAttachment,
     RequestMessage,
-    Source,
     Status,
 )
 
@@ -231,41 +226,6 @@ def validate_form(data: dict[str, str], lang: str) -> dict[str, str]:
     return out
 
 
-async def store_files(
-    conn: Any, customer, req: CustomerRequest, files: list[File], written: list[Path]
-) -> list[str]:
-    """Each file becomes a thread message with its attachment (core.attachments.attach_in),
-    in the caller's transaction `conn`. A file whose bytes cannot be written to storage is
-    reported (returned, logged) and the rest go on; anything else raises, and the caller
-    rolls back and removes what `written` lists."""
-    failed: list[str] = []
-    for f in files:
-        try:
-            stored = await files_svc.store_file(req.id, f.name or "file", f.body, f.type)
-        except OSError:  # the storage, not the request: report the file, keep the rest
-            log.exception("could not store attachment %r of request %s", f.name, req.id)
-            failed.append(f.name or "file")
-            continue
-        written.append(files_svc.media_root() / stored.stored_path)
-        await files_svc.attach_in(conn, customer, req, [stored], source=Source.web)
-    return failed
-
-
-async def in_one_transaction(work) -> Any:
-    """Run `work(conn, written)` in one transaction; if it fails, nothing is kept: the
-    transaction rolls back and the files it wrote (`written`) are removed."""
-    written: list[Path] = []
-    try:
-        async with in_transaction() as conn:
-            result = await work(conn, written)
-    except BaseException:
-        for path in written:
-            files_svc.remove_stored(path)
-        raise
-    events.committed()
-    return result
-
-
 def wants_html(request: Request) -> bool:
     """A plain form post from a browser without JavaScript (fetch asks for JSON)."""
     accept = request.headers.get("accept", "")
@@ -285,20 +245,10 @@ async def create_from_form(request: Request) -> HTTPResponse:
     if await email_is_banned(data["email"]):  # a banned customer's address (core.bans)
         raise PermissionDenied(text("err_banned", lang))
 
-    async def create(conn: Any, written: list[Path]) -> tuple[CustomerRequest, list[str]]:
-        # One transaction: the contact, the request, its files (savepoints inside).
-        customer = await web_contact_for_email(data["email"], data["name"], lang)
-        req = await create_request(
-            customer,
-            title=data["title"],
-            description=data["description"],
-            category=data["category"],
-            source=Source.web,
-            with_access_key=True,
-        )
-        return req, await store_files(conn, customer, req, files, written)
-
-    req, failed = await in_one_transaction(create)
+    req, failed = await web_form.create_web_request(
+        email=data["email"], name=data["name"], language=lang, title=data["title"],
+        description=data["description"], category=data["category"], files=files,
+    )
     url = f"/r/{req.access_key}?created=1"
     log.info("web request #%s created (%d files)", req.id, len(files) - len(failed))
     if wants_html(request):
@@ -335,23 +285,15 @@ async def reply(request: Request, key: str) -> HTTPResponse:
     files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
     if not content and not files:
         raise ValidationFailed({"content": [text("err_required", lang)]})
-    if len(content) > current_limits().content:
-        raise ValidationFailed({"content": [text("err_too_long", lang, max=current_limits().content)]})
-    customer = req.customer
+    most = current_limits().content
+    if len(content) > most:  # the page's language; core.thread checks again in the domain
+        raise ValidationFailed({"content": [text("err_too_long", lang, max=most)]})
     # Refuses a closed request (or a banned customer) before anything is written.
-    thread.check_can_post(customer, req)
+    thread.check_can_post(req.customer, req)
     last_id = (
         await RequestMessage.filter(request_id=req.id).order_by("-id").first().values_list("id", flat=True)
     ) or 0
-
-    async def write(conn: Any, written: list[Path]) -> list[str]:
-        # One transaction: the text and every file, on the request loaded above.
-        if content:
-            thread.check_message(customer, content)
-            await thread.append(conn, req, customer, content, source=Source.web)
-        return await store_files(conn, customer, req, files, written)
-
-    failed = await in_one_transaction(write)
+    failed = await web_form.reply_from_web(req, content, files)
     if wants_html(request):
         return redirect(f"/r/{key}", status=303)
     # Everything new in the thread since just before this reply (the page de-duplicates).
