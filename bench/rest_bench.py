@@ -194,7 +194,8 @@ def http(base: str, token: str, method: str, path: str, body: str | None = None)
         return resp.status, json.loads(resp.read() or b"null")
 
 
-def start_server(database_url: str, port: int, raw: bool = False, workers: int = 1) -> subprocess.Popen:
+def start_server(database_url: str, port: int, raw: bool = False, workers: int = 1,
+                 profile: str | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
@@ -208,7 +209,15 @@ def start_server(database_url: str, port: int, raw: bool = False, workers: int =
         # WebSocket fan-out through Redis, REDIS_URL from the environment).
         env["WORKERS"] = str(workers)
         env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-        return subprocess.Popen([sys.executable, "-m", "core.cli", "api"], cwd=ROOT, env=env)
+        return subprocess.Popen([sys.executable, "-m", "bootstrap", "api"], cwd=ROOT, env=env)
+    if profile:
+        # cProfile around the one API process; its stats are written when it stops
+        # (read them with `python -m pstats FILE`).
+        script = Path(tempfile.mkdtemp()) / "bench_api.py"
+        script.write_text(SERVER_CODE)
+        return subprocess.Popen(
+            [sys.executable, "-m", "cProfile", "-o", profile, str(script)], cwd=ROOT, env=env
+        )
     return subprocess.Popen([sys.executable, "-c", SERVER_CODE], cwd=ROOT, env=env)
 
 
@@ -400,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                              "on one, then on the other, and print the CPU ratios")
     parser.add_argument("--repeat", type=int, default=1, help="run the scenario list N times")
     parser.add_argument("--workers", type=int, default=1, help="API worker processes")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="run the (single-worker) API under cProfile, stats to FILE")
     parser.add_argument("--raw", action="store_true",
                         help="drive bench/raw_server.py (hand-written SQL) instead of the API; "
                              "it answers every scenario")
@@ -431,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            proc = start_server(database_url, port, raw=kind == "raw", workers=args.workers)
+            proc = start_server(database_url, port, raw=kind == "raw", workers=args.workers,
+                                profile=args.profile if kind == "api" else None)
             servers[kind] = (proc, base)
             wait_ready(base, token, proc)
             print(f"{kind} pid {proc.pid} on {base}; client {client}, {args.connections} "

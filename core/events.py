@@ -30,6 +30,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from core.clock import now
 from db.models import Event
 
 log = logging.getLogger("helpdesk.events")
@@ -60,6 +61,10 @@ async def record_event(
     type_: str, data: dict[str, Any], *, topic: str = ADMIN_TOPIC, using_db: BaseDBAsyncClient
 ) -> Event:
     """Write an event in the caller's transaction (pass the transaction as `using_db`)."""
+    if using_db.capabilities.dialect == "postgres":
+        from core import pg_writes  # one prepared INSERT (core/pg_writes.py)
+
+        return await pg_writes.insert_event(using_db, type_, topic, data, now())
     return await Event.create(type=type_, topic=topic, payload=data, using_db=using_db)
 
 

@@ -9,6 +9,7 @@ the estimate as an ISO timestamp, the assignee as `{"id", "name"}`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -85,19 +86,36 @@ async def record(
         return 0
     channel = origin.current().channel
     rows = [
-        RequestHistory(
-            request_id=request_id,
-            field=field,
-            old_value=_encode(old),
-            new_value=_encode(new),
-            actor_id=actor.id if actor is not None else None,
-            actor_name=actor.full_name if actor is not None else "",
-            channel=channel,
-        )
+        RequestHistory(request_id=request_id, **columns(field, old, new, actor, channel))
         for field, old, new in changes
     ]
     await RequestHistory.bulk_create(rows, using_db=conn)
     return len(rows)
+
+
+def columns(
+    field: str, old: Any, new: Any, actor: User | None, channel: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of one history row but its request (the channel: the current origin's
+    by default; `at`: its time, else the database row's default of now)."""
+    row: dict[str, Any] = {
+        "field": field,
+        "old_value": _encode(old),
+        "new_value": _encode(new),
+        "actor_id": actor.id if actor is not None else None,
+        "actor_name": actor.full_name if actor is not None else "",
+        "channel": channel if channel is not None else origin.current().channel,
+    }
+    if at is not None:
+        row["created_at"] = at
+    return row
+
+
+def created_columns(req: CustomerRequest, actor: User, at: datetime) -> dict[str, Any]:
+    """The history row of a request's creation (core.pg_writes.add_request writes it in
+    the request's own statement; record_created elsewhere)."""
+    return columns(CREATED, None, req.title, actor, at=at)
 
 
 async def record_diff(

@@ -53,6 +53,13 @@ class EventLogConsumer(LoopWorker):
         self.rescan_every = rescan_every
         self.log = log or logging.getLogger(f"helpdesk.{self.cursor_name}")
         self.health = LoopHealth(self.task_name, self.log)
+        # While idle (nobody listens) the check runs at most every `idle_recheck` seconds,
+        # not on every commit's wake-up: a busy desk with no webhook would otherwise pay
+        # three queries per write for nothing. A listener that appears meanwhile misses
+        # nothing (a webhook subscription starts after the newest event when it is made);
+        # it is served within idle_recheck.
+        self.idle_recheck = min(poll_interval, 1.0)
+        self._idle_until = 0.0
         self._done: dict[int, float] = {}
         self._rescanned = 0.0
         self._wake = asyncio.Event()
@@ -94,11 +101,15 @@ class EventLogConsumer(LoopWorker):
     async def process_once(self) -> int:
         """Handle the events since the cursor (and late commits). Returns how many new
         events were read."""
+        if time.monotonic() < self._idle_until:
+            return 0  # nobody listened a moment ago: not on every commit (see idle_recheck)
         cursor = await self._cursor()
         position = cursor.position
         if await self.idle():
             await self._advance(position, await newest_event_id())
+            self._idle_until = time.monotonic() + self.idle_recheck
             return 0
+        self._idle_until = 0.0
         todo: list[Event] = []
         if self._rescan_due():
             since = datetime.now(UTC) - timedelta(seconds=self.rescan_seconds)

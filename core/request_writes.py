@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from core import audit, events, history, lifecycle
+from core import audit, events, history, lifecycle, pg_writes
 from core.bans import require_not_banned
 from core.errors import PermissionDenied, ValidationFailed
 from core.limits import check_tags, check_text
@@ -47,8 +48,9 @@ async def create_request(
     A banned actor is refused (PermissionDenied, core.bans); staff may still open a
     request on a banned customer's behalf.
 
-    One transaction: the request and a `new_request` event (a savepoint when the caller
-    has a transaction open, as the web form does).
+    Atomic: the request, its history row and a `new_request` event (on PostgreSQL one
+    statement, core.pg_writes; on SQLite one transaction, a savepoint when the caller has
+    one open, as the web form does).
     """
     from core.clock import now
     errors: dict[str, list[str]] = {}
@@ -74,25 +76,41 @@ async def create_request(
     if errors:
         raise ValidationFailed(errors)
     ts = now()
-    async with in_transaction() as conn:
-        req = await CustomerRequest.create(
-            title=title.strip(),
-            description=description,
-            priority=priority,
-            category=category,
-            customer=customer,
-            tags=list(tags or []),
-            estimated_resolution_time=estimated_resolution_time,
-            source=source,
-            status_changed_at=ts,
-            access_key=new_access_key() if with_access_key else None,
-            search_text=build_search_text(title, description, customer),
-            using_db=conn,
+    values: dict[str, Any] = {
+        "title": title.strip(),
+        "description": description,
+        "status": Status.open,
+        "priority": priority,
+        "category": category,
+        "customer_id": customer.id,
+        "created_at": ts,
+        "updated_at": ts,
+        "tags": list(tags or []),
+        "estimated_resolution_time": estimated_resolution_time,
+        "messages_count": 0,
+        "public_messages_count": 0,
+        "status_changed_at": ts,
+        "source": source,
+        "access_key": new_access_key() if with_access_key else None,
+        "search_text": build_search_text(title, description, customer),
+    }
+    db = connections.get("default")  # the caller's transaction, when it has one open
+    if db.capabilities.dialect == "postgres":
+        # the row, its history row and its event in one statement (core/pg_writes.py),
+        # atomic without a transaction of its own
+        draft = CustomerRequest(**values)
+        draft.customer, draft.assigned_admin = customer, None
+        req = await pg_writes.add_request(
+            db, values, history.created_columns(draft, actor, ts),
+            (events.NEW_REQUEST, events.ADMIN_TOPIC, request_data(draft)),
         )
-        req.customer = customer
-        req.assigned_admin = None
-        await history.record_created(conn, req, actor)
-        await events.record_event(events.NEW_REQUEST, request_data(req), using_db=conn)
+        req.customer, req.assigned_admin = customer, None
+    else:
+        async with in_transaction() as conn:
+            req = await CustomerRequest.create(**values, using_db=conn)
+            req.customer, req.assigned_admin = customer, None
+            await history.record_created(conn, req, actor)
+            await events.record_event(events.NEW_REQUEST, request_data(req), using_db=conn)
     events.committed()
     return req
 

@@ -35,15 +35,19 @@ WINDOW = timedelta(days=7)
 DONE = (Status.completed, Status.closed)
 
 
+def is_first_response(sender_type: str, is_internal: bool, message_type: str) -> bool:
+    """Whether such a message is a staff reply the customer sees, so that the first of them
+    is the request's first response (not an internal note, not a system message)."""
+    return sender_type == SenderType.admin and not is_internal and message_type != MessageType.system
+
+
 async def note_first_response(conn: BaseDBAsyncClient, req: CustomerRequest, msg: RequestMessage) -> None:
     """Remember the request's first non-internal staff reply (when and by whom), in the
     caller's transaction. Conditional, so of concurrent first replies one is kept; no
-    query at all once the request has one."""
-    if (
-        msg.sender_type != SenderType.admin
-        or msg.is_internal
-        or msg.message_type == MessageType.system
-        or req.first_response_at is not None
+    query at all once the request has one. (On PostgreSQL core.pg_writes.append_message
+    does the same in the message's own statement.)"""
+    if req.first_response_at is not None or not is_first_response(
+        msg.sender_type, msg.is_internal, msg.message_type
     ):
         return
     await CustomerRequest.filter(id=req.id, first_response_at__isnull=True).using_db(conn).update(

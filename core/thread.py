@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tortoise import connections
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from core import events, i18n, staff_stats
+from core import events, i18n, pg_writes, staff_stats
 from core.bans import require_not_banned
+from core.clock import now
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
@@ -44,12 +46,6 @@ if TYPE_CHECKING:
     from core.attachments import StoredFile
 
 POSTABLE_TYPES = (MessageType.text, MessageType.image, MessageType.file)
-
-_COUNTS_SQL = (
-    f'UPDATE "{CustomerRequest._meta.db_table}" SET "last_message_at" = $2, '
-    '"messages_count" = "messages_count" + 1, '
-    '"public_messages_count" = "public_messages_count" + $3 WHERE "id" = $1'
-)
 
 
 def check_can_post(actor: User, req: CustomerRequest, *, is_internal: bool = False) -> bool:
@@ -86,40 +82,59 @@ async def append(
     A system message keeps `content` in Russian and its catalog key and params in
     `content_i18n` (core.i18n), so each reader sees it in their own language."""
     system = message_type == MessageType.system
-    msg = await RequestMessage.create(
-        request_id=req.id,
-        sender_id=author.id,
-        sender_type=SenderType.admin if is_staff(author) else SenderType.customer,
-        content=i18n.render(content, i18n.DEFAULT_LANGUAGE) if system else content,
-        content_i18n=i18n.to_json(content) if system else None,
-        message_type=message_type,
-        is_internal=bool(is_internal),
-        source=source,
-        using_db=conn,
-    )
-    atts = [await _attachment(req, msg, author, f, conn) for f in files]
-    if conn.capabilities.dialect == "postgres":
-        # one prepared statement instead of the query builder's UPDATE with F() (built anew
-        # on every message: docs/performance.md)
-        await conn.execute_query(_COUNTS_SQL, [req.id, msg.created_at, 0 if msg.is_internal else 1])
+    values: dict[str, Any] = {
+        "request_id": req.id,
+        "sender_id": author.id,
+        "sender_type": SenderType.admin if is_staff(author) else SenderType.customer,
+        "content": i18n.render(content, i18n.DEFAULT_LANGUAGE) if system else content,
+        "content_i18n": i18n.to_json(content) if system else None,
+        "message_type": message_type,
+        "is_read": False,
+        "is_internal": bool(is_internal),
+        "created_at": now(),
+        "source": source,
+        "is_deleted": False,
+    }
+    first = staff_stats.is_first_response(values["sender_type"], values["is_internal"], message_type)
+    if conn.capabilities.dialect == "postgres" and not files:
+        # the row, the counters, the first reply and the event: one statement (atomic on
+        # its own, so post_message needs no transaction; core/pg_writes.py)
+        draft = RequestMessage(**values)
+        msg = await pg_writes.add_message(
+            conn, values, first_response=first,
+            event=(events.NEW_MESSAGE, events.ADMIN_TOPIC, _event_data(draft, author, [])),
+        )
+        atts: list[RequestAttachment] = []
     else:
-        counts: dict[str, Any] = {
-            "last_message_at": msg.created_at, "messages_count": F("messages_count") + 1,
-        }
-        if not msg.is_internal:
-            counts["public_messages_count"] = F("public_messages_count") + 1
-        await CustomerRequest.filter(id=req.id).using_db(conn).update(**counts)
-    await staff_stats.note_first_response(conn, req, msg)
+        if conn.capabilities.dialect == "postgres":
+            msg = await pg_writes.add_message(conn, values, first_response=first, event=None)
+        else:
+            msg = await RequestMessage.create(**values, using_db=conn)
+            counts: dict[str, Any] = {
+                "last_message_at": msg.created_at, "messages_count": F("messages_count") + 1,
+            }
+            if not msg.is_internal:
+                counts["public_messages_count"] = F("public_messages_count") + 1
+            await CustomerRequest.filter(id=req.id).using_db(conn).update(**counts)
+            await staff_stats.note_first_response(conn, req, msg)
+        atts = [await _attachment(req, msg, author, f, conn) for f in files]
+        await events.record_event(events.NEW_MESSAGE, _event_data(msg, author, atts), using_db=conn)
+    msg.sender = author
+    return msg, atts
+
+
+def _event_data(msg: RequestMessage, author: User, atts: list[RequestAttachment]) -> dict[str, Any]:
+    """The new_message event's payload: the message's JSON, plus `content_i18n` for a
+    system message (the admin socket renders it per reader; webhooks drop it) and
+    `attachments` when it has files."""
     data = message_data(msg, author)
-    if msg.content_i18n:  # the admin socket renders it per reader; webhooks drop it
+    if msg.content_i18n:
         data[i18n.EVENT_FIELD] = msg.content_i18n
     if atts:
         from core.attachments import serialize
 
         data["attachments"] = [serialize(a) for a in atts]
-    await events.record_event(events.NEW_MESSAGE, data, using_db=conn)
-    msg.sender = author
-    return msg, atts
+    return data
 
 
 async def add_file(
@@ -169,11 +184,19 @@ async def post_message(
     req = await get_request_only(actor, request_id)
     is_internal = check_can_post(actor, req, is_internal=is_internal)
     check_message(actor, content, message_type)
-    async with in_transaction() as conn:
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "postgres":
+        # one statement, atomic on its own (see append): no BEGIN and COMMIT round trips
         msg, _ = await append(
             conn, req, actor, content, message_type=message_type, is_internal=is_internal,
             source=source,
         )
+    else:
+        async with in_transaction() as conn:
+            msg, _ = await append(
+                conn, req, actor, content, message_type=message_type,
+                is_internal=is_internal, source=source,
+            )
     events.committed()
     return msg
 
