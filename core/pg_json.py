@@ -27,6 +27,7 @@ from core.pg_queries import (
     where,
 )
 from core.serializers import dt
+from db.models import CustomerRequest
 
 _USER_FIELDS = ("id", "username", "first_name", "last_name", "email")
 _REQUEST_COLUMNS = (
@@ -216,6 +217,28 @@ THREAD_RIDER = (
     f'LEFT JOIN "{USERS}" u ON u."id" = m."sender_id" '
     f'WHERE m."request_id" = $2 AND NOT m."is_deleted" ORDER BY m."created_at", m."id") END'
 )
+
+
+# A request's own columns (no users), for a write that checks it first (a message POST):
+# core.queries.request_from_rider makes the model instance. Built on first use: the
+# foreign keys' columns are among the model's fields only once the ORM is initialised.
+_REQUEST_ONLY: list[tuple[tuple[str, ...], str]] = []
+
+
+def request_fields() -> tuple[str, ...]:
+    if not _REQUEST_ONLY:
+        projection = CustomerRequest._meta.fields_db_projection
+        fields = tuple(projection)
+        columns = ", ".join(f'r."{projection[f]}"' for f in fields)
+        _REQUEST_ONLY.append(
+            (fields, f'SELECT ROW({columns}) FROM "{REQUESTS}" r WHERE r."id" = $2')
+        )
+    return _REQUEST_ONLY[0][0]
+
+
+def request_only_rider() -> str:
+    request_fields()
+    return _REQUEST_ONLY[0][1]
 
 
 def page_rider(

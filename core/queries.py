@@ -267,6 +267,16 @@ def detail_from_rider(actor: User, row: Any) -> dict[str, Any]:
     return pg_json.request_row_data(row)
 
 
+def request_from_rider(actor: User, row: Any) -> CustomerRequest:
+    """get_request_only from pg_json.request_only_rider()'s value (None: no such request):
+    the request's own columns as a model instance, NotFound unless `actor` may see it."""
+    fields = pg_json.request_fields()
+    req = None if row is None else CustomerRequest(**dict(zip(fields, row, strict=True)))
+    if req is None or not can_view_request(actor, req):
+        raise NotFound(t("err_not_found", actor.language))
+    return req
+
+
 def thread_from_rider(actor: User, rows: Any, lang: str | None) -> list[dict[str, Any]]:
     """thread_json (staff) from pg_json.THREAD_RIDER's value (None: no such request)."""
     if rows is None:

@@ -98,8 +98,7 @@ async def create_request(
     if db.capabilities.dialect == "postgres":
         # the row, its history row and its event in one statement (core/pg_writes.py),
         # atomic without a transaction of its own
-        draft = CustomerRequest(**values)
-        draft.customer, draft.assigned_admin = customer, None
+        draft = pg_writes.draft(CustomerRequest, values, customer=customer, assigned_admin=None)
         req = await pg_writes.add_request(
             db, values, history.created_columns(draft, actor, ts),
             (events.NEW_REQUEST, events.ADMIN_TOPIC, request_data(draft)),

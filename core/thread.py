@@ -99,7 +99,7 @@ async def append(
     if conn.capabilities.dialect == "postgres" and not files:
         # the row, the counters, the first reply and the event: one statement (atomic on
         # its own, so post_message needs no transaction; core/pg_writes.py)
-        draft = RequestMessage(**values)
+        draft = pg_writes.draft(RequestMessage, values)
         msg = await pg_writes.add_message(
             conn, values, first_response=first,
             event=(events.NEW_MESSAGE, events.ADMIN_TOPIC, _event_data(draft, author, [])),
@@ -170,8 +170,11 @@ async def post_message(
     is_internal: bool = False,
     message_type: str = MessageType.text,
     source: Source = Source.api,
+    loaded: CustomerRequest | None = None,
 ) -> RequestMessage:
-    """Add a message to a request's thread (one transaction, see `append`).
+    """Add a message to a request's thread (one transaction, see `append`). `loaded`: the
+    request as get_request_only gives it, when the caller read it already (the staff REST
+    route, in its token's statement: core.queries.request_from_rider).
 
     Staff: CanManageRequest; sender_type admin; may mark it internal (never shown to the
     customer). Customer: own request only, never internal, not once it is closed, not
@@ -181,7 +184,7 @@ async def post_message(
     from core.queries import get_request_only
 
     # the request's own columns are all the checks and `append` read (no users)
-    req = await get_request_only(actor, request_id)
+    req = loaded if loaded is not None else await get_request_only(actor, request_id)
     is_internal = check_can_post(actor, req, is_internal=is_internal)
     check_message(actor, content, message_type)
     conn = connections.get("default")

@@ -484,3 +484,32 @@ async def test_reminders_read_only_what_needs_action_and_a_bounded_batch(
     for r in await jobs._waiting_requests(later):
         assert await jobs.claim_reminder(r.id, jobs.escalate_kind(r))
     assert [r.id for r in await jobs._waiting_requests(later)] == oldest_first[3:]
+
+
+async def test_estimate_reminders_read_only_unreminded_estimates_in_a_bounded_batch(
+    tg_settings, make_user, monkeypatch
+):
+    """The overdue-estimate reminder reads at most WAITING_BATCH requests per run, most
+    overdue first, and never one whose current estimate was already reminded; a new
+    estimate that passes is reminded again."""
+    from db.models import CustomerRequest
+    from scheduler.jobs import reminders as jobs
+
+    monkeypatch.setattr(jobs, "WAITING_BATCH", 2)
+    customer = await make_user("customer")
+    admin = await make_user("admin")
+    reqs = [
+        await make_request(customer, status=Status.in_progress, admin=admin,
+                           eta=NOW - timedelta(hours=i + 1))
+        for i in range(5)
+    ]
+    most_overdue_first = [r.id for r in reversed(reqs)]
+    assert await jobs._remind_overdue_estimates(tg_settings, NOW) == most_overdue_first[:2]
+    assert await jobs._remind_overdue_estimates(tg_settings, NOW) == most_overdue_first[2:4]
+    assert await jobs._remind_overdue_estimates(tg_settings, NOW) == most_overdue_first[4:]
+    assert await jobs._remind_overdue_estimates(tg_settings, NOW) == []
+    await CustomerRequest.filter(id=reqs[0].id).update(
+        estimated_resolution_time=NOW + timedelta(hours=1)
+    )
+    later = NOW + timedelta(hours=2)
+    assert await jobs._remind_overdue_estimates(tg_settings, later) == [reqs[0].id]

@@ -173,14 +173,23 @@ def get_blueprint() -> Blueprint:
 
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
-        actor = await authenticate_staff(request)
+        loaded = None
+        if queries.riders():  # the request's columns read in the token's statement
+            actor, row = await authenticate_staff_with(
+                request, pg_json.request_only_rider(), [request_id]
+            )
+        else:
+            actor = await authenticate_staff(request)
         data = validated(request, schemas.RequestMessageCreate)
+        if queries.riders():
+            loaded = queries.request_from_rider(actor, row)
         msg = await svc.post_message(
             actor,
             request_id,
             data.content,
             is_internal=data.is_internal,
             message_type=data.message_type,
+            loaded=loaded,
         )
         return json(message_data(msg), status=201)
 

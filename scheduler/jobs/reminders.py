@@ -86,6 +86,21 @@ def _logged_since_open(kind_prefix: str) -> RawSQL:
     )
 
 
+def _logged_eta() -> RawSQL:
+    """Whether the reminder of the request's current estimate was claimed: the
+    reminder_log row of kind eta_kind ("eta:" + the estimate in epoch seconds)."""
+    table = CustomerRequest._meta.db_table
+    eta = f'"{table}"."estimated_resolution_time"'
+    if connections.get("default").capabilities.dialect == "postgres":
+        epoch = f"FLOOR(EXTRACT(EPOCH FROM {eta}))::BIGINT::TEXT"
+    else:
+        epoch = f"CAST(CAST(strftime('%s', {eta}) AS INTEGER) AS TEXT)"
+    return RawSQL(
+        f'EXISTS (SELECT 1 FROM "{ReminderLog._meta.db_table}" l WHERE l."request_id" = '
+        f"\"{table}\".\"id\" AND l.\"kind\" = 'eta:' || {epoch})"
+    )
+
+
 async def _waiting_requests(now: datetime) -> list[CustomerRequest]:
     """Open, unassigned requests that still need a reminder (past their priority's
     threshold, not reminded since they opened) or an escalation (past twice the threshold,
@@ -264,11 +279,20 @@ async def run_reminders(
 
 
 async def _remind_overdue_estimates(settings: Settings, now: datetime) -> list[int]:
-    overdue = await CustomerRequest.filter(
-        status=Status.in_progress,
-        estimated_resolution_time__lte=now,
-        assigned_admin_id__isnull=False,
-    ).select_related("assigned_admin")
+    # Only requests whose current estimate was not reminded yet (the claimed kind is checked
+    # in SQL), most overdue first, at most WAITING_BATCH per run: never every overdue row.
+    overdue = (
+        await CustomerRequest.filter(
+            status=Status.in_progress,
+            estimated_resolution_time__lte=now,
+            assigned_admin_id__isnull=False,
+        )
+        .annotate(reminded=_logged_eta())
+        .filter(reminded=False)
+        .order_by("estimated_resolution_time", "id")
+        .limit(WAITING_BATCH)
+        .select_related("assigned_admin")
+    )
     if not overdue:
         return []
     logged = set(
