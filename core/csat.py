@@ -100,8 +100,12 @@ async def summary() -> dict[str, Any]:
         .first()
         .values("n", "total")
     )
-    n = int((row or {}).get("n") or 0)
-    total = int((row or {}).get("total") or 0)
+    return summary_of(int((row or {}).get("n") or 0), int((row or {}).get("total") or 0))
+
+
+def summary_of(n: int, total: int) -> dict[str, Any]:
+    """The summary of `n` ratings adding up to `total` (core.pg_json.STATS_RIDER reads
+    them on PostgreSQL)."""
     return {
         "csat_average": round(total / n, 2) if n else None,
         "csat_responses": n,

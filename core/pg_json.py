@@ -219,6 +219,22 @@ THREAD_RIDER = (
 )
 
 
+# The desk's stats (core.queries.stats): requests per status from the counters, the
+# completions since $2 (local midnight) and the ratings' count and sum (core.csat).
+STATS_RIDER = (
+    "SELECT ROW("
+    + ", ".join(
+        f'COALESCE(SUM("n") FILTER (WHERE "status" = \'{status}\'), 0)::bigint'
+        for status in ("open", "in_progress", "completed", "closed")
+    )
+    + f', (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'completed\' AND '
+    '"status_changed_at" >= $2), '
+    f'(SELECT COUNT(*) FROM "{REQUESTS}" WHERE "rating" IS NOT NULL), '
+    f'(SELECT COALESCE(SUM("rating"), 0)::bigint FROM "{REQUESTS}" WHERE "rating" IS NOT NULL)'
+    ') FROM "request_counts"'
+)
+
+
 # A request's own columns (no users), for a write that checks it first (a message POST):
 # core.queries.request_from_rider makes the model instance. Built on first use: the
 # foreign keys' columns are among the model's fields only once the ORM is initialised.

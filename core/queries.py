@@ -386,6 +386,37 @@ async def _stats_counts(today_start: datetime) -> tuple[int, int, int, int, int]
     )
 
 
+def _stats_data(
+    open_n: int, progress_n: int, completed_n: int, closed_n: int, today_n: int,
+    csat_summary: dict[str, Any],
+) -> dict[str, Any]:
+    total = open_n + progress_n + completed_n + closed_n
+    return {
+        "total_requests": total,
+        "open_requests": open_n,
+        "in_progress_requests": progress_n,
+        "completed_today": today_n,
+        "completion_rate": round(completed_n / total * 100, 2) if total else 0,
+        **csat_summary,
+    }
+
+
+def stats_rider_values() -> list[Any]:
+    """pg_json.STATS_RIDER's parameters: where today began (TZ)."""
+    return [staff_stats.today_start(runtime.settings().tz)]
+
+
+def stats_from_rider(row: Any) -> dict[str, Any]:
+    """stats() from pg_json.STATS_RIDER's value."""
+    from core import csat
+
+    open_n, progress_n, completed_n, closed_n, today_n, rated, rating_sum = row
+    return _stats_data(
+        int(open_n), int(progress_n), int(completed_n), int(closed_n), int(today_n),
+        csat.summary_of(int(rated), int(rating_sum)),
+    )
+
+
 async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """The seed's stats (the status counts: two small reads), plus `csat_average` and `csat_responses`
     (core.csat.summary, one more). completed_today counts requests moved to
@@ -399,18 +430,8 @@ async def stats(tz: str | None = None, now: datetime | None = None) -> dict[str,
     from core import csat
 
     async def compute() -> dict[str, Any]:
-        open_n, progress_n, completed_n, closed_n, today_n = await _stats_counts(
-            staff_stats.today_start(zone_name, now)
-        )
-        total = open_n + progress_n + completed_n + closed_n
-        return {
-            "total_requests": total,
-            "open_requests": open_n,
-            "in_progress_requests": progress_n,
-            "completed_today": today_n,
-            "completion_rate": round(completed_n / total * 100, 2) if total else 0,
-            **await csat.summary(),
-        }
+        counts = await _stats_counts(staff_stats.today_start(zone_name, now))
+        return _stats_data(*counts, await csat.summary())
 
     if now is not None:
         return await compute()

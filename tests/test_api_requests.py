@@ -59,3 +59,30 @@ async def test_bad_input_is_4xx(api, make_user, token_for):
     assert r.status_code == 400
     assert (await api.get(url + "999999/", tok)).status_code == 404
     assert (await api.get(url + "?status=bogus", tok)).status_code == 400
+
+
+async def test_stats_over_rest_are_the_desks_figures(api, make_user, token_for):
+    """GET stats/ (on PostgreSQL read in the token's own statement) gives the seed's figures
+    and the ratings: one request of each kind, one completed today and rated."""
+    from core import requests as svc
+    from core.csat import rate_request
+
+    admin = await make_user("admin")
+    customer = await make_user("customer")
+    reqs = [await svc.create_request(customer, title=f"r{i}", description="d") for i in range(5)]
+    await svc.take_request(admin, reqs[0].id)
+    for r in reqs[1:3]:
+        await svc.take_request(admin, r.id)
+        await svc.complete_request(admin, r.id)
+    await rate_request(customer, reqs[1].id, 5)
+    await rate_request(customer, reqs[2].id, 2)
+    r = await api.get("/api/admin/customer-requests/stats/", await token_for(admin))
+    assert r.status_code == 200
+    assert r.json() == {
+        "total_requests": 5, "open_requests": 2, "in_progress_requests": 1,
+        "completed_today": 2, "completion_rate": 40.0,
+        "csat_average": 3.5, "csat_responses": 2,
+    }
+    assert r.json() == await svc.stats()
+    assert (await api.get("/api/admin/customer-requests/stats/", await token_for(customer))).status_code == 403
+    assert (await api.get("/api/admin/customer-requests/stats/")).status_code == 401
