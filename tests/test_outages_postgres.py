@@ -107,8 +107,14 @@ async def test_postgres_lost_503_ready_false_quiet_loops_and_recovery(
             after = await submit(client, "After")
             assert after.status_code == 201, after.text
             assert (await client.get("/api/admin/customer-requests/", headers=auth)).status_code == 200
-            for _ in range(100):  # the relay publishes again (woken by the commit)
-                if not await Event.filter(published=False).exists():
+            # The relay publishes again (woken by the commit). A claim marks the event
+            # published before its pass ends (publish, confirm, then "recovered" is logged),
+            # so wait for both: nothing unpublished and the relay's recovery line. (A claim
+            # whose confirmation the cut interrupted stays claimed until its lease ends.)
+            for _ in range(100):
+                if not await Event.filter(published=False).exists() and any(
+                    "relay: recovered" in r.getMessage() for r in warnings_since(caplog, mark_back)
+                ):
                     break
                 await asyncio.sleep(0.1)
             assert not await Event.filter(published=False).exists()
