@@ -71,34 +71,31 @@ async def unclaim_reminders(claims: list[tuple[int, str]]) -> None:
 WAITING_BATCH = 500
 
 
-def _logged_since_open(kind_prefix: str) -> RawSQL:
-    """Whether this opening's reminder of a kind was claimed: the reminder_log row whose
-    kind is `kind_prefix` + the opening time in epoch seconds (remind_kind, escalate_kind)."""
-    table = CustomerRequest._meta.db_table
-    opened = f'COALESCE("{table}"."status_changed_at", "{table}"."created_at")'
+_TABLE = CustomerRequest._meta.db_table
+
+
+def _logged(kind_prefix: str, moment: str) -> RawSQL:
+    """Whether the request's reminder of a kind was claimed: the reminder_log row whose kind
+    is `kind_prefix` + the time `moment` (an SQL expression on the request) in epoch
+    seconds, as the kind functions (remind_kind, escalate_kind, eta_kind) spell it."""
     if connections.get("default").capabilities.dialect == "postgres":
-        epoch = f"FLOOR(EXTRACT(EPOCH FROM {opened}))::BIGINT::TEXT"
+        epoch = f"FLOOR(EXTRACT(EPOCH FROM {moment}))::BIGINT::TEXT"
     else:
-        epoch = f"CAST(CAST(strftime('%s', {opened}) AS INTEGER) AS TEXT)"
+        epoch = f"CAST(CAST(strftime('%s', {moment}) AS INTEGER) AS TEXT)"
     return RawSQL(
         f'EXISTS (SELECT 1 FROM "{ReminderLog._meta.db_table}" l WHERE l."request_id" = '
-        f"\"{table}\".\"id\" AND l.\"kind\" = '{kind_prefix}' || {epoch})"
+        f"\"{_TABLE}\".\"id\" AND l.\"kind\" = '{kind_prefix}' || {epoch})"
     )
+
+
+def _logged_since_open(kind_prefix: str) -> RawSQL:
+    """This opening's reminder of a kind (remind_kind, escalate_kind)."""
+    return _logged(kind_prefix, f'COALESCE("{_TABLE}"."status_changed_at", "{_TABLE}"."created_at")')
 
 
 def _logged_eta() -> RawSQL:
-    """Whether the reminder of the request's current estimate was claimed: the
-    reminder_log row of kind eta_kind ("eta:" + the estimate in epoch seconds)."""
-    table = CustomerRequest._meta.db_table
-    eta = f'"{table}"."estimated_resolution_time"'
-    if connections.get("default").capabilities.dialect == "postgres":
-        epoch = f"FLOOR(EXTRACT(EPOCH FROM {eta}))::BIGINT::TEXT"
-    else:
-        epoch = f"CAST(CAST(strftime('%s', {eta}) AS INTEGER) AS TEXT)"
-    return RawSQL(
-        f'EXISTS (SELECT 1 FROM "{ReminderLog._meta.db_table}" l WHERE l."request_id" = '
-        f"\"{table}\".\"id\" AND l.\"kind\" = 'eta:' || {epoch})"
-    )
+    """The reminder of the request's current estimate (eta_kind)."""
+    return _logged("eta:", f'"{_TABLE}"."estimated_resolution_time"')
 
 
 async def _waiting_requests(now: datetime) -> list[CustomerRequest]:
