@@ -27,7 +27,7 @@ from core.pg_queries import (
     where,
 )
 from core.serializers import dt
-from db.models import CustomerRequest
+from db.models import CustomerRequest, Status
 
 _USER_FIELDS = ("id", "username", "first_name", "last_name", "email")
 _REQUEST_COLUMNS = (
@@ -225,9 +225,9 @@ STATS_RIDER = (
     "SELECT ROW("
     + ", ".join(
         f'COALESCE(SUM("n") FILTER (WHERE "status" = \'{status}\'), 0)::bigint'
-        for status in ("open", "in_progress", "completed", "closed")
+        for status in (Status.open, Status.in_progress, Status.completed, Status.closed)
     )
-    + f', (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'completed\' AND '
+    + f', (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'{Status.completed}\' AND '
     '"status_changed_at" >= $2), '
     f'(SELECT COUNT(*) FROM "{REQUESTS}" WHERE "rating" IS NOT NULL), '
     f'(SELECT COALESCE(SUM("rating"), 0)::bigint FROM "{REQUESTS}" WHERE "rating" IS NOT NULL)'

@@ -29,10 +29,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from core.pg_queries import models
+from core.pg_queries import REQUESTS, models
 from db.models import CustomerRequest, Event, RequestHistory, RequestMessage
 
-REQUESTS = CustomerRequest._meta.db_table
 EVENTS = Event._meta.db_table
 
 # Statement texts per shape: a handful in all.

@@ -44,7 +44,7 @@ def is_first_response(sender_type: str, is_internal: bool, message_type: str) ->
 async def note_first_response(conn: BaseDBAsyncClient, req: CustomerRequest, msg: RequestMessage) -> None:
     """Remember the request's first non-internal staff reply (when and by whom), in the
     caller's transaction. Conditional, so of concurrent first replies one is kept; no
-    query at all once the request has one. (On PostgreSQL core.pg_writes.append_message
+    query at all once the request has one. (On PostgreSQL core.pg_writes.add_message
     does the same in the message's own statement.)"""
     if req.first_response_at is not None or not is_first_response(
         msg.sender_type, msg.is_internal, msg.message_type

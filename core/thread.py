@@ -77,7 +77,8 @@ async def append(
     files: Sequence[StoredFile] = (),
 ) -> tuple[RequestMessage, list[RequestAttachment]]:
     """Add one message (with `files`, already in storage and checked) to the thread of
-    `req`, in the caller's transaction `conn`. No permission check: callers decide.
+    `req` through the caller's `conn` (its transaction when it has one open; on PostgreSQL
+    without files the writes are one statement, atomic on their own). No permission check.
     Event: new_message (the message's JSON, plus `attachments` when there are files).
     A system message keeps `content` in Russian and its catalog key and params in
     `content_i18n` (core.i18n), so each reader sees it in their own language."""
@@ -172,7 +173,8 @@ async def post_message(
     source: Source = Source.api,
     loaded: CustomerRequest | None = None,
 ) -> RequestMessage:
-    """Add a message to a request's thread (one transaction, see `append`). `loaded`: the
+    """Add a message to a request's thread, atomically (on PostgreSQL one statement,
+    see `append`; on SQLite one transaction). `loaded`: the
     request as get_request_only gives it, when the caller read it already (the staff REST
     route, in its token's statement: core.queries.request_from_rider).
 

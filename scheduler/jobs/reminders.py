@@ -290,17 +290,10 @@ async def _remind_overdue_estimates(settings: Settings, now: datetime) -> list[i
         .limit(WAITING_BATCH)
         .select_related("assigned_admin")
     )
-    if not overdue:
-        return []
-    logged = set(
-        await ReminderLog.filter(request_id__in=[r.id for r in overdue]).values_list(
-            "request_id", "kind"
-        )
-    )
     sent: list[int] = []
     for req in overdue:
         kind = eta_kind(req)
-        if (req.id, kind) in logged or not await claim_reminder(req.id, kind):
+        if not await claim_reminder(req.id, kind):  # another run (process) got it first
             continue
         sent.append(req.id)
         admin = req.assigned_admin
