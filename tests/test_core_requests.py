@@ -151,3 +151,31 @@ async def test_admin_cannot_set_status_directly(settings, make_user):
     with pytest.raises(ValidationFailed):
         await svc.update_request(admin, req.id, {"status": "completed"})
     assert (await CustomerRequest.get(id=req.id)).status == "open"
+
+
+async def test_one_statement_writes_record_the_rows_json_counters_and_first_reply(
+    settings, make_user
+):
+    """A new request and a new message (one statement each on PostgreSQL, core.pg_writes):
+    each event carries exactly the saved row's JSON with its real id, the thread counters
+    move, and of concurrent staff replies one is the first response."""
+    from core.serializers import message_data, request_data
+    from db.models import RequestHistory
+
+    customer = await make_user("customer")
+    admin = await make_user("admin")
+    req = await svc.create_request(customer, title="Printer", description="d", tags=["a"])
+    saved = await CustomerRequest.get(id=req.id).prefetch_related("customer", "assigned_admin")
+    event = await Event.filter(type="new_request").order_by("-id").first()
+    assert event.payload == request_data(saved)
+    assert await RequestHistory.filter(request_id=req.id, field="created").count() == 1
+    await svc.take_request(admin, req.id)
+    msgs = await asyncio.gather(*(svc.post_message(admin, req.id, f"r{i}") for i in range(6)))
+    fresh = await CustomerRequest.get(id=req.id)
+    system = await RequestMessage.filter(request_id=req.id, message_type="system").count()
+    assert fresh.messages_count == 6 + system and fresh.public_messages_count == 6 + system
+    first = min(msgs, key=lambda m: (m.created_at, m.id))
+    assert (fresh.first_response_at, fresh.first_response_by_id) == (first.created_at, admin.id)
+    last = await RequestMessage.get(id=msgs[-1].id).prefetch_related("sender")
+    events = [e for e in await Event.filter(type="new_message") if e.payload["id"] == last.id]
+    assert [e.payload for e in events] == [message_data(last)]
