@@ -83,6 +83,5 @@ async def test_stats_over_rest_are_the_desks_figures(api, make_user, token_for):
         "completed_today": 2, "completion_rate": 40.0,
         "csat_average": 3.5, "csat_responses": 2,
     }
-    assert r.json() == await svc.stats()
     assert (await api.get("/api/admin/customer-requests/stats/", await token_for(customer))).status_code == 403
     assert (await api.get("/api/admin/customer-requests/stats/")).status_code == 401

@@ -54,9 +54,10 @@ async def wait_announced(fake: FakeTelegram, ids: list[int], timeout: float) -> 
 async def test_burst_of_200_requests_is_announced_once_each_through_429s(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):
-    # The group takes one message per 5 s; the sender believes 40 per 2 s. A burst of 200
-    # folds into at least two summaries (cards.SUMMARY_MAX_BUTTONS = 100 Take buttons
-    # each), sent back to back, so Telegram answers 429 however fast this machine is.
+    # The group takes one message per 5 s; the sender believes 40 per 2 s. A message holds
+    # at most cards.SUMMARY_MAX_BUTTONS = 100 Take buttons, so announcing all 200 takes at
+    # least two messages, sent back to back: Telegram answers 429 however fast this
+    # machine is.
     fake_telegram.rate_limit_group_per_min = 1
     fake_telegram.rate_limit_window = 5.0
     settings = telegram_settings.with_overrides(
