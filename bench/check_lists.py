@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.check_lists [--database-url postgres://.../helpdesk_bench]
 
 core.queries.list_requests answers PostgreSQL with hand-written SQL (core.pg_queries) and
-counts from the request_counts table. For a set of filters (staff and customer, equality
+counts from the request_counts table; list_requests_json (the REST path) maps records
+straight to JSON (core.pg_json). For a set of filters (staff and customer, equality
 filters, searches with quotes, backslashes and LIKE wildcards) and pages (first, second,
 50th, last, one past the last) this compares every page with the plain ORM query
 (`filtered(...).order_by(...).offset().limit().select_related()`, serialized with
@@ -43,6 +44,10 @@ async def check(url: str) -> int:
             (admin, F(category="billing")), (admin, F(search=SMALL_TERM)),
             (admin, F(search="example")), (admin, F(search="ИВАНОВ")),
             (admin, F(search="100%_x\\")), (admin, F(search="o'brien\\' OR 1=1 --")),
+            # the word index (migration 0016_search_words): with filters, more than one word
+            (admin, F(search=SMALL_TERM, status="open")),
+            (admin, F(search="термоп", category="order", unassigned=True)),
+            (admin, F(search="не работает вход")), (admin, F(search="ошибка при", priority="low")),
             (admin, F(unassigned=True, priority="urgent")),
             (admin, F(assigned_admin_id=admin_id, status="closed")),
             (admin, F(customer_id=customer.id)), (customer, F()), (customer, F(status="closed")),
@@ -57,14 +62,17 @@ async def check(url: str) -> int:
                     qs.order_by("-created_at", "-id").offset(offset).limit(svc.PAGE_SIZE)
                     .select_related("customer", "assigned_admin")
                 )
+                want = [request_data(r) for r in expected]
                 try:
                     total, rows = await svc.list_requests(actor, f, page)
+                    # the REST path: records straight to JSON (core.pg_json)
+                    total_json, data = await svc.list_requests_json(actor, f, page)
                 except NotFound:
                     ok = not expected and page > 1
                     shown = "404"
                 else:
-                    same = [request_data(r) for r in rows] == [request_data(r) for r in expected]
-                    ok = same and total == true_total
+                    same = [request_data(r) for r in rows] == want == data
+                    ok = same and total == total_json == true_total
                     shown = f"count {total}"
                 failures += not ok
                 who = "customer" if actor is customer else "admin"

@@ -281,6 +281,8 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
         # The exact-count trigger (migration 0014_counts) would queue one deferred event
         # per row; recount once after the load instead.
         await conn.execute("ALTER TABLE customer_requests DISABLE TRIGGER request_counts_row")
+        # So would the word index's (migration 0016_search_words): rebuilt once, too.
+        await conn.execute("ALTER TABLE customer_requests DISABLE TRIGGER request_words_row")
         await conn.copy_records_to_table("users", records=users, columns=USER_COLUMNS)
         await conn.copy_records_to_table("auth_tokens", records=tokens, columns=TOKEN_COLUMNS)
         await conn.copy_records_to_table(
@@ -298,6 +300,10 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
             )
         await conn.execute("SELECT request_counts_rebuild()")
         await conn.execute("ALTER TABLE customer_requests ENABLE TRIGGER request_counts_row")
+        timer.step("recount")
+        await conn.execute("SELECT request_words_rebuild()")
+        await conn.execute("ALTER TABLE customer_requests ENABLE TRIGGER request_words_row")
+        timer.step("word index (request_words_rebuild)")
         for definition in indexdefs:
             await conn.execute(definition)
         timer.step(f"re-create {len(indexdefs)} secondary indexes")
@@ -305,6 +311,8 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
         await conn.execute("VACUUM (ANALYZE) auth_tokens")
         await conn.execute("VACUUM (ANALYZE) customer_requests")
         await conn.execute("VACUUM (ANALYZE) request_messages")
+        await conn.execute("VACUUM (ANALYZE) request_words")
+        await conn.execute("VACUUM (ANALYZE) request_vocab")
         timer.step("VACUUM ANALYZE")
         small = await conn.fetchval(
             "SELECT count(*) FROM customer_requests WHERE search_text LIKE $1", f"%{SMALL_TERM}%"

@@ -16,15 +16,16 @@ from core import i18n
 from core.pg_queries import (
     MESSAGES,
     REQUESTS,
-    SEARCH_COLLECT,
     USERS,
     broad_count,
     count,
     count_sql,
     order_sql,
-    search_ids,
     sort_sql,
+    trigram_search,
     where,
+    word_search_result,
+    word_search_sql,
 )
 from core.serializers import dt
 from db.models import CustomerRequest, Status
@@ -140,11 +141,18 @@ async def page_data(
 
 async def search_page_data(
     db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
-    unassigned_first: bool = False,
+    unassigned_first: bool = False, word_index: bool = True,
 ) -> tuple[int, list[dict[str, Any]] | None]:
-    """search_page as JSON; the page None when the caller must fetch it with page_data."""
-    total, ids, version = await search_ids(db, conds, offset, limit, unassigned_first)
-    if total <= SEARCH_COLLECT:
+    """search_page as JSON; the page None when the caller must fetch it with page_data.
+    `word_index` False: the word index was tried already (a rider past its bounds)."""
+    sql = search_rider(conds, offset, limit, unassigned_first) if word_index else None
+    if sql is not None:
+        _, rows = await db.execute_query(sql)
+        found = search_from_rider(rows[0][0])
+        if found is not None:
+            return found
+    total, ids, version = await trigram_search(db, conds, offset, limit, unassigned_first)
+    if ids is not None:
         return total, await _rows_data(db, ids)
     return await broad_count(db, conds, version), None
 
@@ -268,6 +276,25 @@ def page_rider(
         f'JOIN "{REQUESTS}" r ON r."id" = p."id" {_REQUEST_JOINS} '
         f'{sort_sql(unassigned_first, "r")})'
     )
+
+
+def search_rider(
+    conds: list[tuple[str, str, Any]], offset: int, limit: int, unassigned_first: bool = False,
+) -> str | None:
+    """A search page through the word index (pg_queries.word_search_sql with the page's
+    rows as `_REQUEST_COLUMNS`) as one array column; None when the search cannot take it."""
+    return word_search_sql(
+        conds, offset, limit, unassigned_first, rows=(_REQUEST_COLUMNS, _REQUEST_JOINS)
+    )
+
+
+def search_from_rider(value: Any) -> tuple[int, list[dict[str, Any]]] | None:
+    """(exact count, page JSON) from search_rider's value; None when the search went past
+    the word index's bounds."""
+    found = word_search_result(value, rows=True)
+    if found is None:
+        return None
+    return found[0], [request_row_data(r) for r in found[1]]
 
 
 async def page_from_rider(

@@ -58,17 +58,27 @@ def literal(value: Any) -> str:
 
 def where(conds: list[tuple[str, str, Any]], alias: str = "") -> str:
     """` WHERE ...` for the filters (column, op, value) of core.queries.conditions."""
+    parts = where_parts(conds, alias)
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def where_parts(conds: list[tuple[str, str, Any]], alias: str = "") -> list[str]:
+    """One SQL condition per filter."""
     prefix = f"{alias}." if alias else ""
     parts: list[str] = []
     for column, op, value in conds:
         if op == "null":
             parts.append(f'{prefix}"{column}" IS NULL')
         elif op == "contains":
-            pattern = literal(f"%{escape_like(value)}%")
-            parts.append(f"{prefix}\"{column}\" LIKE {pattern} ESCAPE E'\\\\'")
+            parts.append(f'{prefix}"{column}" LIKE {like_pattern(value)}')
         else:
             parts.append(f'{prefix}"{column}" = {literal(value)}')
-    return (" WHERE " + " AND ".join(parts)) if parts else ""
+    return parts
+
+
+def like_pattern(value: str) -> str:
+    """`E'%value%' ESCAPE ...`: matches the strings containing `value`."""
+    return f"{literal(f'%{escape_like(value)}%')} ESCAPE E'\\\\'"
 
 
 def sort_sql(unassigned_first: bool = False, alias: str = "") -> str:
@@ -149,16 +159,9 @@ async def search_page(
     unassigned_first: bool = False,
 ) -> tuple[int, list[CustomerRequest] | None]:
     """(exact count, page) for a search; page None when the caller must fetch it with
-    `page` (more than SEARCH_COLLECT matches).
-
-    Up to SEARCH_COLLECT + 1 matches are collected once through the trigram index,
-    counted and sorted in memory: walking created_at until 20 matches costs a full table
-    walk when matches are rare, and LIKE estimates are too rough to choose. Beyond that
-    the matches are counted exactly (COUNT(*): the trigram bitmap or a scan, whichever
-    the planner prefers) and the page walks the created_at order.
-    """
+    `page` (a broad search: see search_ids)."""
     total, ids, version = await search_ids(db, conds, offset, limit, unassigned_first)
-    if total <= SEARCH_COLLECT:
+    if ids is not None:
         found = {r.id: r for r in await requests_by_ids(db, ids)}
         return total, [found[i] for i in ids if i in found]
     return await broad_count(db, conds, version), None
@@ -167,9 +170,27 @@ async def search_page(
 async def search_ids(
     db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
     unassigned_first: bool,
-) -> tuple[int, list[int], Any]:
-    """(matches up to SEARCH_COLLECT + 1, the page's ids, request_counts_version): one
-    statement (see search_page)."""
+) -> tuple[int, list[int] | None, Any]:
+    """(exact count, the page's ids, request_counts_version) of a search; ids None (and the
+    count not yet known) when there are too many matches to collect.
+
+    First through the word index (word_search), which collects up to WORD_POSTINGS
+    matches. Otherwise up to SEARCH_COLLECT + 1 matches are collected once through the
+    trigram index, counted and sorted in memory: walking created_at until 20 matches costs
+    a full table walk when matches are rare, and LIKE estimates are too rough to choose.
+    Beyond that the caller counts them exactly (broad_count) and pages along created_at.
+    """
+    found = await word_search(db, conds, offset, limit, unassigned_first)
+    if found is not None:
+        return found
+    return await trigram_search(db, conds, offset, limit, unassigned_first)
+
+
+async def trigram_search(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool,
+) -> tuple[int, list[int] | None, Any]:
+    """search_ids through the trigram index only."""
     ids_sql = (
         f'WITH m AS MATERIALIZED (SELECT "id", "created_at", "assigned_admin_id" FROM '
         f'"{REQUESTS}"{where(conds)} LIMIT {SEARCH_COLLECT + 1}) '
@@ -179,7 +200,124 @@ async def search_ids(
     )
     _, records = await db.execute_query(ids_sql)
     total = int(records[0][0])
+    if total > SEARCH_COLLECT:
+        return total, None, records[0][2]
     return total, [r[1] for r in records if r[1] is not None], records[0][2]
+
+
+# The word index (migration 0016_search_words). Words are split on these characters.
+WORD_SEPARATORS = " \t\n\r\f\v"
+# A query (or piece of one) of at most WORD_STEP characters lies inside one vocabulary
+# entry; the trigram index needs at least WORD_MIN.
+WORD_STEP = 64
+WORD_MIN = 3
+# Bounds of one word search: vocabulary words it may expand to, postings it may read
+# (index-only), candidates it may recheck against the request rows when the query is more
+# than one word. Past them the search goes the trigram way.
+WORD_VOCABULARY = 256
+WORD_POSTINGS = 20_000
+WORD_RECHECK = 4_000
+
+
+def word_term(query: str) -> str | None:
+    """The piece of `query` to look up in the vocabulary: its longest word, at most
+    WORD_STEP characters; None when no piece is long enough to be selective."""
+    pieces = "".join(" " if c in WORD_SEPARATORS else c for c in query).split(" ")
+    term = max(pieces, key=len)[:WORD_STEP]
+    return term if len(term) >= WORD_MIN else None
+
+
+def word_search_sql(
+    conds: list[tuple[str, str, Any]], offset: int, limit: int, unassigned_first: bool,
+    rows: tuple[str, str] | None = None,
+) -> str | None:
+    """The word index's statement for a search (see word_search), None when the search
+    cannot take it. One row: (vocabulary words found, postings read, their bound, matches,
+    request_counts_version, the page's ids as an array); with `rows` (columns, joins of
+    `r`, the request) one value instead: an array of ROW(those columns, the five figures),
+    the page's requests or, for an empty page, one ROW of NULL columns and the figures."""
+    search = [value for column, op, value in conds if op == "contains"]
+    rest = [c for c in conds if c[1] != "contains"]
+    if len(search) != 1 or any(column == "customer_id" for column, _, _ in rest):
+        return None
+    query = search[0]
+    term = word_term(query)
+    if term is None:
+        return None
+    filters = "".join(f" AND {part}" for part in where_parts(rest))
+    cap = WORD_POSTINGS if term == query else WORD_RECHECK
+    if term == query:
+        # A request has one posting per word: duplicates only when the term is in several
+        # words (then the hash of DISTINCT, otherwise skipped: half of a 5,000-match search).
+        one = 'SELECT "request_id" AS "id", "created_at", "assigned_admin_id" FROM c'
+        matches = (
+            f"{one} WHERE (SELECT COUNT(*) FROM w) = 1 UNION ALL "
+            f"{one.replace('SELECT', 'SELECT DISTINCT', 1)} WHERE (SELECT COUNT(*) FROM w) > 1"
+        )
+    else:
+        matches = (
+            f'SELECT "id", "created_at", "assigned_admin_id" FROM "{REQUESTS}" '
+            f'WHERE "id" IN (SELECT "request_id" FROM c) AND "search_text" LIKE '
+            f"{like_pattern(query)} AND (SELECT COUNT(*) FROM c) <= {cap}"
+        )
+    ids = f'SELECT "id" FROM m {order_sql(offset, limit, unassigned_first)}'
+    head = (
+        f'WITH w AS MATERIALIZED (SELECT "word" FROM "request_vocab" WHERE "word" LIKE '
+        f"{like_pattern(term)} LIMIT {WORD_VOCABULARY + 1}), "
+        f'c AS MATERIALIZED (SELECT "request_id", "created_at", "assigned_admin_id" '
+        f'FROM "request_words" WHERE "word" = ANY (ARRAY(SELECT "word" FROM w)){filters} '
+        f"LIMIT {cap + 1}), "
+        f"m AS MATERIALIZED ({matches}) "
+    )
+    figures = (
+        f"(SELECT COUNT(*) FROM w), (SELECT COUNT(*) FROM c), {cap}, (SELECT COUNT(*) FROM m), "
+        f'(SELECT "v" FROM "request_counts_version")'
+    )
+    if rows is None:
+        return f"{head}SELECT {figures}, ARRAY({ids})"
+    return (
+        f"{head}SELECT ARRAY(SELECT ROW({rows[0]}, f.*) FROM (SELECT {figures}) f "
+        f'LEFT JOIN (({ids}) p JOIN "{REQUESTS}" r ON r."id" = p."id" {rows[1]}) ON TRUE '
+        f'{sort_sql(unassigned_first, "r")})'
+    )
+
+
+def word_search_result(value: Any, rows: bool = False) -> tuple[int, list[Any], Any] | None:
+    """(exact count, the page, request_counts_version) from word_search_sql's row (or, for
+    `rows`, its one value); None when the search went past the word index's bounds (then
+    it takes the trigram way)."""
+    if rows:
+        first = value[0]
+        words, postings, cap, total, version = tuple(first)[-5:]
+        page = [r for r in value if r[0] is not None]
+    else:
+        words, postings, cap, total, version, page = value
+    if words > WORD_VOCABULARY or postings > cap:
+        return None
+    return int(total), list(page), version
+
+
+async def word_search(
+    db: Any, conds: list[tuple[str, str, Any]], offset: int, limit: int,
+    unassigned_first: bool, rows: tuple[str, str] | None = None,
+) -> tuple[int, list[Any], Any] | None:
+    """(exact count, the page, request_counts_version) through the word index, or None when
+    it cannot answer within its bounds (then the caller takes the trigram way). The page is
+    the requests' ids or, with `rows` (columns, joins of `r`, the request), those columns.
+
+    One statement: the vocabulary words containing the term (trigram index of a small
+    table), their postings with the list filters (an index-only scan: the postings carry
+    created_at and the filter columns), then, only when the term is not the whole query, a
+    recheck of those candidates' rows with the query's LIKE. A request whose text contains
+    the query has a word containing the term, so nothing is missed; a query that is its own
+    term needs no recheck, as a posting's word containing it means the text does. Not for
+    a customer's own list (at most that customer's requests: the trigram way is cheap).
+    """
+    sql = word_search_sql(conds, offset, limit, unassigned_first, rows)
+    if sql is None:
+        return None
+    _, records = await db.execute_query(sql)
+    return word_search_result(records[0], rows is not None)
 
 
 # Broad searches' counts: {database + WHERE: (version, count)}, the most recent BROAD_CACHE of them.

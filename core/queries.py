@@ -150,7 +150,7 @@ async def list_requests(
     """One page, newest first (created_at, then id), and the exact total count; with
     `filters.unassigned_first` the unassigned requests come before the rest. NotFound for
     a page before the first or past the last, so every page up to ceil(count / size)
-    exists. A constant number of queries whatever the page or data size (at most 4;
+    exists. A constant number of queries whatever the page or data size (at most 5;
     2 for a page without search on PostgreSQL)."""
     if page < 1:
         raise NotFound(t("err_bad_page"))
@@ -217,10 +217,12 @@ async def request_json(actor: User, request_id: int) -> dict[str, Any]:
 
 
 async def list_requests_json(
-    actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE
+    actor: User, filters: RequestFilters, page: int = 1, page_size: int = PAGE_SIZE,
+    word_index: bool = True,
 ) -> tuple[int, list[dict[str, Any]]]:
     """list_requests with each request as its JSON (request_data). On PostgreSQL the
-    records are mapped straight to JSON, the users joined in the page's statement."""
+    records are mapped straight to JSON, the users joined in the page's statement.
+    `word_index` False: a search skips the word index (list_from_rider tried it)."""
     db = connections.get("default")
     if not _pg(db):
         total, rows = await list_requests(actor, filters, page, page_size)
@@ -231,7 +233,9 @@ async def list_requests_json(
     offset = (page - 1) * page_size
     first = filters.unassigned_first
     if any(op == "contains" for _, op, _ in conds):
-        total, data = await pg_json.search_page_data(db, conds, offset, page_size, first)
+        total, data = await pg_json.search_page_data(
+            db, conds, offset, page_size, first, word_index
+        )
         _past_end(page, offset, total)
         if data is None:
             data = await pg_json.page_data(db, conds, offset, page_size, first)
@@ -285,25 +289,31 @@ def thread_from_rider(actor: User, rows: Any, lang: str | None) -> list[dict[str
 
 
 def list_rider(filters: RequestFilters, page: int, page_size: int = PAGE_SIZE) -> str | None:
-    """pg_json.page_rider for a staff page without search; None when the page takes
-    list_requests_json (a search, or `page` out of range). ValidationFailed for bad
-    filters."""
+    """pg_json.page_rider for a staff page without search, pg_json.search_rider for one
+    with a search the word index can answer; None when the page takes list_requests_json
+    (another search, or `page` out of range). ValidationFailed for bad filters."""
     if page < 1:
         return None
     conds = conditions(None, filters, staff=True)
+    offset, first = (page - 1) * page_size, filters.unassigned_first
     if any(op == "contains" for _, op, _ in conds):
-        return None
-    return pg_json.page_rider(conds, (page - 1) * page_size, page_size,
-                                 filters.unassigned_first)
+        return pg_json.search_rider(conds, offset, page_size, first)
+    return pg_json.page_rider(conds, offset, page_size, first)
 
 
 async def list_from_rider(
-    actor: User, filters: RequestFilters, page: int, rows: list[Any],
+    actor: User, filters: RequestFilters, page: int, value: Any,
     page_size: int = PAGE_SIZE,
 ) -> tuple[int, list[dict[str, Any]]]:
     """list_requests_json from list_rider's value."""
     conds = conditions(actor, filters)
-    total, data = await pg_json.page_from_rider(connections.get("default"), conds, rows)
+    if any(op == "contains" for _, op, _ in conds):
+        found = pg_json.search_from_rider(value)
+        if found is None:  # past the word index's bounds
+            return await list_requests_json(actor, filters, page, page_size, word_index=False)
+        total, data = found
+    else:
+        total, data = await pg_json.page_from_rider(connections.get("default"), conds, value)
     _past_end(page, (page - 1) * page_size, total)
     return total, data
 

@@ -134,10 +134,33 @@ async def test_reads_riding_on_the_token_statement(desk, token_for):
         ]
     _, missing = await token_owner_with(key, pg_json.THREAD_RIDER, [999999])
     assert missing is None
-    for filters in (queries.RequestFilters(), queries.RequestFilters(priority="high"),
-                    queries.RequestFilters(unassigned_first=True)):
+    from core import pg_queries
+
+    F = queries.RequestFilters
+    cases = [F(), F(priority="high"), F(unassigned_first=True), F(search="принтер"),
+             F(search="принтер 1", priority="high"), F(search="xt", unassigned_first=True),
+             F(search="нет такого")]
+    for bound in (pg_queries.WORD_POSTINGS, 3):  # 3: past it, the trigram way
+        pg_queries.WORD_POSTINGS = bound
+        riders = [queries.list_rider(f, 1, 4) for f in cases]
+        # every search of two letters or more rides (the trigram way: two statements)
+        assert [sql is not None for sql in riders] == [True] * 5 + [False, True]
+        await _same_pages_through_riders(admin, key, cases)
+    pg_queries.WORD_POSTINGS = 20_000
+    assert await token_owner_with(key + "x", pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)
+    admin.is_active = False
+    await admin.save()
+    assert await token_owner_with(key, pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)
+
+
+async def _same_pages_through_riders(admin, key, cases) -> None:
+    from core.users import token_owner_with
+
+    for filters in cases:
         for page in (1, 2, 3):
             sql = queries.list_rider(filters, page, 4)
+            if sql is None:
+                continue
             try:
                 want = await queries.list_requests_json(admin, filters, page, 4)
             except Exception as exc:  # noqa: BLE001 - the same error either way
@@ -147,7 +170,3 @@ async def test_reads_riding_on_the_token_statement(desk, token_for):
                 continue
             _, rows = await token_owner_with(key, sql, [])
             assert await queries.list_from_rider(admin, filters, page, rows, 4) == want
-    assert await token_owner_with(key + "x", pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)
-    admin.is_active = False
-    await admin.save()
-    assert await token_owner_with(key, pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)
