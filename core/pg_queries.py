@@ -246,19 +246,22 @@ def word_search_sql(
         return None
     filters = "".join(f" AND {part}" for part in where_parts(rest))
     cap = WORD_POSTINGS if term == query else WORD_RECHECK
+    # Past a bound nothing further is read (one-time filters): the caller goes the trigram way.
+    within = f"(SELECT COUNT(*) FROM c) <= {cap}"
     if term == query:
         # A request has one posting per word: duplicates only when the term is in several
         # words (then the hash of DISTINCT, otherwise skipped: half of a 5,000-match search).
         one = 'SELECT "request_id" AS "id", "created_at", "assigned_admin_id" FROM c'
         matches = (
-            f"{one} WHERE (SELECT COUNT(*) FROM w) = 1 UNION ALL "
-            f"{one.replace('SELECT', 'SELECT DISTINCT', 1)} WHERE (SELECT COUNT(*) FROM w) > 1"
+            f"{one} WHERE (SELECT COUNT(*) FROM w) = 1 AND {within} UNION ALL "
+            f"{one.replace('SELECT', 'SELECT DISTINCT', 1)} "
+            f"WHERE (SELECT COUNT(*) FROM w) > 1 AND {within}"
         )
     else:
         matches = (
             f'SELECT "id", "created_at", "assigned_admin_id" FROM "{REQUESTS}" '
             f'WHERE "id" IN (SELECT "request_id" FROM c) AND "search_text" LIKE '
-            f"{like_pattern(query)} AND (SELECT COUNT(*) FROM c) <= {cap}"
+            f"{like_pattern(query)} AND {within}"
         )
     ids = f'SELECT "id" FROM m {order_sql(offset, limit, unassigned_first)}'
     head = (
@@ -266,7 +269,7 @@ def word_search_sql(
         f"{like_pattern(term)} LIMIT {WORD_VOCABULARY + 1}), "
         f'c AS MATERIALIZED (SELECT "request_id", "created_at", "assigned_admin_id" '
         f'FROM "request_words" WHERE "word" = ANY (ARRAY(SELECT "word" FROM w)){filters} '
-        f"LIMIT {cap + 1}), "
+        f"AND (SELECT COUNT(*) FROM w) <= {WORD_VOCABULARY} LIMIT {cap + 1}), "
         f"m AS MATERIALIZED ({matches}) "
     )
     figures = (

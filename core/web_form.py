@@ -18,7 +18,9 @@ from typing import Any, Protocol, TypeVar
 from tortoise.transactions import in_transaction
 
 from core import attachments as files_svc
-from core import events, thread
+from core import events, i18n, thread
+from core.bans import email_is_banned
+from core.errors import PermissionDenied
 from core.request_writes import create_request
 from core.users import web_contact_for_email
 from db.models import CustomerRequest, Source, User
@@ -75,7 +77,11 @@ async def create_web_request(
     files: Sequence[Upload] = (),
 ) -> tuple[CustomerRequest, list[str]]:
     """A web-form request with its files, in one transaction: (the request, the names of
-    files storage refused). Events: new_request, new_message per file, after commit."""
+    files storage refused). Events: new_request, new_message per file, after commit.
+    PermissionDenied (in `language`) for a banned customer's address (core.bans), before
+    anything is written."""
+    if await email_is_banned(email):
+        raise PermissionDenied(i18n.t(language, "web.err_banned"))
 
     async def create(conn: Any, written: list[Path]) -> tuple[CustomerRequest, list[str]]:
         customer = await web_contact_for_email(email, name, language)

@@ -5,8 +5,10 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from core import bans
+from core import bans, web_form
+from core.errors import PermissionDenied
 from core.requests import create_request, post_message
 from db.models import CustomerRequest, Event, RequestMessage, User
 from tests.api_helpers import ADMIN, CUSTOMER, new_request
@@ -75,6 +77,14 @@ async def test_the_web_form_and_page_refuse_a_banned_customer(api, make_user):
         r = await web.get(f"/api/public/requests/{key}/")
         assert r.status_code == 200 and r.json()["request"]["title"] == "Вопрос"
     assert await CustomerRequest.filter(customer_id=contact.id).count() == 1
+    # the rule is the domain's: any caller of the web form's create meets it
+    users, requests = await User.all().count(), await CustomerRequest.all().count()
+    with pytest.raises(PermissionDenied, match="cannot accept"):
+        await web_form.create_web_request(
+            email=" Bob@Example.com", name="Bob", language="en", title="t", description="d",
+            category="general",
+        )
+    assert (await User.all().count(), await CustomerRequest.all().count()) == (users, requests)
 
 
 CUSTOMER_TG, ADMIN_TG, DIRECTOR_TG = 5401, 7401, 7402

@@ -27,8 +27,7 @@ from api.multipart import load_form
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
 from core import thread, web_form
-from core.bans import email_is_banned
-from core.errors import NotFound, PermissionDenied, Throttled, ValidationFailed
+from core.errors import NotFound, Throttled, ValidationFailed
 from core.limits import current as current_limits
 from core.ratelimit import MemoryRateLimiter
 from core.requests import list_messages
@@ -242,9 +241,7 @@ async def create_from_form(request: Request) -> HTTPResponse:
         return refused
     data = validate_form(form_fields(request), lang)
     files = uploaded_files(request, lang, settings.max_upload_bytes, settings.max_upload_mb)
-    if await email_is_banned(data["email"]):  # a banned customer's address (core.bans)
-        raise PermissionDenied(text("err_banned", lang))
-
+    # A banned customer's address is refused by core.web_form (core.bans).
     req, failed = await web_form.create_web_request(
         email=data["email"], name=data["name"], language=lang, title=data["title"],
         description=data["description"], category=data["category"], files=files,
