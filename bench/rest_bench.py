@@ -213,7 +213,8 @@ def start_server(database_url: str, port: int, raw: bool = False, workers: int =
     if profile:
         # cProfile around the one API process; its stats are written when it stops
         # (read them with `python -m pstats FILE`).
-        script = Path(tempfile.mkdtemp()) / "bench_api.py"
+        # (the profiled script is written next to FILE: cProfile runs files, not code)
+        script = Path(profile).with_suffix(".server.py")
         script.write_text(SERVER_CODE)
         return subprocess.Popen(
             [sys.executable, "-m", "cProfile", "-o", profile, str(script)], cwd=ROOT, env=env
@@ -416,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                              "it answers every scenario")
     args = parser.parse_args(argv)
 
+    if args.profile and args.workers > 1:
+        parser.error("--profile runs one API process: it cannot go with --workers")
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"

@@ -26,7 +26,7 @@ from api.http import MAX_DB_ID, int_arg, is_row_id, json, parse_json, reject_nul
 from api.multipart import load_form
 from api.web.i18n import choose_language, text
 from core import attachments as files_svc
-from core import thread, web_form
+from core import web_form
 from core.errors import NotFound, Throttled, ValidationFailed
 from core.limits import current as current_limits
 from core.ratelimit import MemoryRateLimiter
@@ -285,11 +285,10 @@ async def reply(request: Request, key: str) -> HTTPResponse:
     most = current_limits().content
     if len(content) > most:  # the page's language; core.thread checks again in the domain
         raise ValidationFailed({"content": [text("err_too_long", lang, max=most)]})
-    # Refuses a closed request (or a banned customer) before anything is written.
-    thread.check_can_post(req.customer, req)
     last_id = (
         await RequestMessage.filter(request_id=req.id).order_by("-id").first().values_list("id", flat=True)
     ) or 0
+    # Refuses a closed request (or a banned customer) before anything is written.
     failed = await web_form.reply_from_web(req, content, files)
     if wants_html(request):
         return redirect(f"/r/{key}", status=303)
