@@ -13,7 +13,8 @@ create them by hand with CREATE INDEX CONCURRENTLY first; IF NOT EXISTS then ski
 """
 
 from tortoise import migrations
-from tortoise.migrations import operations as ops
+
+from db.migrations._postgres import postgres_script
 
 INDEXES = {
     "customer_requests_status_created_id": "(status, created_at, id)",
@@ -24,26 +25,14 @@ INDEXES = {
 }
 
 
-async def forwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect != "postgres":
-        return
-    await client.execute_script(
-        "".join(
-            f"CREATE INDEX IF NOT EXISTS {name} ON customer_requests {columns};"
-            for name, columns in INDEXES.items()
-        )
-    )
-
-
-async def backwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect != "postgres":
-        return
-    await client.execute_script("".join(f"DROP INDEX IF EXISTS {name};" for name in INDEXES))
+FORWARDS = "".join(
+    f"CREATE INDEX IF NOT EXISTS {name} ON customer_requests {columns};"
+    for name, columns in INDEXES.items()
+)
+BACKWARDS = "".join(f"DROP INDEX IF EXISTS {name};" for name in INDEXES)
 
 
 class Migration(migrations.Migration):
     dependencies = [("models", "0002_postgres_search")]
 
-    operations = [ops.RunPython(forwards, backwards)]
+    operations = [postgres_script(FORWARDS, BACKWARDS)]

@@ -22,7 +22,8 @@ load with the trigger disabled).
 """
 
 from tortoise import migrations
-from tortoise.migrations import operations as ops
+
+from db.migrations._postgres import postgres_script
 
 KEY = "status, priority, category, assignee_id"
 
@@ -117,19 +118,7 @@ DROP TABLE IF EXISTS request_counts_version;
 """
 
 
-async def forwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect == "postgres":
-        await client.execute_script(FORWARDS)
-
-
-async def backwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect == "postgres":
-        await client.execute_script(BACKWARDS)
-
-
 class Migration(migrations.Migration):
     dependencies = [("models", "0013_i18n")]
 
-    operations = [ops.RunPython(forwards, backwards)]
+    operations = [postgres_script(FORWARDS, BACKWARDS)]

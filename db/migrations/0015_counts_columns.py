@@ -9,7 +9,8 @@ that the counters (status, priority, category, assignee) or `request_counts_vers
 """
 
 from tortoise import migrations
-from tortoise.migrations import operations as ops
+
+from db.migrations._postgres import postgres_script
 
 COLUMNS = "status, priority, category, assigned_admin_id, customer_id, search_text"
 
@@ -30,19 +31,7 @@ CREATE CONSTRAINT TRIGGER request_counts_row
 """
 
 
-async def forwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect == "postgres":
-        await client.execute_script(FORWARDS)
-
-
-async def backwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect == "postgres":
-        await client.execute_script(BACKWARDS)
-
-
 class Migration(migrations.Migration):
     dependencies = [("models", "0014_counts")]
 
-    operations = [ops.RunPython(forwards, backwards)]
+    operations = [postgres_script(FORWARDS, BACKWARDS)]

@@ -30,7 +30,8 @@ bulk load with the trigger disabled).
 """
 
 from tortoise import migrations
-from tortoise.migrations import operations as ops
+
+from db.migrations._postgres import postgres_script
 
 CHUNK = 128
 STEP = 64
@@ -148,19 +149,7 @@ DROP TABLE IF EXISTS request_vocab;
 """
 
 
-async def forwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect == "postgres":
-        await client.execute_script(FORWARDS)
-
-
-async def backwards(apps, schema_editor) -> None:
-    client = schema_editor.client
-    if client.capabilities.dialect == "postgres":
-        await client.execute_script(BACKWARDS)
-
-
 class Migration(migrations.Migration):
     dependencies = [("models", "0015_counts_columns")]
 
-    operations = [ops.RunPython(forwards, backwards)]
+    operations = [postgres_script(FORWARDS, BACKWARDS)]
