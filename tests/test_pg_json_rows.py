@@ -114,7 +114,7 @@ async def test_missing_request_is_not_found(desk):
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-async def test_reads_riding_on_the_token_statement(desk, token_for):
+async def test_reads_riding_on_the_token_statement(desk, token_for, monkeypatch):
     """PostgreSQL: detail, thread and a list page read in the token's statement give the
     model path's JSON; a bad token gives no owner and no value; an inactive user none."""
     from core import pg_json
@@ -141,12 +141,11 @@ async def test_reads_riding_on_the_token_statement(desk, token_for):
              F(search="принтер 1", priority="high"), F(search="xt", unassigned_first=True),
              F(search="нет такого")]
     for bound in (pg_queries.WORD_POSTINGS, 3):  # 3: past it, the trigram way
-        pg_queries.WORD_POSTINGS = bound
+        monkeypatch.setattr(pg_queries, "WORD_POSTINGS", bound)
         riders = [queries.list_rider(f, 1, 4) for f in cases]
         # every search of two letters or more rides (the trigram way: two statements)
         assert [sql is not None for sql in riders] == [True] * 5 + [False, True]
         await _same_pages_through_riders(admin, key, cases)
-    pg_queries.WORD_POSTINGS = 20_000
     assert await token_owner_with(key + "x", pg_json.DETAIL_RIDER, [made[0].id]) == (None, None)
     admin.is_active = False
     await admin.save()
