@@ -189,6 +189,9 @@ def generate(n_requests: int, n_customers: int, n_admins: int, seed: int, now: d
     step = span / n_requests
     today_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
 
+    # Ratings from their own generator, so the rest of the data stays as it was without them:
+    # 40% of the completed and closed requests are rated, mostly well.
+    rating_rng = random.Random(seed + 1)
     requests: list[tuple] = []
     messages: list[tuple] = []
     mid = 0
@@ -216,10 +219,14 @@ def generate(n_requests: int, n_customers: int, n_admins: int, seed: int, now: d
         t1, t2 = min(t1, now), min(t2, now)
         updated = max(changed, t2)
         tags = json.dumps(rng.sample(["vip", "mobile", "web", "refund", "bug"], rng.randint(0, 2)))
+        rating = rated_at = None
+        if status in ("completed", "closed") and rating_rng.random() < 0.4:
+            rating = rating_rng.choices((1, 2, 3, 4, 5), (10, 8, 12, 25, 45))[0]
+            rated_at = min(changed + timedelta(minutes=rating_rng.randint(1, 600)), now)
         requests.append((
             rid, title, description, status, priorities[i], category, created, updated, t2,
             None, tags, 3, changed, "api", None,
-            build_search_text(title, description, customer), admin, customer.id,
+            build_search_text(title, description, customer), admin, customer.id, rating, rated_at,
         ))
         responder = admin or rng.choice(admins)
         for sender, stype, content, ts in (
@@ -239,7 +246,7 @@ TOKEN_COLUMNS = ["digest", "created", "user_id", "origin"]
 REQUEST_COLUMNS = ["id", "title", "description", "status", "priority", "category", "created_at",
                    "updated_at", "last_message_at", "estimated_resolution_time", "tags",
                    "messages_count", "status_changed_at", "source", "access_key", "search_text",
-                   "assigned_admin_id", "customer_id"]
+                   "assigned_admin_id", "customer_id", "rating", "rated_at"]
 MESSAGE_COLUMNS = ["id", "sender_type", "content", "message_type", "is_read", "is_internal",
                    "created_at", "source", "request_id", "sender_id"]
 
@@ -283,6 +290,10 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
         await conn.execute("ALTER TABLE customer_requests DISABLE TRIGGER request_counts_row")
         # So would the word index's (migration 0016_search_words): rebuilt once, too.
         await conn.execute("ALTER TABLE customer_requests DISABLE TRIGGER request_words_row")
+        # And the stats' counters' (migration 0017_stats_counters): one per completed or
+        # rated request.
+        for trigger in ("request_completions_insert", "request_ratings_insert"):
+            await conn.execute(f"ALTER TABLE customer_requests DISABLE TRIGGER {trigger}")
         await conn.copy_records_to_table("users", records=users, columns=USER_COLUMNS)
         await conn.copy_records_to_table("auth_tokens", records=tokens, columns=TOKEN_COLUMNS)
         await conn.copy_records_to_table(
@@ -300,6 +311,9 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
             )
         await conn.execute("SELECT request_counts_rebuild()")
         await conn.execute("ALTER TABLE customer_requests ENABLE TRIGGER request_counts_row")
+        await conn.execute("SELECT request_stats_rebuild()")
+        for trigger in ("request_completions_insert", "request_ratings_insert"):
+            await conn.execute(f"ALTER TABLE customer_requests ENABLE TRIGGER {trigger}")
         timer.step("recount")
         await conn.execute("SELECT request_words_rebuild()")
         await conn.execute("ALTER TABLE customer_requests ENABLE TRIGGER request_words_row")

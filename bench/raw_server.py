@@ -251,10 +251,11 @@ async def stats(request: Request):
             "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'in_progress'), "
             "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'completed'), "
             "(SELECT coalesce(sum(n), 0)::bigint FROM request_counts WHERE status = 'closed'), "
-            "(SELECT count(*) FROM customer_requests WHERE status = 'completed' "
-            "AND status_changed_at >= $1), "
-            "(SELECT count(*) FROM customer_requests WHERE rating IS NOT NULL), "
-            "(SELECT sum(rating)::bigint FROM customer_requests WHERE rating IS NOT NULL)", today,
+            # the stats' counters (migration 0017_stats_counters); UTC midnight starts a
+            # quarter hour
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_completions WHERE bucket >= $1), "
+            "(SELECT coalesce(sum(n), 0)::bigint FROM request_ratings), "
+            "(SELECT coalesce(sum(rating * n), 0)::bigint FROM request_ratings)", today,
         )
     total = o + p + c + cl
     return js({"total_requests": total, "open_requests": o, "in_progress_requests": p,

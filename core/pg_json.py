@@ -15,9 +15,11 @@ import orjson
 from core import i18n
 from core.pg_queries import (
     MESSAGES,
+    RATINGS_SQL,
     REQUESTS,
     USERS,
     broad_count,
+    completed_since_sql,
     count,
     count_sql,
     order_sql,
@@ -228,17 +230,16 @@ THREAD_RIDER = (
 
 
 # The desk's stats (core.queries.stats): requests per status from the counters, the
-# completions since $2 (local midnight) and the ratings' count and sum (core.csat).
+# completions since $2 (local midnight; $3: pg_queries.completion_bucket of it) and the
+# ratings' count and sum (core.csat), all from counters (pg_queries).
 STATS_RIDER = (
     "SELECT ROW("
     + ", ".join(
         f'COALESCE(SUM("n") FILTER (WHERE "status" = \'{status}\'), 0)::bigint'
         for status in (Status.open, Status.in_progress, Status.completed, Status.closed)
     )
-    + f', (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'{Status.completed}\' AND '
-    '"status_changed_at" >= $2), '
-    f'(SELECT COUNT(*) FROM "{REQUESTS}" WHERE "rating" IS NOT NULL), '
-    f'(SELECT COALESCE(SUM("rating"), 0)::bigint FROM "{REQUESTS}" WHERE "rating" IS NOT NULL)'
+    + f", {completed_since_sql('$2', '$3')}, "
+    f"{RATINGS_SQL}"
     ') FROM "request_counts"'
 )
 

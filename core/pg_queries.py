@@ -24,6 +24,8 @@ With a customer (at most that customer's requests) or a search, COUNT(*) over th
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -406,6 +408,51 @@ async def status_counts(db: Any) -> dict[str, int]:
         'SELECT "status", SUM("n") FROM "request_counts" GROUP BY "status"'
     )
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+# Completions per quarter hour (migration 0017_stats_counters): the requests completed since
+# $a (local midnight) are the counters from $b (the first quarter hour at or after $a) on,
+# plus a COUNT(*) of those between $a and $b, an empty range whenever $a starts a quarter
+# hour (local midnight in every zone). At most 96 counters a day, whatever the table size.
+COMPLETION_BUCKET = 900  # seconds
+
+
+def completed_since_sql(start: str, bucket: str) -> str:
+    """An expression: the requests completed (status completed, status_changed_at) at or
+    after parameter `start`; `bucket` is parameter completion_bucket(start)."""
+    return (
+        f'((SELECT COALESCE(SUM("n"), 0) FROM "request_completions" WHERE "bucket" >= {bucket})'
+        f' + (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'completed\''
+        f' AND "status_changed_at" >= {start} AND "status_changed_at" < {bucket}))::bigint'
+    )
+
+
+def completion_bucket(start: datetime) -> datetime:
+    """The first quarter hour's start at or after `start` (an aware datetime)."""
+    return datetime.fromtimestamp(
+        math.ceil(start.timestamp() / COMPLETION_BUCKET) * COMPLETION_BUCKET, UTC
+    )
+
+
+async def completed_since(db: Any, start: datetime) -> int:
+    """The requests completed at or after `start`, exact (see completed_since_sql)."""
+    _, rows = await db.execute_query(
+        f"SELECT {completed_since_sql('$1', '$2')}", [start, completion_bucket(start)]
+    )
+    return int(rows[0][0])
+
+
+# The ratings' count and sum from the counters per score (migration 0017_stats_counters).
+RATINGS_SQL = (
+    '(SELECT COALESCE(SUM("n"), 0)::bigint FROM "request_ratings"), '
+    '(SELECT COALESCE(SUM("rating" * "n"), 0)::bigint FROM "request_ratings")'
+)
+
+
+async def rating_totals(db: Any) -> tuple[int, int]:
+    """(rated requests, sum of their ratings), exact."""
+    _, rows = await db.execute_query(f"SELECT {RATINGS_SQL}")
+    return int(rows[0][0]), int(rows[0][1])
 
 
 async def messages(

@@ -365,14 +365,12 @@ _stats_runs: dict[str, _SharedRun] = {}
 
 async def _stats_counts(today_start: datetime) -> tuple[int, int, int, int, int]:
     """(open, in_progress, completed, closed, completed since today_start): two small reads
-    on PostgreSQL (the status counters, and today's completions over the (status,
-    status_changed_at) index), one aggregate elsewhere."""
+    on PostgreSQL (the status counters, and today's completions from the quarter hours'
+    counters), one aggregate elsewhere."""
     db = connections.get("default")
     if _pg(db):
         per_status = await pg_queries.status_counts(db)
-        today = await CustomerRequest.filter(
-            status=Status.completed, status_changed_at__gte=today_start
-        ).count()
+        today = await pg_queries.completed_since(db, today_start)
         return (
             per_status.get("open", 0), per_status.get("in_progress", 0),
             per_status.get("completed", 0), per_status.get("closed", 0), today,
@@ -412,8 +410,10 @@ def _stats_data(
 
 
 def stats_rider_values() -> list[Any]:
-    """pg_json.STATS_RIDER's parameters: where today began (TZ)."""
-    return [staff_stats.today_start(runtime.settings().tz)]
+    """pg_json.STATS_RIDER's parameters: where today began (TZ), and the quarter hour's
+    start at or after it (pg_queries.completed_since_sql)."""
+    start = staff_stats.today_start(runtime.settings().tz)
+    return [start, pg_queries.completion_bucket(start)]
 
 
 def stats_from_rider(row: Any) -> dict[str, Any]:

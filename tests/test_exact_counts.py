@@ -3,16 +3,21 @@
 PostgreSQL with a table large enough that a planner estimate would be off (4,000 rows
 inserted by one statement): for several filters and searches the count equals COUNT(*),
 the last page by that count has the right number of items and the page after it is a 404.
-The counters behind it (migration 0014_counts) follow every kind of write.
+The counters behind it (migration 0014_counts) follow every kind of write, and so do the
+completions per quarter hour and the ratings per score behind the stats
+(0017_stats_counters).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from tortoise import connections
 
+from core import csat, pg_queries, runtime, staff_stats
 from core import requests as svc
 from core.errors import NotFound
 from core.queries import RequestFilters, filtered
@@ -156,3 +161,127 @@ async def test_broad_search_count_follows_changes(bulk, make_user):
         f"UPDATE customer_requests SET search_text = 'broadword x' WHERE id = {rows[0].id}"
     )
     assert (await both())[0] == truth - 1
+
+
+async def _completions() -> dict[datetime, int]:
+    """The completions' counters, asserted equal to a recount from the table."""
+    db = connections.get("default")
+    _, counters = await db.execute_query(
+        "SELECT bucket, n FROM request_completions WHERE n <> 0"
+    )
+    _, truth = await db.execute_query(
+        "SELECT request_completion_bucket(COALESCE(status_changed_at, '-infinity')), COUNT(*) "
+        "FROM customer_requests WHERE status = 'completed' GROUP BY 1"
+    )
+    got = {r[0]: int(r[1]) for r in counters}
+    assert got == {r[0]: int(r[1]) for r in truth}
+    return got
+
+
+async def _completed_since_truth(start: datetime) -> int:
+    _, rows = await connections.get("default").execute_query(
+        "SELECT COUNT(*) FROM customer_requests WHERE status = 'completed' "
+        "AND status_changed_at >= $1", [start]
+    )
+    return int(rows[0][0])
+
+
+async def test_completed_today_from_quarter_hours(bulk, make_user, api, token_for):
+    """"Completed today" sums the quarter hours' counters from local midnight on; they follow
+    every write, and a start inside a quarter hour still counts exactly."""
+    c1, c2, a1, a2 = bulk
+    director = await make_user("director")
+    db = connections.get("default")
+    # Status changes spread over three days, some never recorded (NULL).
+    await db.execute_script(
+        "UPDATE customer_requests SET status_changed_at = CASE WHEN id % 50 = 0 THEN NULL "
+        "ELSE now() - (id % 331) * interval '13 minutes 7 seconds' END"
+    )
+    assert len(await _completions()) > 96
+    req = await svc.create_request(c1, title="новый", description="описание")
+    await svc.take_request(a1, req.id)
+    await svc.complete_request(a1, req.id)
+    await _completions()
+    await svc.reopen_request(director, req.id)  # back to in_progress: it has an assignee
+    await svc.complete_request(a1, req.id)
+    await svc.close_request(director, req.id)
+    _, rows = await svc.list_requests(director, RequestFilters(status="completed"))
+    await svc.delete_request(director, rows[0].id)
+    # a completion moved within the day and to another day, by hand
+    await db.execute_script(
+        f"UPDATE customer_requests SET status_changed_at = status_changed_at - interval '1 day' "
+        f"WHERE id = {rows[1].id}; UPDATE customer_requests SET status_changed_at = "
+        f"status_changed_at + interval '1 minute' WHERE id = {rows[2].id}"
+    )
+    await c2.delete()  # CASCADE
+    await _completions()
+
+    now = datetime.now(UTC)
+    starts = [staff_stats.today_start(zone) for zone in ("UTC", "Europe/Moscow", "Asia/Kathmandu")]
+    starts += [now - timedelta(hours=7, minutes=7, seconds=7.5), now - timedelta(days=2)]
+    for start in starts:
+        truth = await _completed_since_truth(start)
+        assert await pg_queries.completed_since(db, start) == truth, start
+    # the unaligned start and two days back are real ranges, not empty or everything
+    assert 0 < await _completed_since_truth(starts[3]) < await _completed_since_truth(starts[4])
+
+    tok = await token_for(director)
+    for zone in ("UTC", "Asia/Kathmandu"):
+        runtime.configure(dataclasses.replace(runtime.settings(), tz=zone))
+        truth = await _completed_since_truth(staff_stats.today_start(zone))
+        assert (await svc.stats())["completed_today"] == truth
+        r = await api.get(ADMIN + "stats/", tok)
+        assert r.json()["completed_today"] == truth, zone
+
+    await db.execute_script("TRUNCATE customer_requests CASCADE")
+    assert await _completions() == {}
+
+
+async def _ratings() -> dict[int, int]:
+    """The counters per score, asserted equal to a recount from the table."""
+    db = connections.get("default")
+    _, counters = await db.execute_query("SELECT rating, n FROM request_ratings WHERE n <> 0")
+    _, truth = await db.execute_query(
+        "SELECT rating, COUNT(*) FROM customer_requests WHERE rating IS NOT NULL GROUP BY 1"
+    )
+    got = {int(r[0]): int(r[1]) for r in counters}
+    assert got == {int(r[0]): int(r[1]) for r in truth}
+    return got
+
+
+async def test_csat_from_counters_per_score(bulk, make_user, api, token_for):
+    """csat_responses and csat_average come from counters per score that follow ratings,
+    changed ratings, deletions and TRUNCATE."""
+    c1, c2, a1, a2 = bulk
+    director = await make_user("director")
+    db = connections.get("default")
+    await db.execute_script(
+        "UPDATE customer_requests SET rating = 1 + id % 5, rated_at = now() "
+        "WHERE status IN ('completed', 'closed') AND id % 3 = 0"
+    )
+    await _ratings()
+    req = await svc.create_request(c1, title="оценка", description="d")
+    await svc.take_request(a1, req.id)
+    await svc.complete_request(a1, req.id)
+    await csat.rate_request(c1, req.id, 2)
+    await csat.rate_request(c1, req.id, 5)  # changed: one counter down, another up
+    _, rows = await db.execute_query(
+        "SELECT id FROM customer_requests WHERE rating = 4 ORDER BY id LIMIT 1"
+    )
+    await svc.delete_request(director, rows[0][0])
+    await c2.delete()  # CASCADE takes its rated requests
+    counted = await _ratings()
+
+    _, truth = await db.execute_query(
+        "SELECT COUNT(*), SUM(rating) FROM customer_requests WHERE rating IS NOT NULL"
+    )
+    n, total = int(truth[0][0]), int(truth[0][1])
+    assert sum(counted.values()) == n > 100
+    want = {"csat_responses": n, "csat_average": round(total / n, 2)}
+    assert {k: (await svc.stats())[k] for k in want} == want
+    stats = (await api.get(ADMIN + "stats/", await token_for(director))).json()
+    assert {k: stats[k] for k in want} == want
+
+    await db.execute_script("TRUNCATE customer_requests CASCADE")
+    assert await _ratings() == {}
+    assert (await api.get(ADMIN + "stats/", await token_for(director))).json()["csat_responses"] == 0
