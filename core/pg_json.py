@@ -30,7 +30,7 @@ from core.pg_queries import (
     word_search_sql,
 )
 from core.serializers import dt
-from db.models import CustomerRequest, Status
+from db.models import Status
 
 _USER_FIELDS = ("id", "username", "first_name", "last_name", "email")
 _REQUEST_COLUMNS = (
@@ -244,26 +244,12 @@ STATS_RIDER = (
 )
 
 
-# A request's own columns (no users), for a write that checks it first (a message POST):
-# core.queries.request_from_rider makes the model instance. Built on first use: the
-# foreign keys' columns are among the model's fields only once the ORM is initialised.
-_REQUEST_ONLY: list[tuple[tuple[str, ...], str]] = []
-
-
-def request_fields() -> tuple[str, ...]:
-    if not _REQUEST_ONLY:
-        projection = CustomerRequest._meta.fields_db_projection
-        fields = tuple(projection)
-        columns = ", ".join(f'r."{projection[f]}"' for f in fields)
-        _REQUEST_ONLY.append(
-            (fields, f'SELECT ROW({columns}) FROM "{REQUESTS}" r WHERE r."id" = $2')
-        )
-    return _REQUEST_ONLY[0][0]
-
-
-def request_only_rider() -> str:
-    request_fields()
-    return _REQUEST_ONLY[0][1]
+# The columns the access rules read (core.permissions.RequestAccess), for a write that
+# checks a request first (a message POST): core.queries.access_from_rider.
+ACCESS_RIDER = (
+    f'SELECT ROW(r."id", r."customer_id", r."assigned_admin_id", r."status") '
+    f'FROM "{REQUESTS}" r WHERE r."id" = $2'
+)
 
 
 def page_rider(

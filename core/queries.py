@@ -22,7 +22,7 @@ from tortoise.functions import Count
 
 from core import pg_json, pg_queries, runtime, staff_stats
 from core.errors import NotFound, ValidationFailed
-from core.permissions import can_see_internal, can_view_request, is_staff
+from core.permissions import RequestAccess, can_see_internal, can_view_request, is_staff
 from core.serializers import message_data, request_data
 from core.texts import t
 from db.models import Category, CustomerRequest, Priority, RequestMessage, Status, User
@@ -271,11 +271,10 @@ def detail_from_rider(actor: User, row: Any) -> dict[str, Any]:
     return pg_json.request_row_data(row)
 
 
-def request_from_rider(actor: User, row: Any) -> CustomerRequest:
-    """get_request_only from pg_json.request_only_rider()'s value (None: no such request):
-    the request's own columns as a model instance, NotFound unless `actor` may see it."""
-    fields = pg_json.request_fields()
-    req = None if row is None else CustomerRequest(**dict(zip(fields, row, strict=True)))
+def access_from_rider(actor: User, row: Any) -> RequestAccess:
+    """What get_request_only gives the access rules, from pg_json.ACCESS_RIDER's value
+    (None: no such request); NotFound unless `actor` may see the request."""
+    req = None if row is None else RequestAccess(*row)
     if req is None or not can_view_request(actor, req):
         raise NotFound(t("err_not_found", actor.language))
     return req

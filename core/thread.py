@@ -28,7 +28,7 @@ from core.clock import now
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_text
 from core.limits import current as current_limits
-from core.permissions import is_staff, require_manage_request
+from core.permissions import Subject, is_staff, require_manage_request
 from core.serializers import message_data
 from core.texts import t
 from db.models import (
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 POSTABLE_TYPES = (MessageType.text, MessageType.image, MessageType.file)
 
 
-def check_can_post(actor: User, req: CustomerRequest, *, is_internal: bool = False) -> bool:
+def check_can_post(actor: User, req: Subject, *, is_internal: bool = False) -> bool:
     """Raise unless `actor` may add to the thread of `req`; returns whether what it adds
     is internal. Staff: internal notes on any request, replies under CanManageRequest.
     A customer: own request only (NotFound), never internal, not while banned, not once
@@ -67,7 +67,7 @@ def check_can_post(actor: User, req: CustomerRequest, *, is_internal: bool = Fal
 
 async def append(
     conn: Any,
-    req: CustomerRequest,
+    req: Subject,
     author: User,
     content: str,
     *,
@@ -79,6 +79,8 @@ async def append(
     """Add one message (with `files`, already in storage and checked) to the thread of
     `req` through the caller's `conn` (its transaction when it has one open; on PostgreSQL
     without files the writes are one statement, atomic on their own). No permission check.
+    `req` may be just its access columns on PostgreSQL (only its id is read there);
+    elsewhere the first-reply check reads the request's first_response_at.
     Event: new_message (the message's JSON, plus `attachments` when there are files).
     A system message keeps `content` in Russian and its catalog key and params in
     `content_i18n` (core.i18n), so each reader sees it in their own language."""
@@ -171,12 +173,12 @@ async def post_message(
     is_internal: bool = False,
     message_type: str = MessageType.text,
     source: Source = Source.api,
-    loaded: CustomerRequest | None = None,
+    loaded: Subject | None = None,
 ) -> RequestMessage:
     """Add a message to a request's thread, atomically (on PostgreSQL one statement,
     see `append`; on SQLite one transaction). `loaded`: the
-    request as get_request_only gives it, when the caller read it already (the staff REST
-    route, in its token's statement: core.queries.request_from_rider).
+    request (or just its access columns) when the caller read it already (the staff REST
+    route, in its token's statement: core.queries.access_from_rider).
 
     Staff: CanManageRequest; sender_type admin; may mark it internal (never shown to the
     customer). Customer: own request only, never internal, not once it is closed, not

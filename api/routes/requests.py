@@ -179,14 +179,12 @@ def get_blueprint() -> Blueprint:
     @bp.post("/<request_id:int>/messages/")
     async def post_message(request: Request, request_id: int):
         riders = queries.riders()
-        if riders:  # the request's columns read in the token's statement
-            actor, row = await authenticate_staff_with(
-                request, pg_json.request_only_rider(), [request_id]
-            )
+        if riders:  # the columns the access rules read, in the token's statement
+            actor, row = await authenticate_staff_with(request, pg_json.ACCESS_RIDER, [request_id])
         else:
             actor = await authenticate_staff(request)
         data = validated(request, schemas.RequestMessageCreate)  # a 400 before a 404
-        loaded = queries.request_from_rider(actor, row) if riders else None
+        loaded = queries.access_from_rider(actor, row) if riders else None
         msg = await svc.post_message(
             actor,
             request_id,
