@@ -24,6 +24,9 @@ With a customer (at most that customer's requests) or a search, COUNT(*) over th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import math
 from datetime import UTC, datetime
 from enum import Enum
@@ -328,35 +331,62 @@ async def word_search(
 # Broad searches' counts: {database + WHERE: (version, count)}, the most recent BROAD_CACHE of them.
 BROAD_CACHE = 256
 _broad: dict[str, tuple[int, int]] = {}
+# The count in flight per key: concurrent searches for the same matches share it.
+_broad_runs: dict[str, asyncio.Future[tuple[int | None, int]]] = {}
 
 
 async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int | None) -> int:
     """The exact count of a search with more than SEARCH_COLLECT matches.
 
-    COUNT(*) reads every match (one pass over the table for a word most requests contain).
-    The result is kept with the value of `request_counts_version` read in the same
-    statement (the same snapshot), and reused when a later search's first statement reads
-    the same version. The version changes in the same transaction as anything that can
-    change what a search matches (migration 0014_counts), so a reused count is exact. A
-    broad search therefore costs one pass per change of the data, per worker, not per page.
+    COUNT(*) reads every match (one pass over the table for a word most requests contain:
+    about a second of database time at a million requests). The result is kept with the
+    value of `request_counts_version` read in the same statement (the same snapshot), and
+    reused when a later search's first statement reads the same version. The version
+    changes in the same transaction as anything that can change what a search matches
+    (migration 0014_counts), so a reused count is exact. Searches that arrive while that
+    count is running wait for it and take it when its version is the one they read (else
+    they count again): after a change, eight clients asking at once cost one pass, not
+    eight. A broad search therefore costs one pass per change of the data, per worker, not
+    per page or per client.
     """
     cond = where(conds)
     key = f"{getattr(db, 'host', '')}:{getattr(db, 'port', '')}/{getattr(db, 'database', '')}{cond}"
     kept = _broad.get(key)
     if version is not None and kept is not None and kept[0] == version:
         return kept[1]
+    loop = asyncio.get_running_loop()
+    running = _broad_runs.get(key)
+    if version is not None and running is not None and running.get_loop() is loop:
+        with contextlib.suppress(Exception):  # its failure is its starter's; count again
+            counted, n = await asyncio.shield(running)
+            if counted == version:
+                return n
+    run = _broad_runs[key] = asyncio.ensure_future(_count_matches(db, key, cond))
+    run.add_done_callback(functools.partial(_count_done, key))
+    return (await asyncio.shield(run))[1]
+
+
+def _count_done(key: str, run: asyncio.Future[Any]) -> None:
+    if _broad_runs.get(key) is run:
+        del _broad_runs[key]
+    if not run.cancelled():
+        run.exception()  # retrieved: raised to the search that started it, never logged
+
+
+async def _count_matches(db: Any, key: str, cond: str) -> tuple[int | None, int]:
+    """(request_counts_version, COUNT(*)) of `cond` in one snapshot; kept under `key`."""
     _, rows = await db.execute_query(
         f'SELECT (SELECT "v" FROM "request_counts_version"), COUNT(*) FROM "{REQUESTS}"{cond}'
     )
     n = int(rows[0][1])
     if rows[0][0] is None:
-        return n
+        return None, n
     version = int(rows[0][0])
     _broad.pop(key, None)
     while len(_broad) >= BROAD_CACHE:
         _broad.pop(next(iter(_broad)))
     _broad[key] = (version, n)
-    return n
+    return version, n
 
 
 def count_sql(conds: list[tuple[str, str, Any]]) -> str:

@@ -10,6 +10,7 @@ completions per quarter hour and the ratings per score behind the stats
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
@@ -285,3 +286,29 @@ async def test_csat_from_counters_per_score(bulk, make_user, api, token_for):
     await db.execute_script("TRUNCATE customer_requests CASCADE")
     assert await _ratings() == {}
     assert (await api.get(ADMIN + "stats/", await token_for(director))).json()["csat_responses"] == 0
+
+
+async def test_concurrent_broad_searches_share_one_count(bulk, make_user, monkeypatch):
+    """After a change, eight broad searches at once cost one COUNT over their matches, and
+    each gets the exact count of its own snapshot; the next change counts again."""
+    c1, c2, a1, a2 = bulk
+    director = await make_user("director")
+    broad = RequestFilters(search="broadword")
+    runs = []
+    count_matches = pg_queries._count_matches
+
+    async def counted(*args):
+        runs.append(args[2])
+        await asyncio.sleep(0.05)  # the searches arriving meanwhile must wait, not count
+        return await count_matches(*args)
+
+    monkeypatch.setattr(pg_queries, "_count_matches", counted)
+    # past the word index's bound, as a term in most requests' text is at a real desk's size
+    monkeypatch.setattr(pg_queries, "WORD_POSTINGS", 100)
+    truth = await filtered(director, broad).count()
+    for round_ in range(2):
+        totals = await asyncio.gather(*(svc.list_requests(director, broad) for _ in range(8)))
+        assert [total for total, _ in totals] == [truth] * 8
+        assert len(runs) == round_ + 1
+        await svc.create_request(c1, title="broadword новый", description="d")
+        truth += 1
