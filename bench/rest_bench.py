@@ -164,21 +164,28 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def db_cpu_seconds(dbname: str) -> float:
+def db_cpu_seconds(dbname: str) -> dict[int, float]:
     """utime + stime of every PostgreSQL backend serving `dbname` (process titles read
-    "postgres: <user> <db> <client> <state>"), so the database's CPU per request is
-    measured next to the API's. The pools keep their connections for the whole run."""
-    total = 0.0
+    "postgres: <user> <db> <client> <state>"), per pid, so the database's CPU per request
+    is measured next to the API's (db_cpu_delta)."""
+    found: dict[int, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if title.startswith("postgres: ") and f" {dbname} " in title:
-                total += cpu_seconds(int(proc.name))
+                found[int(proc.name)] = cpu_seconds(int(proc.name))
         except (OSError, ValueError):
             continue
-    return total
+    return found
+
+
+def db_cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """The backends' CPU between two samples. Per backend: a pool may close an idle
+    connection meanwhile (the other server's, during a paired run), and subtracting
+    totals would then count its whole life's CPU as negative."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def load_average() -> str:
@@ -475,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                             p99_ms=round(r["p99"], 2),
                             cpu_ms_per_req=round((cpu1 - cpu0) * 1000 / n, 3),
                             target_ms=TARGET_MS.get(sc.name, DEFAULT_TARGET_MS),
-                            db_cpu_ms_per_req=round((db1 - db0) * 1000 / n, 3),
+                            db_cpu_ms_per_req=round(db_cpu_delta(db0, db1) * 1000 / n, 3),
                             rss_mb=rss_mb(proc.pid),
                         )
                         results.append(res)
@@ -503,19 +510,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average before {load_before}, after {load_after}")
     if args.pair:
         print()
-        print("| scenario | API CPU ms/req | raw CPU ms/req | ratio | API DB CPU ms/req "
-              "| raw DB CPU ms/req | DB ratio |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        def median(name: str, attr: str) -> float:
-            values = sorted(getattr(r, attr) for r in results if r.scenario == name)
-            return values[len(values) // 2]
+        print("| scenario | API CPU ms/req | raw CPU ms/req | ratio | ratio range | API DB CPU "
+              "ms/req | raw DB CPU ms/req | DB ratio |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+        def median(values: list[float]) -> float:
+            values = sorted(values)
+            middle = len(values) // 2
+            return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
         for sc in scs:
-            api_name, raw_name = f"{sc.name}:api", f"{sc.name}:raw"
-            a, r_ = median(api_name, "cpu_ms_per_req"), median(raw_name, "cpu_ms_per_req")
-            da, dr = median(api_name, "db_cpu_ms_per_req"), median(raw_name, "db_cpu_ms_per_req")
-            print(f"| {sc.name} | {a:.2f} | {r_:.2f} | {a / r_ if r_ else 0:.2f} | {da:.2f} "
-                  f"| {dr:.2f} | {da / dr if dr else 0:.2f} |")
+            # Each repeat ran the API and the floor back to back: the ratio is taken per
+            # repeat (paired, so the machine's drift between repeats cancels), then the
+            # median of those; the figures beside it are the medians of each column.
+            api = [r for r in results if r.scenario == f"{sc.name}:api"]
+            raw = [r for r in results if r.scenario == f"{sc.name}:raw"]
+            ratios = [a.cpu_ms_per_req / r.cpu_ms_per_req
+                      for a, r in zip(api, raw, strict=True) if r.cpu_ms_per_req]
+            db_ratios = [a.db_cpu_ms_per_req / r.db_cpu_ms_per_req
+                         for a, r in zip(api, raw, strict=True) if r.db_cpu_ms_per_req > 0]
+            a_cpu = median([r.cpu_ms_per_req for r in api])
+            r_cpu = median([r.cpu_ms_per_req for r in raw])
+            a_db = median([r.db_cpu_ms_per_req for r in api])
+            r_db = median([r.db_cpu_ms_per_req for r in raw])
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
+            print(f"| {sc.name} | {a_cpu:.2f} | {r_cpu:.2f} | "
+                  f"{median(ratios) if ratios else 0:.2f} | {spread} | {a_db:.2f} | {r_db:.2f} | "
+                  f"{median(db_ratios) if db_ratios else 0:.2f} |")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({
             "client": client, "connections": args.connections, "duration": args.duration,
