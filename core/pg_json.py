@@ -230,18 +230,22 @@ THREAD_RIDER = (
 
 
 # The desk's stats (core.queries.stats): requests per status from the counters, the
-# completions since $2 (local midnight; $3: pg_queries.completion_bucket of it) and the
-# ratings' count and sum (core.csat), all from counters (pg_queries).
-STATS_RIDER = (
-    "SELECT ROW("
-    + ", ".join(
-        f'COALESCE(SUM("n") FILTER (WHERE "status" = \'{status}\'), 0)::bigint'
-        for status in (Status.open, Status.in_progress, Status.completed, Status.closed)
+# completions since local midnight (pg_queries.completed_since_sql: $2 the quarter hour it
+# starts, and $3 the start itself in the rare case it does not start one) and the ratings'
+# count and sum (core.csat), all from counters.
+def _stats_rider(completed: str) -> str:
+    return (
+        "SELECT ROW("
+        + ", ".join(
+            f'COALESCE(SUM("n") FILTER (WHERE "status" = \'{status}\'), 0)::bigint'
+            for status in (Status.open, Status.in_progress, Status.completed, Status.closed)
+        )
+        + f', {completed}, {RATINGS_SQL}) FROM "request_counts"'
     )
-    + f", {completed_since_sql('$2', '$3')}, "
-    f"{RATINGS_SQL}"
-    ') FROM "request_counts"'
-)
+
+
+STATS_RIDER = _stats_rider(completed_since_sql("$2"))
+STATS_RIDER_UNALIGNED = _stats_rider(completed_since_sql("$2", "$3"))
 
 
 # The columns the access rules read (core.permissions.RequestAccess), for a write that

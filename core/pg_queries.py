@@ -441,18 +441,24 @@ async def status_counts(db: Any) -> dict[str, int]:
 
 
 # Completions per quarter hour (migration 0017_stats_counters): the requests completed since
-# $a (local midnight) are the counters from $b (the first quarter hour at or after $a) on,
-# plus a COUNT(*) of those between $a and $b, an empty range whenever $a starts a quarter
-# hour (local midnight in every zone). At most 96 counters a day, whatever the table size.
+# a start (local midnight) are the counters from the first quarter hour at or after it on,
+# plus, only when the start is not itself a quarter hour's start (no real zone's midnight),
+# a COUNT(*) of those before that quarter hour. At most 96 counters a day, whatever the
+# table size. The aligned form does not name `customer_requests` at all: planning a
+# statement that does costs about 0.5 ms (its 17 indexes), which PostgreSQL pays on every
+# run of a prepared statement whose generic plan it judges worse than a custom one.
 COMPLETION_BUCKET = 900  # seconds
 
 
-def completed_since_sql(start: str, bucket: str) -> str:
-    """An expression: the requests completed (status completed, status_changed_at) at or
-    after parameter `start`; `bucket` is parameter completion_bucket(start)."""
+def completed_since_sql(bucket: str, start: str | None = None) -> str:
+    """An expression: the requests completed (status completed, status_changed_at) from
+    parameter `bucket` (completion_bucket of the start) on, plus, with parameter `start`
+    (a start before `bucket`), those from `start` to `bucket`."""
+    counters = f'(SELECT COALESCE(SUM("n"), 0) FROM "request_completions" WHERE "bucket" >= {bucket})'
+    if start is None:
+        return f"{counters}::bigint"
     return (
-        f'((SELECT COALESCE(SUM("n"), 0) FROM "request_completions" WHERE "bucket" >= {bucket})'
-        f' + (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'completed\''
+        f'({counters} + (SELECT COUNT(*) FROM "{REQUESTS}" WHERE "status" = \'completed\''
         f' AND "status_changed_at" >= {start} AND "status_changed_at" < {bucket}))::bigint'
     )
 
@@ -464,11 +470,18 @@ def completion_bucket(start: datetime) -> datetime:
     )
 
 
+def completed_since_values(start: datetime) -> list[datetime]:
+    """completed_since_sql's parameters for `start`: [bucket] when `start` begins a quarter
+    hour, else [bucket, start]."""
+    bucket = completion_bucket(start)
+    return [bucket] if bucket == start else [bucket, start]
+
+
 async def completed_since(db: Any, start: datetime) -> int:
     """The requests completed at or after `start`, exact (see completed_since_sql)."""
-    _, rows = await db.execute_query(
-        f"SELECT {completed_since_sql('$1', '$2')}", [start, completion_bucket(start)]
-    )
+    values = completed_since_values(start)
+    sql = completed_since_sql("$1", "$2" if len(values) > 1 else None)
+    _, rows = await db.execute_query(f"SELECT {sql}", values)
     return int(rows[0][0])
 
 

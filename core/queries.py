@@ -408,15 +408,15 @@ def _stats_data(
     }
 
 
-def stats_rider_values() -> list[Any]:
-    """pg_json.STATS_RIDER's parameters: where today began (TZ), and the quarter hour's
-    start at or after it (pg_queries.completed_since_sql)."""
-    start = staff_stats.today_start(runtime.settings().tz)
-    return [start, pg_queries.completion_bucket(start)]
+def stats_rider() -> tuple[str, list[Any]]:
+    """The stats' statement riding on the token's (pg_json.STATS_RIDER, or its form for a
+    midnight that starts no quarter hour) and its parameters, for today in TZ."""
+    values = pg_queries.completed_since_values(staff_stats.today_start(runtime.settings().tz))
+    return (pg_json.STATS_RIDER if len(values) == 1 else pg_json.STATS_RIDER_UNALIGNED), values
 
 
 def stats_from_rider(row: Any) -> dict[str, Any]:
-    """stats() from pg_json.STATS_RIDER's value."""
+    """stats() from the value of stats_rider()'s statement."""
     from core import csat
 
     open_n, progress_n, completed_n, closed_n, today_n, rated, rating_sum = row

@@ -187,7 +187,7 @@ async def _completed_since_truth(start: datetime) -> int:
     return int(rows[0][0])
 
 
-async def test_completed_today_from_quarter_hours(bulk, make_user, api, token_for):
+async def test_completed_today_from_quarter_hours(bulk, make_user, api, token_for, monkeypatch):
     """"Completed today" sums the quarter hours' counters from local midnight on; they follow
     every write, and a start inside a quarter hour still counts exactly."""
     c1, c2, a1, a2 = bulk
@@ -233,6 +233,12 @@ async def test_completed_today_from_quarter_hours(bulk, make_user, api, token_fo
         assert (await svc.stats())["completed_today"] == truth
         r = await api.get(ADMIN + "stats/", tok)
         assert r.json()["completed_today"] == truth, zone
+
+    # a "today" that starts inside a quarter hour (no real zone's): the statement's other form
+    odd = starts[3]
+    monkeypatch.setattr(staff_stats, "today_start", lambda zone, now=None: odd)
+    r = await api.get(ADMIN + "stats/", tok)
+    assert r.json()["completed_today"] == await _completed_since_truth(odd)
 
     await db.execute_script("TRUNCATE customer_requests CASCADE")
     assert await _completions() == {}

@@ -107,9 +107,7 @@ def get_blueprint() -> Blueprint:
     @bp.get("/stats/")
     async def stats(request: Request):
         if queries.riders():  # read in the token's own statement
-            _, row = await authenticate_staff_with(
-                request, pg_json.STATS_RIDER, queries.stats_rider_values()
-            )
+            _, row = await authenticate_staff_with(request, *queries.stats_rider())
             return json(queries.stats_from_rider(row))
         await authenticate_staff(request)
         return json(await svc.stats())
