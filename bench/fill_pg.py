@@ -292,7 +292,7 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
         await conn.execute("ALTER TABLE customer_requests DISABLE TRIGGER request_words_row")
         # And the stats' counters' (migration 0017_stats_counters): one per completed or
         # rated request.
-        for trigger in ("request_completions_insert", "request_ratings_insert"):
+        for trigger in ("request_stats_completions_insert", "request_stats_ratings_insert"):
             await conn.execute(f"ALTER TABLE customer_requests DISABLE TRIGGER {trigger}")
         await conn.copy_records_to_table("users", records=users, columns=USER_COLUMNS)
         await conn.copy_records_to_table("auth_tokens", records=tokens, columns=TOKEN_COLUMNS)
@@ -312,7 +312,7 @@ async def fill(url: str, *, n_requests: int, n_customers: int, n_admins: int, se
         await conn.execute("SELECT request_counts_rebuild()")
         await conn.execute("ALTER TABLE customer_requests ENABLE TRIGGER request_counts_row")
         await conn.execute("SELECT request_stats_rebuild()")
-        for trigger in ("request_completions_insert", "request_ratings_insert"):
+        for trigger in ("request_stats_completions_insert", "request_stats_ratings_insert"):
             await conn.execute(f"ALTER TABLE customer_requests ENABLE TRIGGER {trigger}")
         timer.step("recount")
         await conn.execute("SELECT request_words_rebuild()")

@@ -318,3 +318,57 @@ async def test_concurrent_broad_searches_share_one_count(bulk, make_user, monkey
         assert len(runs) == round_ + 1
         await svc.create_request(c1, title="broadword новый", description="d")
         truth += 1
+
+
+async def test_completing_and_a_multi_row_delete_do_not_deadlock(db_url, make_user):
+    """One transaction completes a request while another deletes two (an open one, then one
+    completed in the same quarter hour): both commit and every counter stays exact. The
+    counters' deferred triggers take `request_counts_version` before any quarter hour's row
+    in both (migration 0018); in the other order each held a row the other waited for, and
+    PostgreSQL aborted one of them as a deadlock."""
+    import asyncpg
+
+    customer, admin = await make_user("customer"), await make_user("admin")
+    db = connections.get("default")
+    await db.execute_script(
+        BULK.format(c1=customer.id, c2=customer.id, a1=admin.id, a2=admin.id, n=3)
+    )
+    _, rows = await db.execute_query("SELECT id FROM customer_requests ORDER BY id")
+    done_at = datetime.now(UTC).replace(minute=1, second=0, microsecond=0)
+    working, open_one, completed = (int(r[0]) for r in rows)
+    await db.execute_query(
+        "UPDATE customer_requests SET status = CASE id WHEN $1 THEN 'in_progress' "
+        "WHEN $2 THEN 'open' ELSE 'completed' END, status_changed_at = $4 "
+        "WHERE id IN ($1, $2, $3)", [working, open_one, completed, done_at]
+    )
+    bucket = done_at.replace(minute=0)
+    await _recount()
+    assert await _completions() == {bucket: 1}
+
+    url = db_url.replace("postgres://", "postgresql://", 1)
+    deleting, completing = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        t2 = deleting.transaction()
+        await t2.start()
+        await deleting.execute("DELETE FROM customer_requests WHERE id = $1", open_one)
+        # The open request's deferred triggers fire now: this transaction holds the version
+        # row, as a transaction changing several rows does from its first row on.
+        await deleting.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        await deleting.execute("SET CONSTRAINTS ALL DEFERRED")
+        t1 = completing.transaction()
+        await t1.start()
+        await completing.execute(
+            "UPDATE customer_requests SET status = 'completed', status_changed_at = $2 "
+            "WHERE id = $1", working, done_at,
+        )
+        first = asyncio.ensure_future(t1.commit())  # waits for the version row
+        await asyncio.sleep(0.3)
+        assert not first.done()
+        await deleting.execute("DELETE FROM customer_requests WHERE id = $1", completed)
+        await asyncio.wait_for(t2.commit(), timeout=10)
+        await asyncio.wait_for(first, timeout=10)
+    finally:
+        await deleting.close()
+        await completing.close()
+    await _recount()
+    assert await _completions() == {bucket: 1}

@@ -1,4 +1,4 @@
-"""The one step of the PostgreSQL-only migrations (0002, 0003, 0014-0016): an SQL script
+"""The one step of the PostgreSQL-only migrations (0002, 0003, 0014-0018): an SQL script
 forwards and one backwards, run on PostgreSQL and skipped on SQLite, whose installs have no
 trigram search, counters or word index. (The loader skips modules whose name starts with
 an underscore, so this is not a migration itself.)"""
