@@ -25,7 +25,6 @@ With a customer (at most that customer's requests) or a search, COUNT(*) over th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import math
 from datetime import UTC, datetime
@@ -344,23 +343,35 @@ async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int |
     reused when a later search's first statement reads the same version. The version
     changes in the same transaction as anything that can change what a search matches
     (migration 0014_counts), so a reused count is exact. Searches that arrive while that
-    count is running wait for it and take it when its version is the one they read (else
-    they count again): after a change, eight clients asking at once cost one pass, not
-    eight. A broad search therefore costs one pass per change of the data, per worker, not
+    count is running wait for it and take it when its version is the one they read; when
+    it is an older one, the first of them to see that starts a count and the others wait
+    for that one: after a change, eight clients asking at once cost one pass, not eight. A broad search therefore costs one pass per change of the data, per worker, not
     per page or per client.
     """
     cond = where(conds)
     key = f"{getattr(db, 'host', '')}:{getattr(db, 'port', '')}/{getattr(db, 'database', '')}{cond}"
-    kept = _broad.get(key)
-    if version is not None and kept is not None and kept[0] == version:
-        return kept[1]
     loop = asyncio.get_running_loop()
-    running = _broad_runs.get(key)
-    if version is not None and running is not None and running.get_loop() is loop:
-        with contextlib.suppress(Exception):  # its failure is its starter's; count again
+    while True:
+        kept = _broad.get(key)
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        running = _broad_runs.get(key)
+        if version is None or running is None or running.get_loop() is not loop:
+            break
+        try:
             counted, n = await asyncio.shield(running)
-            if counted == version:
-                return n
+        except asyncio.CancelledError:
+            if not running.cancelled():
+                raise  # this search was cancelled, not the count
+            continue
+        except Exception:  # its failure is its starter's: look again, count if none runs
+            continue
+        if counted == version:
+            return n
+        if counted is not None and counted > version:
+            break  # the data moved past this search's snapshot: no later count will match
+        # An older snapshot's count: a search of this one may have started another since
+        # (the first to get here starts it, the others join it).
     run = _broad_runs[key] = asyncio.ensure_future(_count_matches(db, key, cond))
     run.add_done_callback(functools.partial(_count_done, key))
     return (await asyncio.shield(run))[1]

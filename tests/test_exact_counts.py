@@ -320,6 +320,37 @@ async def test_concurrent_broad_searches_share_one_count(bulk, make_user, monkey
         truth += 1
 
 
+async def test_searches_after_a_change_share_the_next_count(bulk, make_user, monkeypatch):
+    """Searches of a newer snapshot that find an older snapshot's count running wait for
+    it, then share one new count among themselves (the first starts it), not one each; each
+    search still gets its own snapshot's exact count."""
+    c1, c2, a1, a2 = bulk
+    director = await make_user("director")
+    broad = RequestFilters(search="broadword")
+    runs = []
+    read = asyncio.Event()
+    count_matches = pg_queries._count_matches
+
+    async def counted(*args):
+        runs.append(args[2])
+        result = await count_matches(*args)
+        if len(runs) == 1:
+            read.set()
+            await asyncio.sleep(0.3)  # the data changes while this count is still running
+        return result
+
+    monkeypatch.setattr(pg_queries, "_count_matches", counted)
+    monkeypatch.setattr(pg_queries, "WORD_POSTINGS", 100)
+    truth = await filtered(director, broad).count()
+    first = asyncio.ensure_future(svc.list_requests(director, broad))
+    await asyncio.wait_for(read.wait(), timeout=10)
+    await svc.create_request(c1, title="broadword новый", description="d")
+    later = await asyncio.gather(*(svc.list_requests(director, broad) for _ in range(7)))
+    assert (await first)[0] == truth
+    assert [total for total, _ in later] == [truth + 1] * 7
+    assert len(runs) == 2
+
+
 async def test_completing_and_a_multi_row_delete_do_not_deadlock(db_url, make_user):
     """One transaction completes a request while another deletes two (an open one, then one
     completed in the same quarter hour): both commit and every counter stays exact. The
