@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -401,23 +402,44 @@ def max_request_id(database_url: str) -> int:
     return asyncio.run(go())
 
 
-def drop_created_requests(database_url: str, max_id: int) -> int:
-    """Delete the requests the `create` scenario added (ids above `max_id`, with their
-    messages and history): each run leaves the table at its fill size. Otherwise every run
-    puts a few thousand requests that match no search term at the head of the newest-first
-    order, and a later run's broad search walks past all of them for its first page (at
-    100,000 rows, after a day of runs, 64,517 of them: 200 ms a page instead of 5)."""
+def drop_created_requests(database_url: str, max_id: int, since: datetime, creator: str) -> int:
+    """Delete the requests the `create` scenario added (ids above `max_id`, created since the
+    run began, by `creator`, the staff user whose token the run used; their messages go with them, their history rows
+    too), so each run leaves the table at its fill size. Otherwise every run puts a few
+    thousand requests that match no search term at the head of the newest-first order, and
+    a later run's broad search walks past all of them for its first page (at 100,000 rows,
+    after a day of runs, 64,517 of them: 200 ms a page instead of 5). Only in a database
+    whose name contains "bench", as `fill_pg` requires; a failure is reported, not raised."""
     import asyncpg
+
+    if "bench" not in database_url.rsplit("/", 1)[-1]:
+        print("not removing the requests this run created: the database's name has no "
+              "'bench'", flush=True)
+        return 0
 
     async def go() -> int:
         conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
         try:
-            status = await conn.execute("DELETE FROM customer_requests WHERE id > $1", max_id)
-            return int(status.split()[-1])
+            async with conn.transaction():
+                ids = await conn.fetchval(
+                    "WITH gone AS (DELETE FROM customer_requests WHERE id > $1 "
+                    "AND created_at >= $2 AND customer_id = (SELECT id FROM users "
+                    "WHERE username = $3) RETURNING id) SELECT array_agg(id) FROM gone",
+                    max_id, since, creator,
+                )
+                if ids:
+                    await conn.execute(
+                        "DELETE FROM request_history WHERE request_id = ANY($1::int[])", ids
+                    )
+                return len(ids or [])
         finally:
             await conn.close()
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except Exception as exc:  # the run's figures stand; say what was left behind
+        print(f"could not remove the requests this run created: {exc!r}", flush=True)
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     database_url = args.database_url.replace("postgresql://", "postgres://", 1)
     dbname = database_url.rsplit("/", 1)[1].split("?")[0]
     max_id = max_request_id(database_url)
+    started = datetime.now(UTC)
     if max_id == 0:
         sys.exit("the bench database is empty: run python -m bench.fill_pg first")
     token = bench_token(args.user)
@@ -515,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        dropped = drop_created_requests(database_url, max_id)
+        dropped = drop_created_requests(database_url, max_id, started, args.user)
         if dropped:
             print(f"removed the {dropped} requests this run created", flush=True)
     load_after = load_average()
