@@ -332,6 +332,9 @@ BROAD_CACHE = 256
 _broad: dict[str, tuple[int, int]] = {}
 # The count in flight per key: concurrent searches for the same matches share it.
 _broad_runs: dict[str, asyncio.Future[tuple[int | None, int]]] = {}
+# How many searches wait on each count in flight: when the last of them is cancelled (its
+# client went away, or its time ran out) the count is cancelled too, on the server as well.
+_broad_waiting: dict[asyncio.Future[Any], int] = {}
 
 
 async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int | None) -> int:
@@ -345,8 +348,10 @@ async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int |
     (migration 0014_counts), so a reused count is exact. Searches that arrive while that
     count is running wait for it and take it when its version is the one they read; when
     it is an older one, the first of them to see that starts a count and the others wait
-    for that one: after a change, eight clients asking at once cost one pass, not eight. A broad search therefore costs one pass per change of the data, per worker, not
-    per page or per client.
+    for that one: after a change, eight clients asking at once cost one pass, not eight.
+    A broad search therefore costs one pass per change of the data, per worker, not per
+    page or per client. A count nobody waits for any more (every search that waited was
+    cancelled) is cancelled.
     """
     cond = where(conds)
     key = f"{getattr(db, 'host', '')}:{getattr(db, 'port', '')}/{getattr(db, 'database', '')}{cond}"
@@ -359,7 +364,7 @@ async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int |
         if version is None or running is None or running.get_loop() is not loop:
             break
         try:
-            counted, n = await asyncio.shield(running)
+            counted, n = await _share(running)
         except asyncio.CancelledError:
             if not running.cancelled():
                 raise  # this search was cancelled, not the count
@@ -374,7 +379,23 @@ async def broad_count(db: Any, conds: list[tuple[str, str, Any]], version: int |
         # (the first to get here starts it, the others join it).
     run = _broad_runs[key] = asyncio.ensure_future(_count_matches(db, key, cond))
     run.add_done_callback(functools.partial(_count_done, key))
-    return (await asyncio.shield(run))[1]
+    return (await _share(run))[1]
+
+
+async def _share(run: asyncio.Future[Any]) -> Any:
+    """`run`'s result, awaited without cancelling it for the other searches waiting on it;
+    the last one to be cancelled cancels it (asyncpg then cancels its statement)."""
+    _broad_waiting[run] = _broad_waiting.get(run, 0) + 1
+    try:
+        return await asyncio.shield(run)
+    except asyncio.CancelledError:
+        if not run.done() and _broad_waiting[run] == 1:
+            run.cancel()
+        raise
+    finally:
+        left = _broad_waiting.pop(run) - 1
+        if left:
+            _broad_waiting[run] = left
 
 
 def _count_done(key: str, run: asyncio.Future[Any]) -> None:

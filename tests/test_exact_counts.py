@@ -351,6 +351,45 @@ async def test_searches_after_a_change_share_the_next_count(bulk, make_user, mon
     assert len(runs) == 2
 
 
+async def test_a_count_nobody_waits_for_is_cancelled(bulk, make_user, monkeypatch):
+    """A broad search's shared count goes on while one of its searches is still waiting,
+    and is cancelled (its statement with it) when the last of them is: clients that give up
+    on broad searches leave no counts running on the database."""
+    director = await make_user("director")
+    broad = RequestFilters(search="broadword")
+    started, cancelled = asyncio.Event(), []
+    count_matches = pg_queries._count_matches
+
+    async def counted(*args):
+        started.set()
+        try:
+            await asyncio.sleep(0.5)  # a long count
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return await count_matches(*args)
+
+    monkeypatch.setattr(pg_queries, "_count_matches", counted)
+    monkeypatch.setattr(pg_queries, "WORD_POSTINGS", 100)
+    truth = await filtered(director, broad).count()
+    one = asyncio.ensure_future(svc.list_requests(director, broad))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    two = asyncio.ensure_future(svc.list_requests(director, broad))
+    await asyncio.sleep(0.1)
+    one.cancel()
+    assert (await two)[0] == truth  # the other search still got the shared count
+    assert not cancelled
+
+    started.clear()
+    pg_queries._broad.clear()
+    three = asyncio.ensure_future(svc.list_requests(director, broad))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    three.cancel()
+    await asyncio.sleep(0.1)
+    assert cancelled == [True]
+    assert not pg_queries._broad_runs and not pg_queries._broad_waiting
+
+
 async def test_completing_and_a_multi_row_delete_do_not_deadlock(db_url, make_user):
     """One transaction completes a request while another deletes two (an open one, then one
     completed in the same quarter hour): both commit and every counter stays exact. The
