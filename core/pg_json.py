@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 
 from core import i18n
+from core.broad_counts import broad_count
 from core.pg_queries import (
     MESSAGES,
     RATINGS_SQL,
     REQUESTS,
     USERS,
-    broad_count,
     completed_since_sql,
     count,
     count_sql,
@@ -156,7 +156,7 @@ async def search_page_data(
     total, ids, version = await trigram_search(db, conds, offset, limit, unassigned_first)
     if ids is not None:
         return total, await _rows_data(db, ids)
-    return await broad_count(db, conds, version), None
+    return await broad_count(db, where(conds), version), None
 
 
 _THREAD_COLUMNS = (

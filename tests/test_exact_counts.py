@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tortoise import connections
 
-from core import csat, pg_queries, runtime, staff_stats
+from core import broad_counts, csat, pg_queries, runtime, staff_stats
 from core import requests as svc
 from core.errors import NotFound
 from core.queries import RequestFilters, filtered
@@ -301,14 +301,14 @@ async def test_concurrent_broad_searches_share_one_count(bulk, make_user, monkey
     director = await make_user("director")
     broad = RequestFilters(search="broadword")
     runs = []
-    count_matches = pg_queries._count_matches
+    count_matches = broad_counts._count_matches
 
     async def counted(*args):
         runs.append(args[2])
         await asyncio.sleep(0.05)  # the searches arriving meanwhile must wait, not count
         return await count_matches(*args)
 
-    monkeypatch.setattr(pg_queries, "_count_matches", counted)
+    monkeypatch.setattr(broad_counts, "_count_matches", counted)
     # past the word index's bound, as a term in most requests' text is at a real desk's size
     monkeypatch.setattr(pg_queries, "WORD_POSTINGS", 100)
     truth = await filtered(director, broad).count()
@@ -329,7 +329,7 @@ async def test_searches_after_a_change_share_the_next_count(bulk, make_user, mon
     broad = RequestFilters(search="broadword")
     runs = []
     read = asyncio.Event()
-    count_matches = pg_queries._count_matches
+    count_matches = broad_counts._count_matches
 
     async def counted(*args):
         runs.append(args[2])
@@ -339,7 +339,7 @@ async def test_searches_after_a_change_share_the_next_count(bulk, make_user, mon
             await asyncio.sleep(0.3)  # the data changes while this count is still running
         return result
 
-    monkeypatch.setattr(pg_queries, "_count_matches", counted)
+    monkeypatch.setattr(broad_counts, "_count_matches", counted)
     monkeypatch.setattr(pg_queries, "WORD_POSTINGS", 100)
     truth = await filtered(director, broad).count()
     first = asyncio.ensure_future(svc.list_requests(director, broad))
@@ -358,7 +358,7 @@ async def test_a_count_nobody_waits_for_is_cancelled(bulk, make_user, monkeypatc
     director = await make_user("director")
     broad = RequestFilters(search="broadword")
     started, cancelled = asyncio.Event(), []
-    count_matches = pg_queries._count_matches
+    count_matches = broad_counts._count_matches
 
     async def counted(*args):
         started.set()
@@ -369,7 +369,7 @@ async def test_a_count_nobody_waits_for_is_cancelled(bulk, make_user, monkeypatc
             raise
         return await count_matches(*args)
 
-    monkeypatch.setattr(pg_queries, "_count_matches", counted)
+    monkeypatch.setattr(broad_counts, "_count_matches", counted)
     monkeypatch.setattr(pg_queries, "WORD_POSTINGS", 100)
     truth = await filtered(director, broad).count()
     one = asyncio.ensure_future(svc.list_requests(director, broad))
@@ -381,13 +381,13 @@ async def test_a_count_nobody_waits_for_is_cancelled(bulk, make_user, monkeypatc
     assert not cancelled
 
     started.clear()
-    pg_queries._broad.clear()
+    broad_counts._broad.clear()
     three = asyncio.ensure_future(svc.list_requests(director, broad))
     await asyncio.wait_for(started.wait(), timeout=10)
     three.cancel()
     await asyncio.sleep(0.1)
     assert cancelled == [True]
-    assert not pg_queries._broad_runs and not pg_queries._broad_waiting
+    assert not broad_counts._broad_runs and not broad_counts._broad_waiting
 
 
 async def test_completing_and_a_multi_row_delete_do_not_deadlock(db_url, make_user):
