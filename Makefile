@@ -38,10 +38,13 @@ install-test: $(BIN)/.installed-test
 run: install
 	$(BIN)/helpdesk run
 
-## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium
+## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium,
+## in TEST_WORKERS parallel processes (pytest-xdist; `make test TEST_WORKERS=0` runs them in one).
+## Four on two cores: most of a test's time is spent waiting on servers, sockets and timers.
+TEST_WORKERS ?= 4
 test: install-test
 	$(BIN)/ruff check api bootstrap bot core db scheduler telegram_delivery webhooks mail tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: install-test
 	$(BIN)/ruff check api bootstrap bot core db scheduler telegram_delivery webhooks mail tests bench

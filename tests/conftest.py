@@ -28,7 +28,13 @@ from tests.procs import free_port  # noqa: F401  (the one port picker; tests imp
 pytest_plugins = ["tests.conftest_telegram", "tests.require_services"]
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# `make test` runs the suite in parallel workers (pytest-xdist: gw0, gw1, ...). Each worker
+# has its own PostgreSQL database (RUN_ID below), its own ports (tests/procs.free_port) and,
+# here, its own Redis database, so keys under the desk's fixed prefixes (rate limits, the
+# bot's FSM) never meet another worker's. Pub/sub channels span databases: every test that
+# listens names its own channel.
+WORKER_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{WORKER_INDEX % 16}")
 REQUIRE_SERVICES = os.environ.get("HELPDESK_REQUIRE_SERVICES") == "1"
 RUN_ID = uuid.uuid4().hex[:8]
 

@@ -53,7 +53,12 @@ app.run(host=settings.host, port=settings.port, single_process=True, access_log=
 # (32768-60999 on Linux): servers that bind port 0 (tests/live.serve) and outgoing
 # connections take their ports from that range, so they can never be given a port handed
 # out here between the moment it is chosen and the moment its server binds it.
-_PORT_RANGE = (20000, 32000)
+# Parallel test workers (pytest-xdist) split the range, so two workers never pick the same
+# port in the moment between choosing it and binding it.
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % _WORKERS
+_SLICE = (32000 - 20000) // _WORKERS
+_PORT_RANGE = (20000 + _WORKER * _SLICE, 20000 + (_WORKER + 1) * _SLICE - 1)
 _ports_given: set[int] = set()
 
 

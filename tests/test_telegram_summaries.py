@@ -60,8 +60,9 @@ async def test_a_burst_of_200_requests_gets_a_take_button_each_within_the_budget
         created = time.monotonic() - started
         took = await wait_all_takeable(fake, ids, timeout=20)
         # Cards go out while the budget lasts; the backlog beyond 10 becomes summaries of at
-        # most 100 buttons, which fit in the next window.
-        assert took <= 2 * GROUP_RATE[1] + 0.5, took
+        # most 100 buttons, which fit in the next window: two windows, and one more of slack
+        # for a loaded machine. A card each would take 200 / 20 = 10 windows.
+        assert took <= 3 * GROUP_RATE[1] + 0.5, took
         group_sends = [c for c in fake.calls_of("sendMessage") if c.params["chat_id"] == fake.admin_chat_id]
         sums = summaries(fake)
         assert len(sums) >= 2
