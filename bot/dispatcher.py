@@ -26,6 +26,7 @@ from bot.handlers import (
 )
 from bot.handlers.lookup import OncePerUser
 from bot.handlers.media import AlbumBuffer
+from bot.handlers.message_edits import EditOrder
 from bot.middlewares import (
     ActorMiddleware,
     CallbackGuard,
@@ -80,14 +81,15 @@ async def publish_commands(bot: Bot, settings: Settings) -> None:
 def build_dispatcher(settings: Settings) -> Dispatcher:
     """A Dispatcher with every router and middleware of the bot.
 
-    Handlers receive `settings`, `actor` (the linked account or None), `lang`, `albums`
-    and `hints` as arguments. The caller closes `dp.storage` on shutdown.
+    Handlers receive `settings`, `actor` (the linked account or None), `lang`, `albums`,
+    `hints` and `edit_order` as arguments. The caller closes `dp.storage` on shutdown.
     """
     dp = Dispatcher(
         storage=build_storage(settings),
         settings=settings,
         albums=AlbumBuffer(quiet=ALBUM_QUIET_SECONDS),
         hints=OncePerUser(),
+        edit_order=EditOrder(),
     )
     dp.update.outer_middleware(OriginMiddleware())
     dp.update.outer_middleware(ProcessedUpdateMiddleware())

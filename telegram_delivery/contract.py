@@ -11,6 +11,7 @@ writes that key.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -45,6 +46,13 @@ class MessageLink:
     chat_message_id: int | None = None
     kind: str = ""  # "text" | "caption" | "media"
     part: int | None = None  # which part of a split text (set by outbox.enqueue)
+    version: str = ""  # content_version() of the text the copy was rendered from
+
+
+def content_version(content: str | None) -> str:
+    """A short fingerprint of a thread message's text: a copy sent from an older text is
+    edited once it is sent (telegram_delivery.outcomes)."""
+    return hashlib.sha1((content or "").encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,7 @@ class Delivery:
                 chat_message_id=_int(link.get("chat_message_id")),
                 kind=str(link.get("kind") or ""),
                 part=_int(link.get("part")),
+                version=str(link.get("version") or ""),
             ) if isinstance(link, dict) else None,
             target=CopyTarget(int(target["chat_id"]), int(target["message_id"]))
             if isinstance(target, dict) else None,

@@ -12,7 +12,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from db.models import CustomerRequest, TelegramMessageLink, TelegramOutbox, TelegramThread
-from telegram_delivery.contract import Delivery, Kind, MessageLink
+from telegram_delivery.contract import CopyTarget, Delivery, Kind, MessageLink, content_version
 from telegram_delivery.lookups import render_hash, summary_entries, utcnow
 
 log = logging.getLogger("helpdesk.telegram_delivery.sender")
@@ -71,6 +71,41 @@ class Outcomes:
         self._count("sent")
         if kind == "summary" and message_ids and "render" in compact:
             await self._resync_summary(row, delivery, message_ids[0], compact["render"])
+        if link and link.request_message_id and link.version and message_ids:
+            await self._resync_copy(row, link, message_ids)
+
+    async def _resync_copy(self, row: TelegramOutbox, link: MessageLink, message_ids: list[int]) -> None:
+        """A thread message edited or deleted while its copy was on the way: the relay found
+        no copy to change then, so the copy checks itself once it is sent. Deleted: the copy
+        goes. Edited (its text is no longer the one the copy was rendered from): every copy
+        of it in this chat is brought to the current text, as the relay would have."""
+        from db.models import RequestMessage
+        from telegram_delivery import cards
+        from telegram_delivery.lookups import copy_change_key
+        from telegram_delivery.outbox import enqueue
+        from telegram_delivery.relay.edits import copies_of, copy_changes
+
+        msg = await RequestMessage.filter(id=link.request_message_id).select_related(
+            "request__customer", "sender").first()
+        if msg is None:
+            return
+        if msg.is_deleted:
+            changes = [(mid, "deleteMessage", {}) for mid in message_ids]
+        elif content_version(msg.content) != link.version:
+            customer_chat = msg.request.customer.telegram_id
+            admin_chat = row.chat_id if row.chat_id != customer_chat else None
+            links = await copies_of(msg, admin_chat, chat_id=row.chat_id)
+            changes = [(c.message_id, method, params)
+                       for c, method, params in copy_changes(msg, links, admin_chat, cards.lang_of(self.lang))]
+        else:
+            return
+        for mid, method, params in changes:
+            what = "d" if method == "deleteMessage" else "e"
+            await enqueue(row.chat_id, method, {**params, "message_id": mid},
+                          delivery=Delivery(kind=Kind.COPY_CHANGE, request_id=link.request_id,
+                                            target=CopyTarget(row.chat_id, mid)),
+                          dedup_key=f"{copy_change_key(row.chat_id, mid, 0, what)}:resync:{row.id}",
+                          request_id=link.request_id)
 
     async def _resync_summary(self, row: TelegramOutbox, delivery: Delivery, mid: int,
                               sent_render: str) -> None:

@@ -233,6 +233,33 @@ async def test_edits_during_a_429_storm_wait_and_collapse_into_the_newest(
     assert sorted(rows) == ["merged", "merged", "merged", "sent"]
 
 
+async def test_an_edit_or_a_deletion_made_while_the_copy_waits_out_a_429_reaches_it_once_sent(
+    api, telegram_settings, fake_telegram: FakeTelegram, make_user, token_for
+):
+    """The relay edits the copies the bot has sent; a copy still queued (here held back by a
+    429) was rendered from the old text. Once sent it is brought to the current text, or
+    deleted when the message was deleted meanwhile: nothing the staff changed is lost."""
+    fake = fake_telegram
+    async with running_bot(telegram_settings):
+        admin, customer, req = await _taken(make_user, fake, telegram_id=CUSTOMER_TG)
+        staff = await token_for(admin)
+        fake.fail("sendMessage", status=429, retry_after=2, times=1, where=to_chat(CUSTOMER_TG, "cable"))
+        mid = (await api.post(f"{ADMIN}/{req.id}/messages/", staff, json={"content": "Try the blue cable"})).json()["id"]
+        await fake.wait_for("sendMessage", include_failed=True, where=lambda c: c.status == 429)
+        await api.request("PATCH", f"{ADMIN}/{req.id}/messages/{mid}/", staff, json={"content": "Try the red cable"})
+        sent = (await fake.wait_for("sendMessage", where=to_chat(CUSTOMER_TG, "cable"), timeout=15))[0]
+        assert sent.params["text"].endswith("blue cable")  # rendered before the edit
+        await fake.wait_for("editMessageText", where=to_chat(CUSTOMER_TG, "red cable"))
+        assert fake.messages[(CUSTOMER_TG, sent.result["message_id"])]["text"].endswith("Try the red cable")
+
+        fake.fail("sendMessage", status=429, retry_after=2, times=1, where=to_chat(CUSTOMER_TG, "router"))
+        gone = (await api.post(f"{ADMIN}/{req.id}/messages/", staff, json={"content": "Reset the router"})).json()["id"]
+        await fake.wait_for("sendMessage", include_failed=True, where=lambda c: c.status == 429 and "router" in c.params["text"])
+        await api.request("DELETE", f"{ADMIN}/{req.id}/messages/{gone}/", staff)
+        late = (await fake.wait_for("sendMessage", where=to_chat(CUSTOMER_TG, "router"), timeout=15))[0]
+        await eventually(lambda: asyncio.sleep(0, result=(CUSTOMER_TG, late.result["message_id"]) in fake.deleted))
+
+
 async def test_telegram_refusals_close_the_row_without_retries(
     api, telegram_settings, fake_telegram: FakeTelegram, make_user, token_for
 ):

@@ -4,6 +4,7 @@ bot.handlers.message_edits), over the wire against the fake Bot API."""
 from __future__ import annotations
 
 import asyncio
+import copy
 
 from core import requests as svc
 from core.history import entry_data, list_history
@@ -48,6 +49,35 @@ async def test_customer_edit_in_telegram_edits_the_stored_message_and_the_admin_
     edited = [e for e in entries if e["field"] == "message_edited"]
     assert edited and edited[0]["old"]["content"] == "Order 1234"
     assert edited[0]["new"]["content"] == "Order 1243 <sorry>" and edited[0]["channel"] == "telegram"
+
+
+async def test_an_edit_that_arrives_before_its_message_is_stored_is_not_lost(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """A customer fixes a typo at once: the edit comes in the same batch of updates as the
+    message, and the bot handles both at the same time. The edit waits for the message to be
+    stored instead of being dropped as "not ours"; of two such edits the newer one wins."""
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    async with running_bot(telegram_settings):
+        await card_for(fake, req.id)
+        kim = fake.user(CUSTOMER_TG, "Kim")
+        # Snapshots: the fake keeps one dict per message and edits change it in place.
+        sent = copy.deepcopy(fake.message_update(CUSTOMER_TG, kim, "Order 1234", push=False))
+        original_id = sent["message"]["message_id"]
+        first = fake.edited_message_update(CUSTOMER_TG, original_id, text="Order 1243", push=False)
+        second = fake.edited_message_update(CUSTOMER_TG, original_id, text="Order 1342", push=False)
+        for update in (sent, first, second):
+            fake.push_update(update)
+        await eventually(lambda: RequestMessage.filter(
+            request_id=req.id, sender_id=customer.id, content="Order 1342").exists())
+        card_copy = (await fake.wait_for("sendMessage", where=to_chat(fake.admin_chat_id, "Order 1")))[0]
+        await fake.wait_for("editMessageText", where=to_chat(fake.admin_chat_id, "Order 1342"))
+        await asyncio.sleep(0.5)  # nothing older comes after it
+    shown = fake.messages[(fake.admin_chat_id, card_copy.result["message_id"])]["text"]
+    assert "Order 1342" in shown
+    stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+    assert stored.content == "Order 1342"
 
 
 async def test_a_banned_customer_edit_in_telegram_is_refused_politely(

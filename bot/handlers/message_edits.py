@@ -7,21 +7,30 @@ Only messages the desk stored are followed (their TelegramMessageLink), and only
 author (the domain refuses anyone else). Edits made in Telegram are taken whenever they
 come: Telegram already shows the new text there, so the desk must too. A banned customer's
 edit is not taken and they are told so, as for their new messages (core.bans).
+
+An edit can overtake its message: a typo fixed at once arrives in the same batch of updates,
+and the bot handles both at the same time (or the message waits for the rest of its album).
+The edit then waits for the message to be stored, for as long as the message is younger than
+ORIGIN_GRACE. Edits of one message are applied one at a time and never older over newer
+(EditOrder).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from datetime import UTC, datetime
 
 from aiogram import F, Router
-from aiogram.types import Message
+from aiogram.types import Message, Update
 
 from bot.handlers.media import text_of
 from core.bans import is_banned
 from core.errors import DomainError
 from core.message_edits import edit_message, message_for_telegram
 from core.settings import Settings
-from db.models import User
+from db.models import RequestMessage, User
 from telegram_delivery.texts import tr
 
 log = logging.getLogger("helpdesk.bot.edits")
@@ -34,12 +43,76 @@ def _note_text(text: str) -> str:
     return text
 
 
-async def on_edited_message(message: Message, actor: User | None, lang: str = "ru") -> None:
+# How long after a message was sent an edit of it waits for the message to be stored: more
+# than an album's collection and its files' downloads take. Messages the desk never stores
+# (commands, refused content) cost their edits a sleeping task this long, polling rarely.
+ORIGIN_GRACE = 30.0
+
+
+class EditOrder:
+    """Per Telegram message, the newest edit seen (by update id) and a lock: edits of one
+    message are applied one at a time, and an edit older than one already seen is dropped,
+    whatever order the concurrent handlers reach the database in. Entries are forgotten a
+    while after their message's last edit (longer than any wait in `_stored_origin`)."""
+
+    KEEP = 2 * ORIGIN_GRACE
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, int], tuple[int, float, asyncio.Lock]] = {}
+        self._pruned = 0.0
+
+    def saw(self, key: tuple[int, int], order: int) -> None:
+        now = time.monotonic()
+        if now - self._pruned > 10.0:
+            self._pruned = now
+            for old in [k for k, (_, at, lock) in self._seen.items()
+                        if now - at > self.KEEP and not lock.locked()]:
+                del self._seen[old]
+        newest, _, lock = self._seen.get(key, (order, now, asyncio.Lock()))
+        self._seen[key] = (max(newest, order), now, lock)
+
+    def is_newest(self, key: tuple[int, int], order: int) -> bool:
+        return key not in self._seen or self._seen[key][0] == order
+
+    def lock(self, key: tuple[int, int]) -> asyncio.Lock:
+        return self._seen[key][2]
+
+
+async def _stored_origin(
+    message: Message, edits: EditOrder, key: tuple[int, int], order: int,
+) -> RequestMessage | None:
+    """The stored message this edit changes, waiting for it while it may still be stored
+    (None at once when a newer edit of the same message came meanwhile)."""
+    stored = await message_for_telegram(message.chat.id, message.message_id)
+    age = (datetime.now(UTC) - message.date).total_seconds()
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + ORIGIN_GRACE - max(age, 0.0), 0.05
+    while stored is None and loop.time() < deadline and edits.is_newest(key, order):
+        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+        pause = min(pause * 2, 1.0)
+        stored = await message_for_telegram(message.chat.id, message.message_id)
+    return stored if edits.is_newest(key, order) else None
+
+
+async def on_edited_message(
+    message: Message, actor: User | None, edit_order: EditOrder, lang: str = "ru",
+    event_update: Update | None = None,
+) -> None:
     if actor is None:
         return
-    stored = await message_for_telegram(message.chat.id, message.message_id)
+    key = (message.chat.id, message.message_id)
+    order = event_update.update_id if event_update is not None else message.edit_date or 0
+    edit_order.saw(key, order)
+    stored = await _stored_origin(message, edit_order, key, order)
     if stored is None:
         return
+    async with edit_order.lock(key):
+        if not edit_order.is_newest(key, order):
+            return
+        await _apply(message, actor, lang, stored)
+
+
+async def _apply(message: Message, actor: User, lang: str, stored: RequestMessage) -> None:
     if is_banned(actor):  # nothing changes; the same polite reply as for a new message
         await message.answer(tr("banned", lang), parse_mode="HTML")
         return

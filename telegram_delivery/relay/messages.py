@@ -19,7 +19,7 @@ from db.models import (
     TelegramMessageLink,
 )
 from telegram_delivery import cards
-from telegram_delivery.contract import Delivery, Kind, MessageLink, Upload
+from telegram_delivery.contract import Delivery, Kind, MessageLink, Upload, content_version
 from telegram_delivery.outbox import cut_note
 from telegram_delivery.relay.base import Postpone, RelayBase, caption_of, escape
 
@@ -73,7 +73,8 @@ class MessageEvents(RelayBase):
         delivery = Delivery(
             kind=Kind.THREAD if thread else Kind.CUSTOMER, request_id=rid,
             thread_of=rid if thread else None,
-            link=MessageLink(request_id=rid, request_message_id=msg.id),
+            link=MessageLink(request_id=rid, request_message_id=msg.id,
+                             version=content_version(msg.content)),
         )
         head = cards.text(header, lang, name=name, id=rid)
         key = f"ev:{ev.id}:{purpose}"
