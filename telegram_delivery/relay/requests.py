@@ -45,8 +45,10 @@ class RequestEvents(RelayBase):
         when it is taken); a card waiting in the last budget class behind a summary moves
         up to the new-request class."""
         chat = self.admin_chat
-        if await TelegramThread.filter(request_id=request_id, card_message_id__isnull=False).exists():
-            return
+        # The queued card first, then the thread: the sender marks a card sent and records
+        # its thread in one transaction, so a card leaving the queue between the two looks
+        # is seen by the second. (The other order missed a card sent in between, and a
+        # second card went out.)
         keys = [f"new:{request_id}:card", f"thread:{request_id}:card",
                 f"new:{request_id}:topic", f"thread:{request_id}:topic"]
         live = await TelegramOutbox.filter(
@@ -56,6 +58,8 @@ class RequestEvents(RelayBase):
             await TelegramOutbox.filter(
                 chat_id=chat, status="pending", dedup_key__in=keys, priority=Priority.BACKGROUND,
             ).update(priority=Priority.NEW_REQUEST)
+            return
+        if await TelegramThread.filter(request_id=request_id, card_message_id__isnull=False).exists():
             return
         from telegram_delivery.lookups import load_request_data
 
