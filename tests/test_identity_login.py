@@ -4,7 +4,6 @@ bounded failure table, argon2id hashes rehashed on login. SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from datetime import UTC, datetime
 
@@ -116,8 +115,10 @@ async def test_unknown_usernames_cost_as_much_as_wrong_passwords(settings, make_
             unknown.append(await timed(f"nobody{i}"))
             nopass.append(await timed("nopass"))
         await api.close()
-    k, u, n = (statistics.median(x) for x in (known, unknown, nopass))
-    print(f"median login ms: known user {k * 1000:.1f}, unknown {u * 1000:.1f}, no password {n * 1000:.1f}")
+    # The fastest of each: what the work costs, without the waits of a machine busy with
+    # other tests (a skipped hash would make "unknown" ~30 times faster, not 2).
+    k, u, n = (min(x) for x in (known, unknown, nopass))
+    print(f"fastest login ms: known user {k * 1000:.1f}, unknown {u * 1000:.1f}, no password {n * 1000:.1f}")
     assert k > 0.02  # a real argon2 check happens
     assert 0.5 < u / k < 2 and 0.5 < n / k < 2, (k, u, n)
 
