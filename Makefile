@@ -38,10 +38,11 @@ install-test: $(BIN)/.installed-test
 run: install
 	$(BIN)/helpdesk run
 
-## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium,
-## in TEST_WORKERS parallel processes (pytest-xdist; `make test TEST_WORKERS=0` runs them in one).
-## Four on two cores: most of a test's time is spent waiting on servers, sockets and timers.
-TEST_WORKERS ?= 4
+## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium.
+## In one process by default; `make test TEST_WORKERS=4` runs it in four (pytest-xdist): 6
+## minutes instead of 16 on two cores, but a few timing tests still flake under that load
+## (README, "Running the tests in parallel").
+TEST_WORKERS ?= 0
 test: install-test
 	$(BIN)/ruff check api bootstrap bot core db scheduler telegram_delivery webhooks mail tests bench
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
