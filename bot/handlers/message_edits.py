@@ -95,13 +95,13 @@ async def _stored_origin(
 
 
 async def on_edited_message(
-    message: Message, actor: User | None, edit_order: EditOrder, lang: str = "ru",
-    event_update: Update | None = None,
+    message: Message, actor: User | None, edit_order: EditOrder, event_update: Update,
+    lang: str = "ru",
 ) -> None:
     if actor is None:
         return
     key = (message.chat.id, message.message_id)
-    order = event_update.update_id if event_update is not None else message.edit_date or 0
+    order = event_update.update_id  # aiogram passes the update to every handler
     edit_order.saw(key, order)
     stored = await _stored_origin(message, edit_order, key, order)
     if stored is None:
