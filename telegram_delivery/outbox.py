@@ -345,11 +345,14 @@ def _without(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> s
 def _rest_fits(text: str, pos: int, stack: tuple[tuple[str, str], ...], limit: int) -> bool:
     """Whether the rest makes one last part. Filled for real (at most `limit` steps): adding
     the open tags' closing length to the rest counted them twice when the rest closes them
-    itself, and cut a text that fitted with a needless "full text on the request" note."""
-    if len(text) - pos > limit:
+    itself, and cut a text that fitted with a needless "full text on the request" note.
+    What is left after that part counts only if a reader would see it (an empty link at the
+    end is markup, and the splitter drops it); the bound on the rest is the one `split_html`
+    uses before it adds the note."""
+    if len(text) - pos > 4 * limit:
         return False
     cut, _, _ = _fill(text, pos, stack, limit)
-    return cut >= len(text)
+    return cut >= len(text) or not _visible(text[cut:])
 
 
 def _units(s: str) -> int:
