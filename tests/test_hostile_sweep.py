@@ -14,6 +14,9 @@ Cost (it is the suite's longest test, once per backend): every value that can re
 database goes out on both backends; the bad tokens, which never do (a key is checked against
 its pattern and only its SHA-256 digest is looked up), go out on SQLite only, the backend
 every run has. The hypothesis draws are made once per session and shared by both runs.
+A route's inputs go out eight at a time (about 21,000 requests on SQLite in 145 s, 19,000 on
+PostgreSQL in 87 s, on a two-core machine; one at a time they took 166 and 98 s). Its
+routes go one after another, in a fixed order, destructive ones last.
 
 WebSockets get the same treatment: bad ids, bad queries and tokens, bad frames; every close
 code must be 1008/1009 or in the 4xxx range, never 1011, and a socket still open must still
@@ -78,6 +81,7 @@ EXTRA_ROUTES = [
     ("GET", "/static/console/{name}"),
     ("HEAD", "/static/console/{name}"),
 ]
+CONCURRENCY = 8
 WS_ROUTES = ["/ws/admin/notifications/", "/ws/chats/{chat_id}/", "/ws/public/requests/{key}/"]
 
 HUGE_INTS = [2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64, 2**70, -(2**31) - 1, -(2**63) - 1]
@@ -262,6 +266,7 @@ class Desk:
     failures: list[str] = field(default_factory=list)
     sent: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    queued: list[tuple[tuple, dict]] = field(default_factory=list)
 
     def fill(self, template: str, **override: str) -> str:
         values = {**self.ids, **override}
@@ -289,6 +294,22 @@ class Desk:
                 f"{label}: {method} {url[:160]} as {actor} -> {r.status_code} {r.text[:160]}"
             )
         return r
+
+    def later(self, *args: Any, **kw: Any) -> None:
+        """Queue a `send` for the next `flush`."""
+        self.queued.append((args, kw))
+
+    async def flush(self) -> None:
+        """Send what was queued, `CONCURRENCY` at a time (a route's inputs are independent;
+        in flight together they keep the server busy while others wait on the database)."""
+        queued, self.queued = self.queued, []
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(args: tuple, kw: dict) -> None:
+            async with gate:
+                await self.send(*args, **kw)
+
+        await asyncio.gather(*(one(a, k) for a, k in queued))
 
     async def healthy(self, after: str) -> None:
         try:
@@ -414,8 +435,8 @@ async def sweep_route(desk: Desk, doc: dict[str, Any], method: str, path: str, o
 
     # 1. every actor, plain call on the real ids
     for who in ("anonymous", "customer", "admin", "director"):
-        await desk.send(label, method, real, actor=who, headers=extra_headers,
-                        json={} if has_body else None)
+        desk.later(label, method, real, actor=who, headers=extra_headers,
+                   json={} if has_body else None)
 
     # 2. hostile path ids and keys (the route's actor and anonymous)
     for p in params:
@@ -426,33 +447,33 @@ async def sweep_route(desk: Desk, doc: dict[str, Any], method: str, path: str, o
         for value in values:
             url = desk.fill(path, **{p["name"]: value})
             for who in {actor, "anonymous"}:
-                await desk.send(f"{label} path {p['name']}={value[:30]!r}", method, url, actor=who,
-                                headers=extra_headers)
+                desk.later(f"{label} path {p['name']}={value[:30]!r}", method, url, actor=who,
+                           headers=extra_headers)
 
     # 3. hostile query values
     names = list(dict.fromkeys(query_names + GENERIC_PARAMS))
     for name in names:
         values = QUERY_VALUES if name in query_names or name in ("page", "after") else QUERY_VALUES[::4]
         for value in values:
-            await desk.send(f"{label} ?{name}={value[:30]!r}", method, real, actor=actor,
-                            params={name: value}, headers=extra_headers,
-                            json={} if has_body else None)
+            desk.later(f"{label} ?{name}={value[:30]!r}", method, real, actor=actor,
+                       params={name: value}, headers=extra_headers,
+                       json={} if has_body else None)
     for qs in ("page=%ff%fe&search=%00%zz", "after=%00", "%ff=%ff", "page=1&page=2&page=x", "&&&==",
                "lang=%00&created=%ff", "token=%00", "a=" + "%41" * 3000):
-        await desk.send(f"{label} raw ?{qs[:30]}", method, real + "?" + qs, actor=actor,
-                        headers=extra_headers)
+        desk.later(f"{label} raw ?{qs[:30]}", method, real + "?" + qs, actor=actor,
+                   headers=extra_headers)
     for params_ in draw(query_strategy(names), 12, salt_of(label + "query")):
-        await desk.send(f"{label} query {params_!r:.80}", method, real, actor=actor, params=params_,
-                        headers=extra_headers)
+        desk.later(f"{label} query {params_!r:.80}", method, real, actor=actor, params=params_,
+                   headers=extra_headers)
 
     # 4. tokens, in the header and the query (they never reach the database: one backend)
     if desk.db_independent:
         for token in TOKENS:
-            await desk.send(f"{label} token {token!r:.30}", method, real, token_header=token,
-                            headers=extra_headers)
+            desk.later(f"{label} token {token!r:.30}", method, real, token_header=token,
+                       headers=extra_headers)
         for token in QUERY_TOKENS:
-            await desk.send(f"{label} ?token", method, real, params={"token": token},
-                            headers=extra_headers)
+            desk.later(f"{label} ?token", method, real, params={"token": token},
+                       headers=extra_headers)
 
     # 5. bodies
     if has_body:
@@ -465,18 +486,19 @@ async def sweep_route(desk: Desk, doc: dict[str, Any], method: str, path: str, o
         for who, values in plan:
             for name in fields:
                 for value in values:
-                    await desk.send(f"{label} body {name}={value!r:.40}", method, real, actor=who,
-                                    headers=extra_headers, json={name: value})
+                    desk.later(f"{label} body {name}={value!r:.40}", method, real, actor=who,
+                               headers=extra_headers, json={name: value})
         for ctype, raw in RAW_BODIES:
-            await desk.send(f"{label} raw body {raw[:30]!r}", method, real, actor=actor,
-                            headers={**extra_headers, "Content-Type": ctype}, content=raw)
+            desk.later(f"{label} raw body {raw[:30]!r}", method, real, actor=actor,
+                       headers={**extra_headers, "Content-Type": ctype}, content=raw)
         for data in draw(body_strategy(fields), 15, salt_of(label + "body")):
-            await desk.send(f"{label} body {data!r:.80}", method, real, actor=actor,
-                            headers=extra_headers, json=data)
+            desk.later(f"{label} body {data!r:.80}", method, real, actor=actor,
+                       headers=extra_headers, json=data)
         if multipart_route:
             for ctype, raw in MULTIPART_BODIES:
-                await desk.send(f"{label} multipart {raw[:40]!r}", method, real, actor=actor,
-                                headers={"Content-Type": ctype}, content=raw)
+                desk.later(f"{label} multipart {raw[:40]!r}", method, real, actor=actor,
+                           headers={"Content-Type": ctype}, content=raw)
+    await desk.flush()
     await desk.healthy(label)
 
 
