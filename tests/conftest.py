@@ -136,6 +136,21 @@ async def truncate_all() -> None:
             await conn.execute_script(f'DELETE FROM "{t}"')
 
 
+def pytest_collection_modifyitems(config, items):
+    """In parallel runs (pytest-xdist workers), the tests marked `heavy` go first, longest
+    first: the scheduler then spreads the short ones around them, instead of a worker
+    starting the hostile sweep (minutes) when the others have nothing left to do. Every
+    worker sorts the same way, as xdist requires. One process keeps the file order."""
+    if not hasattr(config, "workerinput"):
+        return
+
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("heavy")
+        return float(mark.kwargs.get("seconds", 1)) if mark is not None else 0.0
+
+    items.sort(key=seconds, reverse=True)  # stable: the rest keep their order
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _templates.pg_db:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from api.routes.docs import openapi_document
 from tests.api_helpers import ADMIN, new_request
 
@@ -88,6 +90,7 @@ async def test_admin_request_routes_reject_bad_input(api, make_user, token_for):
     assert r.status_code == 405 and "detail" in r.json()
 
 
+@pytest.mark.heavy(seconds=12)
 async def test_no_route_answers_500_to_garbage(api, make_user, token_for):
     """Every documented operation, called with wrong types in every documented field,
     malformed bodies and odd ids, as a customer and as a director."""

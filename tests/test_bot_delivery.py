@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bot.runtime import start_bot
 from core import requests as svc
 from db.models import TelegramOutbox
@@ -51,6 +53,7 @@ async def wait_announced(fake: FakeTelegram, ids: list[int], timeout: float) -> 
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.heavy(seconds=13)
 async def test_burst_of_200_requests_is_announced_once_each_through_429s(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):
@@ -187,6 +190,7 @@ async def wait_quiet(fake: FakeTelegram, at_least: int, quiet: float, timeout: f
     raise AssertionError(f"bot did not reach {at_least} sends; got {len(fake.calls_of('sendMessage'))}")
 
 
+@pytest.mark.heavy(seconds=24)
 async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
     telegram_settings, fake_telegram: FakeTelegram, make_user, tmp_path
 ):

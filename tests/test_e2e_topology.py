@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 
 from tests.conftest import (
@@ -105,6 +106,7 @@ async def _next_frame(ws, type_: str, timeout: float = 20) -> dict:
             return frame
 
 
+@pytest.mark.heavy(seconds=25)
 async def test_one_request_through_its_whole_life_across_processes(tmp_path):
     need_service("PostgreSQL", postgres_available())
     need_service("Redis", redis_available())

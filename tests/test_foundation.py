@@ -88,6 +88,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.heavy(seconds=15)
 def test_cli_createuser_token_and_seed_demo(tmp_path):
     r = _cli(tmp_path, "createuser", "--username", "anna", "--password", "pw-123456", "--role", "admin",
              "--first-name", "Анна")

@@ -550,6 +550,7 @@ async def test_every_route_is_in_the_sweep(settings):
     assert not missing, f"routes the sweep does not cover: {missing}"
 
 
+@pytest.mark.heavy(seconds=170)
 async def test_no_route_answers_5xx_to_hostile_input(telegram_settings, make_user, token_for, caplog):
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.WARNING, logger="httpx")  # a line per request, never looked at

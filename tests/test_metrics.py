@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
 from bootstrap.app import create_app
@@ -196,6 +197,7 @@ async def test_scheduler_runs_and_webhook_attempts_are_counted(settings, make_us
 # --- several workers -------------------------------------------------------------------------
 
 
+@pytest.mark.heavy(seconds=12)
 def test_counts_add_up_across_api_worker_processes(tmp_path):
     """`helpdesk api` with WORKERS=2 (PostgreSQL): whichever worker answers a scrape, it
     reports the requests both workers served (multiprocess mode), and both did serve some."""

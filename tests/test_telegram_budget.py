@@ -60,6 +60,7 @@ def windows_max(calls: list[Call], window: float) -> int:
     return best
 
 
+@pytest.mark.heavy(seconds=11)
 async def test_two_senders_on_separate_connections_stay_inside_the_shared_limits(
     telegram_settings, fake_telegram: FakeTelegram
 ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from core import requests as svc
 from db.models import TelegramThread
 from tests.bot_handlers_support import buttons_of, eventually, running_bot
@@ -19,6 +21,7 @@ async def settle(fake: FakeTelegram, quiet: float = 1.5) -> None:
         await asyncio.sleep(quiet)
 
 
+@pytest.mark.heavy(seconds=13)
 async def test_topic_is_closed_and_renamed_on_complete_and_close_and_reopened_on_reopen(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):

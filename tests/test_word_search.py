@@ -134,6 +134,7 @@ async def _check_all(actor, admin) -> int:
     return word_path
 
 
+@pytest.mark.heavy(seconds=16)
 async def test_word_index_finds_what_like_finds_through_every_kind_of_write(desk, make_user):
     customer, admin, director, made = desk
     # most queries are answered by the word index itself (the rest: too short)
