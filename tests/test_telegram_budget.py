@@ -66,13 +66,20 @@ async def test_two_senders_on_separate_connections_stay_inside_the_shared_limits
 ):
     """Two senders (two processes' worth: each its own Redis connection, Bot session and
     budget object) drain one queue: together they keep the group to 5 a second and the
-    whole bot to 8 a second. Budgets per process would let 10 and 16 through."""
+    whole bot to 8 a second. Budgets per process would let 10 and 16 through.
+
+    The fake refuses from one over the budget: a send the budget allowed at 0.0 s can
+    reach the fake 0.3 s late on a loaded machine and share a second with the next ones
+    (real Telegram's limits are not that exact either). Per-process budgets would still
+    run into it; and 70 sends at 8 a second, 30 to the group at 5, cannot take less than
+    (70 - 8) / 8 and (30 - 5) / 5 seconds from first to last, against half that with a
+    budget per process."""
     from telegram_delivery.sender import Sender, SenderLimits
 
     need_service("Redis", redis_available())
     fake = fake_telegram
-    fake.rate_limit_group_per_min, fake.rate_limit_window = 5, 1.0
-    fake.rate_limit_global_per_sec = 8
+    fake.rate_limit_group_per_min, fake.rate_limit_window = 6, 1.0
+    fake.rate_limit_global_per_sec = 9
     settings = telegram_settings.with_overrides(
         redis_url=REDIS_TEST_URL, telegram_group_rate=(5, 1.0), telegram_private_rate=(50, 1.0),
         telegram_global_rate=(8, 1.0),
@@ -103,8 +110,9 @@ async def test_two_senders_on_separate_connections_stay_inside_the_shared_limits
             await budget.redis.aclose()
     sends = fake.calls_of("sendMessage", include_failed=True)
     assert not [c for c in sends if c.status == 429], "Telegram had to refuse: the limits were not shared"
-    assert windows_max([c for c in sends if c.chat_id == group], 1.0) <= 5
-    assert windows_max(sends, 1.0) <= 8
+    to_group = [c.at for c in sends if c.chat_id == group]
+    assert max(to_group) - min(to_group) >= 0.9 * (30 - 5) / 5, "the group's limit was not shared"
+    assert max(c.at for c in sends) - min(c.at for c in sends) >= 0.9 * (70 - 8) / 8
     assert all(s.stats.sent > 0 for s in senders), "both senders should have taken part"
     texts = [c.params["text"] for c in fake.calls_of("sendMessage")]
     assert len(texts) == len(set(texts)) == 70
