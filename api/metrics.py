@@ -35,7 +35,7 @@ async def _answered(request: Request, response: HTTPResponse) -> None:
 
 
 def install(app: Sanic) -> None:
-    app.add_route(metrics_page, "/metrics", methods=["GET"], name="metrics")
+    app.add_route(metrics_page, "/metrics", methods=["GET"], name="metrics", error_format="json")
     app.register_middleware(_started, "request", priority=1000)
     app.register_middleware(_answered, "response", priority=1000)
 

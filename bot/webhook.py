@@ -15,9 +15,10 @@ import logging
 from typing import Any
 
 import orjson
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import json as json_response
 
+from api.blueprint import Blueprint
 from core.settings import Settings
 from db.models import ProcessedUpdate
 

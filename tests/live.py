@@ -19,6 +19,10 @@ async def serve(app: Sanic) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Sanic's touch-up rewrites a few of its own methods at start (an AST pass, about 50 ms) to
+    # drop signal dispatches nobody listens to; it changes no behaviour, and the suite
+    # starts hundreds of servers. The desk's own processes keep it (tests/procs.py).
+    app.config.TOUCHUP = False
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     assert server is not None
     await server.startup()

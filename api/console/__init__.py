@@ -9,16 +9,17 @@ Every action calls the domain function REST calls, with the signed-in user.
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
+from api.blueprint import PageBlueprint
 from api.console import actions, pages
 from api.http import guard_ids
 from api.web.render import SECURITY_HEADERS
 
 
-def get_blueprint() -> Blueprint:
-    bp = Blueprint("console")
+def get_blueprint() -> PageBlueprint:
+    bp = PageBlueprint("console")
     guard_ids(bp)
     bp.add_route(pages.queue_page, "/console/", methods=["GET"], name="queue")
     bp.add_route(pages.sign_in_page, "/console/sign-in", methods=["GET"], name="sign_in_page")

@@ -13,9 +13,10 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import HTTPResponse, file_stream
 
+from api.blueprint import Blueprint
 from api.http import (
     PK_WRONG_TYPE,
     authenticate,

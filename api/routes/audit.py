@@ -6,8 +6,9 @@ Filters: `actor` (user id), `action` (one of core.audit.ACTIONS), `since` and `u
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate_staff, int_arg, json, page_number, paginated, str_arg
 from api.routes.requests import parse_datetime
 from core import audit

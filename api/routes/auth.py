@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import empty
 
+from api.blueprint import Blueprint
 from api.client_address import client_address
 from api.http import authenticate, json
 from api.schemas.base import validated

@@ -8,9 +8,10 @@ one) changes or deletes one (403), someone else's personal one is 404.
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import empty
 
+from api.blueprint import Blueprint
 from api.http import authenticate_staff, body, guard_ids, json, page_number, paginated, str_arg
 from core import canned
 from core.errors import ValidationFailed

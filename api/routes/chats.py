@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate_staff, body, guard_ids, json
 from api.schemas import chats as schemas
 from api.schemas.base import check, given, validated

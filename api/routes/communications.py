@@ -5,8 +5,9 @@ Directors see every communication; an admin sees those they sent or take part in
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import (
     authenticate_staff,
     guard_ids,

@@ -9,8 +9,9 @@ customer_message_data): staff by display name only, counts of what they can see.
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate, guard_ids, json, page_number, paginated, request_language
 from api.routes.attachments import list_response, upload_response
 from api.routes.requests import filters_from

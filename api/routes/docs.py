@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import html, redirect
 
+from api.blueprint import Blueprint
 from api.http import json
 from api.schemas import agent_tools as tools
 from api.schemas import chats, communications, customer, requests, service, users, webhooks

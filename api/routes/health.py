@@ -22,9 +22,10 @@ import asyncio
 import logging
 from typing import Any
 
-from sanic import Blueprint, Request
+from sanic import Request
 from tortoise import connections
 
+from api.blueprint import Blueprint
 from api.http import json
 
 log = logging.getLogger("helpdesk.health")

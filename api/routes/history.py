@@ -3,8 +3,9 @@ first, DRF-paginated (core.history). Staff only."""
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate_staff, guard_ids, json, page_number, paginated
 from core import history
 

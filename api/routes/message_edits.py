@@ -12,9 +12,10 @@ answers 204.
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import empty
 
+from api.blueprint import Blueprint
 from api.http import authenticate, authenticate_staff, guard_ids, json
 from api.routes.customer import own_request
 from api.schemas.base import validated

@@ -5,8 +5,9 @@ current one). Answers the request as its customer sees it (customer_request_data
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate, guard_ids, json
 from api.schemas.base import validated
 from api.schemas.customer import Rating

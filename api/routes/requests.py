@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic_core import PydanticCustomError
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import empty
 
+from api.blueprint import Blueprint
 from api.http import (
     authenticate_staff,
     authenticate_staff_with,

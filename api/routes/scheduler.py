@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate, json
 from core.permissions import require_staff
 

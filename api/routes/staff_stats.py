@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate_staff, json
 from core import staff_stats
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sanic import Blueprint, Request
+from sanic import Request
 
+from api.blueprint import Blueprint
 from api.http import authenticate_staff, guard_ids, json
 from api.schemas.base import validated
 from api.schemas.users import AccessChange

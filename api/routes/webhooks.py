@@ -3,9 +3,10 @@ redelivery (directors; an admin gets 403). Rules in core.webhooks."""
 
 from __future__ import annotations
 
-from sanic import Blueprint, Request
+from sanic import Request
 from sanic.response import empty
 
+from api.blueprint import Blueprint
 from api.http import MAX_BIG_ID, MAX_DB_ID, authenticate_staff, body, json, page_number, paginated
 from core import webhooks as svc
 from core.errors import ValidationFailed

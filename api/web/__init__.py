@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
+from api.blueprint import PageBlueprint
 from api.routes import health
 from api.web import edits, pages, public, rating
 from api.web.render import SECURITY_HEADERS
@@ -36,8 +37,8 @@ def _too_large(handler):
     return wrapped
 
 
-def get_blueprint() -> Blueprint:
-    bp = Blueprint("web")
+def get_blueprint() -> PageBlueprint:
+    bp = PageBlueprint("web")
 
     bp.add_route(pages.form_page, "/", methods=["GET"], name="form")
     bp.add_route(pages.request_page, "/r/<key:str>", methods=["GET"], name="request_page",

@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 from typing import Any
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Request, Sanic
 
+from api.blueprint import Blueprint
 from api.client_address import client_address
 from api.http import is_row_id, refused_value, token_from
 from api.ws.access import authenticate, console_session, watch_session
