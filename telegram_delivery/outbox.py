@@ -242,7 +242,7 @@ def split_html(
     while pos < n:
         if max_parts is not None and len(parts) == max_parts:
             # Only what a reader would miss earns the note (bounded: a long rest is text).
-            if len(text) - pos > 4 * limit or _visible(text[pos:]):
+            if _rest_is_text(text, pos, limit):
                 parts[-1] += note
             break
         if _units(_prefix(stack)) + _closing_units(stack) > limit // 2:
@@ -352,7 +352,13 @@ def _rest_fits(text: str, pos: int, stack: tuple[tuple[str, str], ...], limit: i
     if len(text) - pos > 4 * limit:
         return False
     cut, _, _ = _fill(text, pos, stack, limit)
-    return cut >= len(text) or not _visible(text[cut:])
+    return not _rest_is_text(text, cut, limit)
+
+
+def _rest_is_text(text: str, pos: int, limit: int) -> bool:
+    """Whether a reader would miss what is left from `pos`: anything visible in it (a rest
+    longer than four parts counts as text without being scanned, which keeps this bounded)."""
+    return len(text) - pos > 4 * limit or _visible(text[pos:])
 
 
 def _units(s: str) -> int:
