@@ -171,17 +171,19 @@ def spawn_bot(settings, log_path: Path, sender_overrides: dict | None = None) ->
     )
 
 
-async def wait_quiet(fake: FakeTelegram, at_least: int, quiet: float, timeout: float) -> None:
-    """Wait until the fake has seen `at_least` sendMessage calls, the whole burst is queued,
-    nothing is in flight (no row `sending`) and no call came for `quiet` seconds: the sender
-    is sitting out the group limit. Killing it there is killing it mid-burst without landing
-    in the few-millisecond at-least-once window the sender documents."""
+async def wait_quiet(fake: FakeTelegram, at_least: int, at_most: int, quiet: float, timeout: float) -> None:
+    """Wait until the fake has seen `at_least` sendMessage calls but at most `at_most` cards,
+    the whole burst is queued, nothing is in flight (no row `sending`) and no call came for
+    `quiet` seconds: the sender is sitting out the group limit. Killing it there is killing it
+    mid-burst without landing in the few-millisecond at-least-once window the sender
+    documents. The end of the burst is quiet too: `at_most` keeps that pause out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         sends = fake.calls_of("sendMessage", include_failed=True)
         if (
             len(sends) >= at_least
             and time.monotonic() - sends[-1].at >= quiet
+            and len(announced(fake)) <= at_most
             and await TelegramOutbox.filter(dedup_key__startswith="new:").count() >= 60
             and not await TelegramOutbox.filter(status="sending").exists()
         ):
@@ -209,7 +211,8 @@ async def test_bot_killed_mid_burst_and_restarted_loses_and_doubles_nothing(
     second = None
     try:
         # Kill while the sender sits out the group limit between two windows.
-        await wait_quiet(fake_telegram, at_least=15, quiet=0.25, timeout=40)
+        # The group takes ten cards a window: pauses come after 10, 20, ... 50 and at the end (60).
+        await wait_quiet(fake_telegram, at_least=15, at_most=50, quiet=0.25, timeout=40)
         first.send_signal(signal.SIGKILL)
         first.wait(5)
         before = len(announced(fake_telegram))
