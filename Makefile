@@ -39,10 +39,9 @@ run: install
 	$(BIN)/helpdesk run
 
 ## Lint, then run the whole test suite on SQLite and (when reachable) PostgreSQL, Redis, Chromium.
-## In one process by default; `make test TEST_WORKERS=4` runs it in four (pytest-xdist): 6
-## minutes instead of 16 on two cores, but a few timing tests still flake under that load
-## (README, "Running the tests in parallel").
-TEST_WORKERS ?= 0
+## In two worker processes by default (pytest-xdist): about 10 minutes on two cores, against
+## 26-29 in one; `make test TEST_WORKERS=0` runs it in one (README, "Running the tests in parallel").
+TEST_WORKERS ?= 2
 test: install-test
 	$(BIN)/ruff check api bootstrap bot core db scheduler telegram_delivery webhooks mail tests bench
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
