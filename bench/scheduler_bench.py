@@ -5,7 +5,7 @@
 Runs, in one process, what each job reads: the reminders' overdue query
 (`scheduler.jobs.reminders._waiting_requests`), one auto-close batch (`run_auto_close`: it closes up
 to AUTO_CLOSE_BATCH requests in the bench database) and the digest's figures
-(`scheduler.digest.build_digest`). Telegram is not configured, so nothing is sent. Prints
+(`core.digest.build_digest`). Telegram is not configured, so nothing is sent. Prints
 wall and CPU time and the process's peak resident memory growth per job.
 """
 
@@ -19,6 +19,11 @@ import time
 from datetime import UTC, datetime
 
 from bench.fill_pg import DEFAULT_URL
+from core import digest, runtime
+from core.settings import Settings
+from db.setup import close_db, init_db
+from scheduler import jobs
+from scheduler.jobs import reminders
 
 
 def peak_mb() -> float:
@@ -26,12 +31,6 @@ def peak_mb() -> float:
 
 
 async def main(url: str) -> None:
-    from core import runtime
-    from core.settings import Settings
-    from db.setup import close_db, init_db
-    from scheduler import digest, jobs
-    from scheduler.jobs import reminders
-
     settings = Settings(database_url=url)
     runtime.configure(settings)
     await init_db(url)
