@@ -184,7 +184,8 @@ async def start_bot(settings: Settings, *, delivery: bool = True, updates: bool 
     forum_chats: set[int] = set()
     await detect_forums(delivery_bot, settings, forum_chats)
     limits = SenderLimits.from_settings(settings, **(sender_overrides or {}))
-    sender = Sender(delivery_bot, limits, lang=settings.language, budget=budget)
+    sender = Sender(delivery_bot, limits, lang=settings.language, budget=budget,
+                    admin_chat=settings.telegram_admin_chat_id)
     sender.stats = metered_stats()  # its counters also feed /metrics
     relay = Relay(settings, forum_chats=forum_chats, on_enqueued=sender.wake)
     runtime = BotRuntime(settings, bot, dp, sender, relay, forum_chats, delivery_bot=delivery_bot,

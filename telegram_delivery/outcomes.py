@@ -19,8 +19,8 @@ log = logging.getLogger("helpdesk.telegram_delivery.sender")
 
 
 class Outcomes:
-    """Mixed into telegram_delivery.sender.Sender (uses its `limits`, `lang`, `_noted` and
-    `_count`)."""
+    """Mixed into telegram_delivery.sender.Sender (uses its `limits`, `lang`, `admin_chat`,
+    `_noted` and `_count`)."""
 
     async def _mark_sent(self, row: TelegramOutbox, delivery: Delivery, result: Any,
                          payload_sent: dict[str, Any] | None = None, method: str | None = None) -> None:
@@ -92,11 +92,9 @@ class Outcomes:
         if msg.is_deleted:
             changes = [(mid, "deleteMessage", {}) for mid in message_ids]
         elif content_version(msg.content) != link.version:
-            customer_chat = msg.request.customer.telegram_id
-            admin_chat = row.chat_id if row.chat_id != customer_chat else None
-            links = await copies_of(msg, admin_chat, chat_id=row.chat_id)
-            changes = [(c.message_id, method, params)
-                       for c, method, params in copy_changes(msg, links, admin_chat, cards.lang_of(self.lang))]
+            links = await copies_of(msg, self.admin_chat, chat_id=row.chat_id)
+            changes = [(c.message_id, method, params) for c, method, params
+                       in copy_changes(msg, links, self.admin_chat, cards.lang_of(self.lang))]
         else:
             return
         for mid, method, params in changes:

@@ -117,9 +117,14 @@ class Sender(LoopWorker, Planning, Calling, BurstFolding, Preparing, Outcomes):
     """One sender loop (a process may run one; several processes may run one each)."""
 
     def __init__(self, bot: Any, limits: SenderLimits | None = None, *, name: str | None = None,
-                 lang: str = "ru", budget: Budget | None = None) -> None:
+                 lang: str = "ru", budget: Budget | None = None,
+                 admin_chat: int | None = None) -> None:
         self.bot = bot
         self.lang = lang
+        # The admin group, as the relay knows it (settings.telegram_admin_chat_id): a copy
+        # re-rendered after it is sent (telegram_delivery.outcomes) gets the header the relay
+        # gave it by the relay's own rule.
+        self.admin_chat = admin_chat
         self.limits = limits or SenderLimits()
         self.budget: Budget = budget or MemoryBudget(self.limits.rates)
         self.name = name or f"sender-{uuid.uuid4().hex[:6]}"

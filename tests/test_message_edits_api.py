@@ -260,6 +260,31 @@ async def test_an_edit_or_a_deletion_made_while_the_copy_waits_out_a_429_reaches
         await eventually(lambda: asyncio.sleep(0, result=(CUSTOMER_TG, late.result["message_id"]) in fake.deleted))
 
 
+async def test_an_internal_note_edited_while_its_group_copy_waits_out_a_429_is_brought_up_to_date(
+    api, telegram_settings, fake_telegram: FakeTelegram, make_user, token_for
+):
+    """The admin group's side of the resync: a note's copy, queued behind a 429 when the
+    note was edited, is re-rendered once sent as the relay renders it there (the internal
+    note's header, the group's language), and never reaches the customer's chat."""
+    fake = fake_telegram
+    async with running_bot(telegram_settings):
+        admin, customer, req = await _taken(make_user, fake, telegram_id=CUSTOMER_TG)
+        staff = await token_for(admin)
+        fake.fail("sendMessage", status=429, retry_after=2, times=1, where=to_chat(fake.admin_chat_id, "fuser"))
+        mid = (await api.post(f"{ADMIN}/{req.id}/messages/", staff,
+                              json={"content": "Check the fuser", "is_internal": True})).json()["id"]
+        await fake.wait_for("sendMessage", include_failed=True, where=lambda c: c.status == 429)
+        await api.request("PATCH", f"{ADMIN}/{req.id}/messages/{mid}/", staff,
+                          json={"content": "Check the fuser and the rollers"})
+        sent = (await fake.wait_for("sendMessage", where=to_chat(fake.admin_chat_id, "fuser"), timeout=15))[0]
+        assert sent.params["text"].endswith("Check the fuser")  # rendered before the edit
+        edit = (await fake.wait_for("editMessageText", where=to_chat(fake.admin_chat_id, "rollers")))[0]
+        assert edit.params["message_id"] == sent.result["message_id"]
+        assert edit.params["text"].startswith("🔒 Внутренняя заметка, Olga")
+        assert edit.params["text"].endswith("Check the fuser and the rollers")
+    assert not [c for c in fake.calls if c.params.get("chat_id") == CUSTOMER_TG and "fuser" in str(c.params)]
+
+
 async def test_telegram_refusals_close_the_row_without_retries(
     api, telegram_settings, fake_telegram: FakeTelegram, make_user, token_for
 ):
