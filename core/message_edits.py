@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from core import events, history, runtime
@@ -61,7 +61,8 @@ async def _own_message(actor: User, request_id: int, message_id: int, *, windowe
 
 
 async def edit_message(
-    actor: User, request_id: int, message_id: int, content: str, *, windowed: bool = True
+    actor: User, request_id: int, message_id: int, content: str, *, windowed: bool = True,
+    telegram_update: int | None = None,
 ) -> RequestMessage:
     """Change the text of the actor's own message.
 
@@ -71,6 +72,10 @@ async def edit_message(
     ValidationFailed (the text's limits, as for a new message). An unchanged text changes
     nothing and announces nothing. Otherwise atomic: the row, a `message_edited` history
     row (old and new text) and a `message_updated` event commit together.
+
+    `telegram_update` (an edit made in Telegram: its update id) applies the edit only if no
+    newer Telegram edit of the message was applied first, in this process or another: Telegram
+    may hand two edits of one message to two replicas at once, and the newer text must win.
     """
     msg = await _own_message(actor, request_id, message_id, windowed=windowed)
     errors: dict[str, list[str]] = {}
@@ -81,16 +86,24 @@ async def edit_message(
         msg.sender = actor
         return msg
     old = msg.content
-    msg.content = content
-    msg.edited_at = datetime.now(UTC)
+    edited_at = datetime.now(UTC)
+    msg.sender = actor
     async with in_transaction() as conn:
-        await RequestMessage.filter(id=msg.id).using_db(conn).update(content=content, edited_at=msg.edited_at)
+        row = RequestMessage.filter(id=msg.id).using_db(conn)
+        if telegram_update is None:
+            await row.update(content=content, edited_at=edited_at)
+        else:
+            changed = await row.filter(
+                Q(telegram_edit_update__isnull=True) | Q(telegram_edit_update__lt=telegram_update)
+            ).update(content=content, edited_at=edited_at, telegram_edit_update=telegram_update)
+            if not changed:  # a newer edit is already in: this older one changes nothing
+                return msg
+        msg.content, msg.edited_at = content, edited_at
         await history.record(conn, request_id, actor, [
             (EDITED, {"message_id": msg.id, "content": old}, {"message_id": msg.id, "content": content}),
         ])
         await events.record_event(events.MESSAGE_UPDATED, message_data(msg, actor), using_db=conn)
     events.committed()
-    msg.sender = actor
     return msg
 
 

@@ -176,3 +176,42 @@ async def test_customer_cannot_edit_someone_elses_message_by_link(
         fake.edited_message_update(CUSTOMER_TG, mid, text="hacked")
         await asyncio.sleep(1.0)
     assert (await RequestMessage.get(id=reply.id)).content == "We are on it"
+
+
+async def test_two_replicas_keep_the_newer_of_two_edits_whatever_order_they_handle_them(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """Webhook mode with two replicas: Telegram can hand the newer edit of a message to one
+    replica and the older edit to another, which gets to it later. Each replica's EditOrder
+    knows only the updates it saw; the stored message keeps the newer text all the same, and
+    the older edit leaves no trace in the history."""
+    from bootstrap.app import create_app
+    from tests.live import serve
+
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    settings = telegram_settings.with_overrides(
+        telegram_mode="webhook", telegram_webhook_secret="s3cr3t-token",
+        telegram_webhook_url="https://desk.example.com/telegram/webhook/",
+    )
+    kim = fake.user(CUSTOMER_TG, "Kim")
+    # Snapshots: the fake keeps one dict per message and edits change it in place.
+    sent = copy.deepcopy(fake.message_update(CUSTOMER_TG, kim, "Order 1234", push=False))
+    mid = sent["message"]["message_id"]
+    older = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1243", push=False))
+    newer = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1342", push=False))
+    sent["update_id"], older["update_id"], newer["update_id"] = 7001, 7002, 7003
+    async with (
+        serve(create_app(settings, name="replica_a")) as a,
+        serve(create_app(settings, name="replica_b")) as b,
+    ):
+        assert await fake.post_webhook(f"{a}/telegram/webhook/", sent, secret="s3cr3t-token") == 200
+        stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+        assert stored.content == "Order 1234"
+        assert await fake.post_webhook(f"{a}/telegram/webhook/", newer, secret="s3cr3t-token") == 200
+        assert (await RequestMessage.get(id=stored.id)).content == "Order 1342"
+        assert await fake.post_webhook(f"{b}/telegram/webhook/", older, secret="s3cr3t-token") == 200
+        # (read before the servers stop: stopping closes the database connections)
+        assert (await RequestMessage.get(id=stored.id)).content == "Order 1342"
+        entries = [entry_data(row) for row in (await list_history(admin, req.id))[1]]
+        assert [e["new"]["content"] for e in entries if e["field"] == "message_edited"] == ["Order 1342"]

@@ -109,10 +109,11 @@ async def on_edited_message(
     async with edit_order.lock(key):
         if not edit_order.is_newest(key, order):
             return
-        await _apply(message, actor, lang, stored)
+        await _apply(message, actor, lang, stored, order)
 
 
-async def _apply(message: Message, actor: User, lang: str, stored: RequestMessage) -> None:
+async def _apply(message: Message, actor: User, lang: str, stored: RequestMessage,
+                 order: int) -> None:
     if is_banned(actor):  # nothing changes; the same polite reply as for a new message
         await message.answer(tr("banned", lang), parse_mode="HTML")
         return
@@ -122,7 +123,8 @@ async def _apply(message: Message, actor: User, lang: str, stored: RequestMessag
     if not text:  # a caption removed from a file: the stored text stays
         return
     try:
-        await edit_message(actor, stored.request_id, stored.id, text, windowed=False)
+        await edit_message(actor, stored.request_id, stored.id, text, windowed=False,
+                           telegram_update=order)
     except DomainError as exc:
         log.info("edit of Telegram message %s in %s not applied: %s", message.message_id,
                  message.chat.id, exc.message)
