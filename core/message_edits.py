@@ -62,7 +62,7 @@ async def _own_message(actor: User, request_id: int, message_id: int, *, windowe
 
 async def edit_message(
     actor: User, request_id: int, message_id: int, content: str, *, windowed: bool = True,
-    telegram_update: int | None = None,
+    telegram_order: int | None = None,
 ) -> RequestMessage:
     """Change the text of the actor's own message.
 
@@ -73,9 +73,10 @@ async def edit_message(
     nothing and announces nothing. Otherwise atomic: the row, a `message_edited` history
     row (old and new text) and a `message_updated` event commit together.
 
-    `telegram_update` (an edit made in Telegram: its update id) applies the edit only if no
-    newer Telegram edit of the message was applied first, in this process or another: Telegram
-    may hand two edits of one message to two replicas at once, and the newer text must win.
+    `telegram_order` (an edit made in Telegram: where it stands among the message's edits,
+    bot.handlers.message_edits.edit_order) applies the edit only if no later Telegram edit of
+    the message was applied first, in this process or another: Telegram may hand two edits of
+    one message to two replicas at once, and the newer text must win.
     """
     msg = await _own_message(actor, request_id, message_id, windowed=windowed)
     errors: dict[str, list[str]] = {}
@@ -90,12 +91,12 @@ async def edit_message(
     msg.sender = actor
     async with in_transaction() as conn:
         row = RequestMessage.filter(id=msg.id).using_db(conn)
-        if telegram_update is None:
+        if telegram_order is None:
             await row.update(content=content, edited_at=edited_at)
         else:
             changed = await row.filter(
-                Q(telegram_edit_update__isnull=True) | Q(telegram_edit_update__lt=telegram_update)
-            ).update(content=content, edited_at=edited_at, telegram_edit_update=telegram_update)
+                Q(telegram_edit_order__isnull=True) | Q(telegram_edit_order__lt=telegram_order)
+            ).update(content=content, edited_at=edited_at, telegram_edit_order=telegram_order)
             if not changed:  # a newer edit is already in: this older one changes nothing
                 return msg
         msg.content, msg.edited_at = content, edited_at

@@ -227,9 +227,10 @@ class RequestMessage(Model):
     # keeps its row (and its text, also in the request's history) but is shown nowhere.
     edited_at = fields.DatetimeField(null=True)
     is_deleted = fields.BooleanField(default=False, db_default=False)
-    # The update id of the newest Telegram edit applied (bot.handlers.message_edits): an older
-    # edit that another replica handles later is dropped, in whatever order they commit.
-    telegram_edit_update = fields.BigIntField(null=True)
+    # Where the newest Telegram edit applied stands (bot.handlers.message_edits.edit_order:
+    # its edit_date, then its update id): an older edit that another replica handles later
+    # is dropped, in whatever order they commit.
+    telegram_edit_order = fields.BigIntField(null=True)
 
     class Meta:
         table = "request_messages"

@@ -215,3 +215,35 @@ async def test_two_replicas_keep_the_newer_of_two_edits_whatever_order_they_hand
         assert (await RequestMessage.get(id=stored.id)).content == "Order 1342"
         entries = [entry_data(row) for row in (await list_history(admin, req.id))[1]]
         assert [e["new"]["content"] for e in entries if e["field"] == "message_edited"] == ["Order 1342"]
+
+
+async def test_a_later_edit_applies_though_telegram_restarted_its_update_ids_lower(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """After a week without updates Telegram starts update ids again from a random value, so
+    a later edit can carry a smaller id than the edit before it. Edits are ordered by their
+    edit_date first: the later text is kept, not dropped as "older"."""
+    from bootstrap.app import create_app
+    from tests.live import serve
+
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    settings = telegram_settings.with_overrides(
+        telegram_mode="webhook", telegram_webhook_secret="s3cr3t-token",
+        telegram_webhook_url="https://desk.example.com/telegram/webhook/",
+    )
+    kim = fake.user(CUSTOMER_TG, "Kim")
+    sent = copy.deepcopy(fake.message_update(CUSTOMER_TG, kim, "Order 1234", push=False))
+    mid = sent["message"]["message_id"]
+    first = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1243", push=False))
+    later = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1342", push=False))
+    sent["update_id"], first["update_id"], later["update_id"] = 880_000_001, 880_000_002, 4_711
+    later["edited_message"]["edit_date"] = first["edited_message"]["edit_date"] + 2
+    async with serve(create_app(settings, name="replica_a")) as a:
+        for update in (sent, first, later):
+            assert await fake.post_webhook(f"{a}/telegram/webhook/", update, secret="s3cr3t-token") == 200
+        stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+        assert stored.content == "Order 1342"
+        entries = [entry_data(row) for row in (await list_history(admin, req.id))[1]]
+        assert [e["new"]["content"] for e in entries if e["field"] == "message_edited"] == [
+            "Order 1243", "Order 1342"]

@@ -50,10 +50,11 @@ ORIGIN_GRACE = 30.0
 
 
 class EditOrder:
-    """Per Telegram message, the newest edit seen (by update id) and a lock: edits of one
-    message are applied one at a time, and an edit older than one already seen is dropped,
-    whatever order the concurrent handlers reach the database in. Entries are forgotten a
-    while after their message's last edit (longer than any wait in `_stored_origin`)."""
+    """Per Telegram message, the newest edit seen (by `edit_order_key`) and a lock: edits of
+    one message are applied one at a time, and an edit older than one already seen is
+    dropped, whatever order the concurrent handlers reach the database in (across processes
+    the database keeps the order: core.message_edits). Entries are forgotten a while after
+    their message's last edit (longer than any wait in `_stored_origin`)."""
 
     KEEP = 2 * ORIGIN_GRACE
 
@@ -101,7 +102,7 @@ async def on_edited_message(
     if actor is None:
         return
     key = (message.chat.id, message.message_id)
-    order = event_update.update_id  # aiogram passes the update to every handler
+    order = edit_order_key(message, event_update.update_id)  # aiogram passes every handler the update
     edit_order.saw(key, order)
     stored = await _stored_origin(message, edit_order, key, order)
     if stored is None:
@@ -110,6 +111,15 @@ async def on_edited_message(
         if not edit_order.is_newest(key, order):
             return
         await _apply(message, actor, lang, stored, order)
+
+
+def edit_order_key(message: Message, update_id: int) -> int:
+    """Where an edit stands among the edits of its message, as one number the database
+    compares (core.message_edits): its `edit_date` first, then its update id within the same
+    second. Not the update id alone: after a week without updates Telegram starts the ids
+    again from a random value, and a later edit could then carry a smaller one."""
+    edited = int(message.edit_date or time.time())
+    return (edited << 32) | (update_id & 0xFFFFFFFF)
 
 
 async def _apply(message: Message, actor: User, lang: str, stored: RequestMessage,
@@ -124,7 +134,7 @@ async def _apply(message: Message, actor: User, lang: str, stored: RequestMessag
         return
     try:
         await edit_message(actor, stored.request_id, stored.id, text, windowed=False,
-                           telegram_update=order)
+                           telegram_order=order)
     except DomainError as exc:
         log.info("edit of Telegram message %s in %s not applied: %s", message.message_id,
                  message.chat.id, exc.message)

@@ -1,6 +1,6 @@
-"""Telegram edits in update order across replicas (bot.handlers.message_edits): the update id
-of the newest edit applied to a message, so an older edit reaching another process later
-changes nothing."""
+"""Telegram edits in order across replicas (bot.handlers.message_edits): where the newest
+edit applied to a message stands (its edit_date, then its update id), so an older edit
+reaching another process later changes nothing."""
 
 from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
     operations = [
         ops.AddField(
             model_name="RequestMessage",
-            name="telegram_edit_update",
+            name="telegram_edit_order",
             field=fields.BigIntField(null=True),
         ),
     ]
