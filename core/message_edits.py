@@ -60,6 +60,12 @@ async def _own_message(actor: User, request_id: int, message_id: int, *, windowe
     return msg
 
 
+def _later_telegram_edit(message_id: int, order: int):
+    """The message, if no Telegram edit at or after `order` was applied to it yet."""
+    return RequestMessage.filter(id=message_id).filter(
+        Q(telegram_edit_order__isnull=True) | Q(telegram_edit_order__lt=order))
+
+
 async def edit_message(
     actor: User, request_id: int, message_id: int, content: str, *, windowed: bool = True,
     telegram_order: int | None = None,
@@ -74,29 +80,29 @@ async def edit_message(
     row (old and new text) and a `message_updated` event commit together.
 
     `telegram_order` (an edit made in Telegram: where it stands among the message's edits,
-    bot.handlers.message_edits.edit_order) applies the edit only if no later Telegram edit of
-    the message was applied first, in this process or another: Telegram may hand two edits of
-    one message to two replicas at once, and the newer text must win.
+    bot.handlers.message_edits.edit_order_key) applies the edit only if no later Telegram
+    edit of the message was applied first, in this process or another: Telegram may hand two
+    edits of one message to two replicas at once, and the newer text must win. An edit that
+    leaves the text as it is still records its place, so older edits stay out.
     """
     msg = await _own_message(actor, request_id, message_id, windowed=windowed)
     errors: dict[str, list[str]] = {}
     check_text(errors, "content", content, current_limits().content, actor.language)
     if errors:
         raise ValidationFailed(errors)
+    msg.sender = actor
     if content == msg.content:
-        msg.sender = actor
+        if telegram_order is not None:  # nothing to store, but older edits now come too late
+            await _later_telegram_edit(msg.id, telegram_order).update(telegram_edit_order=telegram_order)
         return msg
     old = msg.content
     edited_at = datetime.now(UTC)
-    msg.sender = actor
     async with in_transaction() as conn:
-        row = RequestMessage.filter(id=msg.id).using_db(conn)
         if telegram_order is None:
-            await row.update(content=content, edited_at=edited_at)
+            await RequestMessage.filter(id=msg.id).using_db(conn).update(content=content, edited_at=edited_at)
         else:
-            changed = await row.filter(
-                Q(telegram_edit_order__isnull=True) | Q(telegram_edit_order__lt=telegram_order)
-            ).update(content=content, edited_at=edited_at, telegram_edit_order=telegram_order)
+            changed = await _later_telegram_edit(msg.id, telegram_order).using_db(conn).update(
+                content=content, edited_at=edited_at, telegram_edit_order=telegram_order)
             if not changed:  # a newer edit is already in: this older one changes nothing
                 return msg
         msg.content, msg.edited_at = content, edited_at

@@ -227,7 +227,7 @@ class RequestMessage(Model):
     # keeps its row (and its text, also in the request's history) but is shown nowhere.
     edited_at = fields.DatetimeField(null=True)
     is_deleted = fields.BooleanField(default=False, db_default=False)
-    # Where the newest Telegram edit applied stands (bot.handlers.message_edits.edit_order:
+    # Where the newest Telegram edit applied stands (bot.handlers.message_edits.edit_order_key:
     # its edit_date, then its update id): an older edit that another replica handles later
     # is dropped, in whatever order they commit.
     telegram_edit_order = fields.BigIntField(null=True)

@@ -178,6 +178,37 @@ async def test_customer_cannot_edit_someone_elses_message_by_link(
     assert (await RequestMessage.get(id=reply.id)).content == "We are on it"
 
 
+WEBHOOK_SECRET = "s3cr3t-token"
+
+
+def _webhook_mode(settings):
+    return settings.with_overrides(
+        telegram_mode="webhook", telegram_webhook_secret=WEBHOOK_SECRET,
+        telegram_webhook_url="https://desk.example.com/telegram/webhook/",
+    )
+
+
+def _message_and_edits(fake: FakeTelegram, text: str, *edits: str, update_ids: tuple[int, ...]):
+    """Kim's message and its edits as Telegram would send them, with these update ids.
+    Snapshots: the fake keeps one dict per message and edits change it in place."""
+    sent = copy.deepcopy(fake.message_update(CUSTOMER_TG, fake.user(CUSTOMER_TG, "Kim"), text, push=False))
+    mid = sent["message"]["message_id"]
+    updates = [sent] + [copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text=edit, push=False))
+                        for edit in edits]
+    for update, update_id in zip(updates, update_ids, strict=True):
+        update["update_id"] = update_id
+    return updates
+
+
+async def _deliver(fake: FakeTelegram, base: str, update: dict) -> None:
+    assert await fake.post_webhook(f"{base}/telegram/webhook/", update, secret=WEBHOOK_SECRET) == 200
+
+
+async def _edited_texts(admin: User, request_id: int) -> list[str]:
+    entries = [entry_data(row) for row in (await list_history(admin, request_id))[1]]
+    return [e["new"]["content"] for e in entries if e["field"] == "message_edited"]
+
+
 async def test_two_replicas_keep_the_newer_of_two_edits_whatever_order_they_handle_them(
     telegram_settings, fake_telegram: FakeTelegram, make_user
 ):
@@ -190,31 +221,48 @@ async def test_two_replicas_keep_the_newer_of_two_edits_whatever_order_they_hand
 
     fake = fake_telegram
     admin, customer, req = await _desk(make_user, fake)
-    settings = telegram_settings.with_overrides(
-        telegram_mode="webhook", telegram_webhook_secret="s3cr3t-token",
-        telegram_webhook_url="https://desk.example.com/telegram/webhook/",
-    )
-    kim = fake.user(CUSTOMER_TG, "Kim")
-    # Snapshots: the fake keeps one dict per message and edits change it in place.
-    sent = copy.deepcopy(fake.message_update(CUSTOMER_TG, kim, "Order 1234", push=False))
-    mid = sent["message"]["message_id"]
-    older = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1243", push=False))
-    newer = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1342", push=False))
-    sent["update_id"], older["update_id"], newer["update_id"] = 7001, 7002, 7003
+    settings = _webhook_mode(telegram_settings)
+    sent, older, newer = _message_and_edits(fake, "Order 1234", "Order 1243", "Order 1342",
+                                            update_ids=(7001, 7002, 7003))
     async with (
         serve(create_app(settings, name="replica_a")) as a,
         serve(create_app(settings, name="replica_b")) as b,
     ):
-        assert await fake.post_webhook(f"{a}/telegram/webhook/", sent, secret="s3cr3t-token") == 200
+        await _deliver(fake, a, sent)
         stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
         assert stored.content == "Order 1234"
-        assert await fake.post_webhook(f"{a}/telegram/webhook/", newer, secret="s3cr3t-token") == 200
+        await _deliver(fake, a, newer)
         assert (await RequestMessage.get(id=stored.id)).content == "Order 1342"
-        assert await fake.post_webhook(f"{b}/telegram/webhook/", older, secret="s3cr3t-token") == 200
+        await _deliver(fake, b, older)
         # (read before the servers stop: stopping closes the database connections)
         assert (await RequestMessage.get(id=stored.id)).content == "Order 1342"
-        entries = [entry_data(row) for row in (await list_history(admin, req.id))[1]]
-        assert [e["new"]["content"] for e in entries if e["field"] == "message_edited"] == ["Order 1342"]
+        assert await _edited_texts(admin, req.id) == ["Order 1342"]
+
+
+async def test_a_newer_edit_back_to_the_stored_text_still_outranks_an_older_one(
+    telegram_settings, fake_telegram: FakeTelegram, make_user
+):
+    """Kim changes a word and changes it back. The newer edit, back to the stored text, is
+    handled first and changes nothing to store; it must still count as the newest, or the
+    older edit, handled later by another replica, would put the changed word back."""
+    from bootstrap.app import create_app
+    from tests.live import serve
+
+    fake = fake_telegram
+    admin, customer, req = await _desk(make_user, fake)
+    settings = _webhook_mode(telegram_settings)
+    sent, older, newer = _message_and_edits(fake, "Order 1234", "Order 1243", "Order 1234",
+                                            update_ids=(7101, 7102, 7103))
+    async with (
+        serve(create_app(settings, name="replica_a")) as a,
+        serve(create_app(settings, name="replica_b")) as b,
+    ):
+        await _deliver(fake, a, sent)
+        await _deliver(fake, a, newer)
+        await _deliver(fake, b, older)
+        stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
+        assert stored.content == "Order 1234"
+        assert await _edited_texts(admin, req.id) == []
 
 
 async def test_a_later_edit_applies_though_telegram_restarted_its_update_ids_lower(
@@ -228,22 +276,13 @@ async def test_a_later_edit_applies_though_telegram_restarted_its_update_ids_low
 
     fake = fake_telegram
     admin, customer, req = await _desk(make_user, fake)
-    settings = telegram_settings.with_overrides(
-        telegram_mode="webhook", telegram_webhook_secret="s3cr3t-token",
-        telegram_webhook_url="https://desk.example.com/telegram/webhook/",
-    )
-    kim = fake.user(CUSTOMER_TG, "Kim")
-    sent = copy.deepcopy(fake.message_update(CUSTOMER_TG, kim, "Order 1234", push=False))
-    mid = sent["message"]["message_id"]
-    first = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1243", push=False))
-    later = copy.deepcopy(fake.edited_message_update(CUSTOMER_TG, mid, text="Order 1342", push=False))
-    sent["update_id"], first["update_id"], later["update_id"] = 880_000_001, 880_000_002, 4_711
+    settings = _webhook_mode(telegram_settings)
+    sent, first, later = _message_and_edits(fake, "Order 1234", "Order 1243", "Order 1342",
+                                            update_ids=(880_000_001, 880_000_002, 4_711))
     later["edited_message"]["edit_date"] = first["edited_message"]["edit_date"] + 2
     async with serve(create_app(settings, name="replica_a")) as a:
         for update in (sent, first, later):
-            assert await fake.post_webhook(f"{a}/telegram/webhook/", update, secret="s3cr3t-token") == 200
+            await _deliver(fake, a, update)
         stored = await RequestMessage.get(request_id=req.id, sender_id=customer.id)
         assert stored.content == "Order 1342"
-        entries = [entry_data(row) for row in (await list_history(admin, req.id))[1]]
-        assert [e["new"]["content"] for e in entries if e["field"] == "message_edited"] == [
-            "Order 1243", "Order 1342"]
+        assert await _edited_texts(admin, req.id) == ["Order 1243", "Order 1342"]
